@@ -1,0 +1,146 @@
+"""Settings: one root object with nested groups, read from ``LEDGERLINK_*`` environment variables.
+
+Nested groups use ``__``: ``LEDGERLINK_SYNC__OVERLAP_DAYS=14``, ``LEDGERLINK_FORTNOX__CLIENT_ID=...``,
+``LEDGERLINK_BANKS__NORDEA__BASE_URL=...``. Every setting is listed with its default in ``.env.example``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-secret-change-me-0123456789abcdef"
+DEV_ENCRYPTION_KEY = "ZGV2LWtleS1kby1ub3QtdXNlLWluLXByb2R1Y3Rpb24="  # base64 of a 32-byte dev key
+
+
+class AuthSettings(BaseModel):
+    """Caller JWTs: HS256 with a shared secret (dev) or RS256 from a JWKS URL (production)."""
+
+    jwt_secret: SecretStr | None = SecretStr(DEV_JWT_SECRET)
+    jwks_url: str | None = None
+    jwks_cache_seconds: int = 300
+    issuer: str | None = None
+    audience: str | None = None
+    leeway_seconds: int = 30
+
+
+class SecuritySettings(BaseModel):
+    """Encryption of secrets at rest (AES-GCM).
+
+    ``encryption_keys`` is a comma-separated list of ``key_id:base64key`` (32-byte keys); the first
+    encrypts, all decrypt, so keys can be rotated by putting the new key first.
+    """
+
+    encryption_keys: SecretStr = SecretStr(f"dev:{DEV_ENCRYPTION_KEY}")
+
+
+class SyncSettings(BaseModel):
+    """The nightly schedule and the sync window."""
+
+    overlap_days: int = 10
+    night_window_start: dt.time = dt.time(1, 0)
+    night_window_end: dt.time = dt.time(5, 0)
+    per_bank_concurrency: int = 8
+    unattended_reads_per_day: int = 4
+    max_attempts: int = 5
+    backoff_base_seconds: float = 30.0
+    backoff_max_seconds: float = 3600.0
+    consent_expiry_warning_days: int = 7
+    lock_ttl_seconds: int = 900
+
+
+class BankEndpointSettings(BaseModel):
+    """One bank's API: base URL and TPP credentials. Unset fields fall back to the catalogue default."""
+
+    base_url: str | None = None
+    auth_base_url: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    app_id: str | None = None
+    timeout_seconds: float = 30.0
+
+
+class FortnoxSettings(BaseModel):
+    """Fortnox API v3 and its OAuth2 server."""
+
+    api_base_url: str = "https://api.fortnox.se"
+    auth_base_url: str = "https://apps.fortnox.se/oauth-v1"
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    scopes: str = "companyinformation bookkeeping invoice supplierinvoice settings"
+    requests_per_window: int = 25
+    window_seconds: float = 5.0
+    validity_days: int = 30
+    expiry_warning_days: int = 7
+    timeout_seconds: float = 30.0
+
+
+class WebhookSettings(BaseModel):
+    """Outgoing webhooks to internal services."""
+
+    allow_private_targets: bool = False
+    timeout_seconds: float = 10.0
+    max_attempts: int = 8
+
+
+class LimitSettings(BaseModel):
+    """Request size limits (bytes)."""
+
+    max_body_bytes: int = 1_048_576
+    max_upload_bytes: int = 200 * 1_048_576
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LEDGERLINK_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    env: Literal["development", "testing", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./var/ledgerlink.db"
+    redis_url: str | None = None
+    queue_name: str = "arq:queue"
+    sandbox: bool = False
+    public_base_url: str = "http://127.0.0.1:8000"
+    log_level: str = "INFO"
+    log_json: bool = True
+    bank_import_trial_until: dt.date | None = None
+    allowed_redirect_uris: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://localhost:3000/callback", "http://127.0.0.1:8000/sandbox/callback"]
+    )
+
+    auth: AuthSettings = AuthSettings()
+    security: SecuritySettings = SecuritySettings()
+    sync: SyncSettings = SyncSettings()
+    banks: dict[str, BankEndpointSettings] = Field(default_factory=dict)
+    fortnox: FortnoxSettings = FortnoxSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    limits: LimitSettings = LimitSettings()
+
+    @field_validator("allowed_redirect_uris", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    def bank(self, bank_id: str) -> BankEndpointSettings:
+        return self.banks.get(bank_id) or BankEndpointSettings()
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+Settings.model_rebuild()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,51 @@
+"""structlog setup: JSON lines, dotted event names, a request id bound per request, secrets redacted."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+SECRET_KEYS = re.compile(
+    r"(token|secret|password|authorization|consent_id|consent-id|code|state|refresh|api_key|cookie)", re.I
+)
+BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.I)
+
+
+def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Drop the values of secret-looking keys and bearer tokens inside strings."""
+    for key in list(event_dict):
+        if key in ("event", "level", "timestamp", "logger"):
+            continue
+        if SECRET_KEYS.search(key):
+            event_dict[key] = "[redacted]"
+        elif isinstance(event_dict[key], str):
+            event_dict[key] = BEARER.sub(r"\1[redacted]", event_dict[key])
+    return event_dict
+
+
+def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact,
+    ]
+    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=level.upper(), stream=sys.stdout, format="%(message)s")
+    for noisy in ("httpx", "httpcore", "arq.worker", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def get_logger(name: str | None = None) -> Any:
+    return structlog.get_logger(name)

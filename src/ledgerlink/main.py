@@ -1,0 +1,182 @@
+"""The FastAPI application factory and its lifespan (engine, queue, dispatcher, sandbox mounts)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from arq.connections import RedisSettings, create_pool
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from sqlalchemy.engine import make_url
+
+from ledgerlink.api import build_v1_router
+from ledgerlink.auth.tokens import TokenVerifier
+from ledgerlink.config import Settings, get_settings
+from ledgerlink.db.session import create_engine, create_sessionmaker
+from ledgerlink.errors import Problem, install_error_handlers
+from ledgerlink.logging import configure_logging, get_logger
+from ledgerlink.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from ledgerlink.ops.endpoints import router as ops_router
+from ledgerlink.worker.enqueue import set_dispatcher
+from ledgerlink.worker.registry import JobContext, load_all_tasks
+from ledgerlink.worker.runner import ArqDispatcher, InProcessRunner, register_crons_as_tasks
+
+log = get_logger(__name__)
+
+DESCRIPTION = """ledgerlink connects a company's bank accounts (PSD2, one adapter per bank) and pulls their
+transactions every night into "transactions to book"; and it connects Fortnox to import a financial year for
+the year-end closing and to send the closing adjustments back as vouchers.
+
+Errors are RFC 9457 `application/problem+json` with a stable `code`."""
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    transports: dict[str, httpx.AsyncBaseTransport] | None = None,
+    start_cron: bool | None = None,
+) -> FastAPI:
+    """Build the app. ``transports`` maps a bank id or ``"fortnox"`` to an httpx transport (tests)."""
+    settings = settings or get_settings()
+    transports = dict(transports or {})
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level, json=settings.log_json)
+        engine = create_engine(settings.database_url)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.redis = None
+        runner: InProcessRunner | None = None
+        load_all_tasks()
+        ctx: JobContext = {
+            "settings": settings,
+            "sessionmaker": app.state.sessionmaker,
+            "transports": transports,
+        }
+        if settings.redis_url:
+            app.state.redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+            ctx["redis"] = app.state.redis
+            set_dispatcher(ArqDispatcher(app.state.redis, queue_name=settings.queue_name))
+        else:
+            ctx["redis"] = None
+            register_crons_as_tasks()
+            runner = InProcessRunner(ctx)
+            set_dispatcher(runner)
+            if start_cron if start_cron is not None else settings.env != "testing":
+                runner.start_cron()
+                await _resume_unfinished_syncs(ctx)
+        app.state.job_context = ctx
+        app.state.runner = runner
+        log.info(
+            "app.started",
+            database=engine.url.render_as_string(hide_password=True),
+            queue="redis" if settings.redis_url else "in-process",
+            sandbox=settings.sandbox,
+        )
+        try:
+            yield
+        finally:
+            if runner is not None:
+                await runner.aclose()
+            if app.state.redis is not None:
+                await app.state.redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="ledgerlink",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+        swagger_ui_parameters={"persistAuthorization": True},  # the pasted token survives a reload
+    )
+    app.state.settings = settings
+    app.state.transports = transports
+    app.state.token_verifier = TokenVerifier(settings.auth)
+    install_error_handlers(app)
+    app.include_router(ops_router)
+    app.include_router(build_v1_router())
+    if settings.sandbox:
+        _mount_sandboxes(app, _sandbox_state_dir(settings))
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_body=settings.limits.max_body_bytes,
+        max_upload=settings.limits.max_upload_bytes,
+    )
+    app.add_middleware(RequestContextMiddleware)
+    _add_problem_schema(app)
+    return app
+
+
+async def _resume_unfinished_syncs(ctx: JobContext) -> None:
+    """Embedded default: this process is the only worker, so syncs queued or running when it last
+    stopped lost their jobs with it; send them again now instead of after the stale-run timeout."""
+    from ledgerlink.sync.service.cron import resend_unfinished_runs
+
+    try:
+        await resend_unfinished_runs(ctx)
+    except Exception:  # a fresh database without tables yet, say: the cron sweep still recovers them
+        log.exception("app.resume_syncs_failed")
+
+
+def _sandbox_state_dir(settings: Settings) -> Path | None:
+    """Beside the embedded SQLite file (``./var/``), so a restarted ``make run`` still knows the sandbox
+    bank's consents; None for PostgreSQL (tests, docker) and in-memory SQLite."""
+    if not settings.uses_sqlite:
+        return None
+    database = make_url(settings.database_url).database
+    if not database or database == ":memory:":
+        return None
+    return Path(database).parent
+
+
+def _mount_sandboxes(app: FastAPI, state_dir: Path | None = None) -> None:
+    """The sandbox bank and sandbox Fortnox, mounted for the embedded default (``make run``)."""
+    from ledgerlink.sandbox.bank import create_sandbox_bank_app
+    from ledgerlink.sandbox.callback import router as sandbox_callback_router
+    from ledgerlink.sandbox.fortnox import create_sandbox_fortnox_app
+
+    bank_state = state_dir / "sandbox-bank.json" if state_dir is not None else None
+    app.mount("/sandbox/bank", create_sandbox_bank_app(state_path=bank_state))
+    app.mount("/sandbox/fortnox", create_sandbox_fortnox_app())
+    app.include_router(sandbox_callback_router)
+
+
+def _add_problem_schema(app: FastAPI) -> None:
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.setdefault(
+            "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        )
+        for name, sub in (
+            Problem.model_json_schema(ref_template="#/components/schemas/{model}").get("$defs", {}).items()
+        ):
+            components.setdefault(name, sub)
+        components["Problem"].pop("$defs", None)
+        problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                response = operation.get("responses", {}).get("422")
+                if response is not None:
+                    response["content"] = problem
+                    response["description"] = "Unprocessable request"
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,1 @@
+"""Single-use OAuth/consent ``state`` and the redirect-URI allow-list, shared by bank and Fortnox logins."""

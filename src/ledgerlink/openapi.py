@@ -1,0 +1,14 @@
+"""Render the app's OpenAPI document as YAML (``make openapi``; the drift test compares with it)."""
+
+from __future__ import annotations
+
+import yaml
+
+from ledgerlink.config import Settings
+
+
+def render_openapi() -> str:
+    from ledgerlink.main import create_app
+
+    app = create_app(Settings(sandbox=False, _env_file=None))
+    return yaml.safe_dump(app.openapi(), sort_keys=False, allow_unicode=True, width=120)

@@ -1,0 +1,102 @@
+"""The ``@task`` registry: jobs register by import side effect; the worker and the in-process runner
+both read :data:`TASKS` and :data:`CRONS`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ledgerlink.config import Settings
+
+
+class JobContext(TypedDict, total=False):
+    """What a job receives. ``redis`` is None in the embedded default."""
+
+    settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: Any
+    transports: dict[str, httpx.AsyncBaseTransport]
+    clock: Callable[[], dt.datetime]
+    job_id: str
+    job_try: int
+
+
+TaskFn = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class TaskDef:
+    name: str
+    fn: TaskFn
+    max_tries: int
+    timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class CronDef:
+    name: str
+    fn: TaskFn
+    minute: frozenset[int] | None
+    hour: frozenset[int] | None
+    run_at_startup: bool = False
+
+
+TASKS: dict[str, TaskDef] = {}
+CRONS: dict[str, CronDef] = {}
+
+
+def task(name: str, *, max_tries: int = 5, timeout_seconds: int = 600) -> Callable[[TaskFn], TaskFn]:
+    def register(fn: TaskFn) -> TaskFn:
+        TASKS[name] = TaskDef(name, fn, max_tries, timeout_seconds)
+        return fn
+
+    return register
+
+
+def cron_task(
+    name: str, *, minute: set[int] | None = None, hour: set[int] | None = None, run_at_startup: bool = False
+) -> Callable[[TaskFn], TaskFn]:
+    def register(fn: TaskFn) -> TaskFn:
+        CRONS[name] = CronDef(
+            name,
+            fn,
+            frozenset(minute) if minute is not None else None,
+            frozenset(hour) if hour is not None else None,
+            run_at_startup,
+        )
+        return fn
+
+    return register
+
+
+def load_all_tasks() -> None:
+    """Import every feature's ``tasks`` module so their jobs register."""
+    import ledgerlink.closing.tasks
+    import ledgerlink.events.tasks
+    import ledgerlink.fortnox.tasks
+    import ledgerlink.sync.tasks  # noqa: F401
+
+
+class RetryLater(Exception):
+    """Raised by a job to run again after ``defer_seconds`` (counts against ``max_tries``)."""
+
+    def __init__(self, defer_seconds: float) -> None:
+        super().__init__(f"retry in {defer_seconds:.0f}s")
+        self.defer_seconds = defer_seconds
+
+
+def compute_backoff(attempt: int, *, base: float = 30.0, cap: float = 3600.0) -> float:
+    """Exponential backoff with full jitter: a random delay in [base/2, min(cap, base * 2**(attempt-1))].
+
+    Args:
+        attempt: 1 for the first retry.
+    """
+    import random
+
+    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
+    return random.uniform(min(base / 2, ceiling), ceiling)

@@ -1,0 +1,93 @@
+"""arq worker settings built from the task registry (``ledgerlink worker``; tests build one in burst mode)."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import arq
+import httpx
+from arq import cron as arq_cron
+from arq.connections import RedisSettings
+
+from ledgerlink.config import Settings
+from ledgerlink.db.session import create_engine, create_sessionmaker
+from ledgerlink.logging import configure_logging, get_logger
+from ledgerlink.worker.enqueue import set_dispatcher
+from ledgerlink.worker.registry import CRONS, TASKS, JobContext, RetryLater, TaskFn, load_all_tasks
+from ledgerlink.worker.runner import ArqDispatcher
+
+log = get_logger(__name__)
+
+
+def _job_ctx(ctx: dict[str, Any]) -> JobContext:
+    job_ctx = cast(JobContext, dict(ctx["ledgerlink"]))
+    job_ctx["job_id"] = str(ctx.get("job_id", ""))
+    job_ctx["job_try"] = int(ctx.get("job_try", 1))
+    return job_ctx
+
+
+def _adapt(name: str, fn: TaskFn) -> Any:
+    async def run(ctx: dict[str, Any], **kwargs: Any) -> Any:
+        try:
+            return await fn(_job_ctx(ctx), **kwargs)
+        except RetryLater as retry:
+            raise arq.Retry(defer=retry.defer_seconds) from retry
+
+    run.__qualname__ = run.__name__ = name.replace(".", "_")
+    return run
+
+
+def build_worker_settings(
+    settings: Settings,
+    *,
+    transports: dict[str, httpx.AsyncBaseTransport] | None = None,
+    configure_logs: bool = True,
+) -> dict[str, Any]:
+    """Keyword arguments for ``arq.Worker``: every registered task and cron, with our job context."""
+    if not settings.redis_url:
+        raise RuntimeError("the arq worker needs LEDGERLINK_REDIS_URL")
+    load_all_tasks()
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        if configure_logs:
+            configure_logging(settings.log_level, json=settings.log_json)
+        engine = create_engine(settings.database_url)
+        set_dispatcher(ArqDispatcher(ctx["redis"], queue_name=settings.queue_name))
+        ctx["engine"] = engine
+        ctx["ledgerlink"] = {
+            "settings": settings,
+            "sessionmaker": create_sessionmaker(engine),
+            "redis": ctx["redis"],
+            "transports": dict(transports or {}),
+        }
+        log.info("worker.started", tasks=sorted(TASKS))
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        await ctx["engine"].dispose()
+
+    functions = [
+        arq.func(_adapt(d.name, d.fn), name=d.name, max_tries=d.max_tries, timeout=d.timeout_seconds)
+        for d in TASKS.values()
+        if d.name not in CRONS
+    ]
+    cron_jobs = [
+        arq_cron(
+            _adapt(c.name, c.fn),
+            name=c.name,
+            minute=set(c.minute) if c.minute is not None else None,
+            hour=set(c.hour) if c.hour is not None else None,
+            run_at_startup=c.run_at_startup,
+            unique=True,
+        )
+        for c in CRONS.values()
+    ]
+    return {
+        "functions": functions,
+        "cron_jobs": cron_jobs,
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "queue_name": settings.queue_name,
+        "max_jobs": 20,
+        "job_timeout": 1800,
+    }

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import httpx
+
+from ledgerlink.config import Settings
+from ledgerlink.main import create_app
+
+
+async def test_healthz_and_metrics_need_no_token(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    await client.get("/v1/company")
+    metrics = await client.get("/metrics")
+    assert metrics.status_code == 200
+    assert "ledgerlink_http_requests_total" in metrics.text
+
+
+async def test_readyz_ok_with_database_and_queue(client: httpx.AsyncClient) -> None:
+    response = await client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "queue": "ok"}
+
+
+async def test_readyz_503_when_database_unreachable(settings: Settings) -> None:
+    down = settings.model_copy(update={"database_url": "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"})
+    app = create_app(down, start_cron=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
+    ):
+        response = await c.get("/readyz")
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["code"] == "not_ready" and body["database"] == "unreachable" and body["queue"] == "ok"
+
+
+async def test_readyz_503_when_queue_unreachable(settings: Settings) -> None:
+    app = create_app(settings, start_cron=False)
+    async with app.router.lifespan_context(app):
+        await app.state.redis.aclose()
+        from redis.asyncio import Redis
+
+        app.state.redis = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            response = await c.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["queue"] == "unreachable"
+
+
+async def test_every_log_line_of_a_request_carries_its_request_id(
+    client: httpx.AsyncClient, capsys: object
+) -> None:
+    import json
+
+    response = await client.get("/v1/company", headers={"X-Request-ID": "req-abc-123"})
+    assert response.headers["x-request-id"] == "req-abc-123"
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]  # type: ignore[attr-defined]
+    request_lines = [line for line in lines if line.get("path") == "/v1/company"]
+    assert request_lines and all(line["request_id"] == "req-abc-123" for line in request_lines)

@@ -1,0 +1,94 @@
+"""Bank Norwegian (Swedish customers): BG-like with its own headers and numbered pages (§3.9).
+
+* Headers: ``Request-ID`` (not ``X-Request-ID``), ``Region-ID: SE``, ``TPP-Client-ID``.
+* Paths without the ``/v1`` segment: ``/consents``, ``/consents/{id}``, ``/accounts``,
+  ``/accounts/{id}/balances``, ``/accounts/{id}/transactions``.
+* Authorization: BG consent, then OAuth2 authorization code with PKCE: the consent's
+  ``_links.scaRedirect`` gets ``client_id``, ``state``, ``code_challenge`` (S256) and ``response_mode``;
+  the code is exchanged at ``https://identity.banknorwegian.no/connect/token`` with the verifier
+  (kept in ``credentials.extra["code_verifier"]`` between the two steps).
+* Paging: integer ``page`` query parameter (1, 2, ...) while the answer has ``_links.next``.
+* ``transactionId`` may be missing (the identity rule hashes such rows). Balance types come
+  capitalised (``ClosingBooked``); the shared picker ignores case.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from ledgerlink.banks.adapters.base import (
+    AuthorizationStart,
+    ConnectionContext,
+    Credentials,
+)
+from ledgerlink.banks.adapters.berlingroup import BerlinGroupAdapter, NextPage, pkce_pair, with_query
+
+TOKEN_URL = "https://identity.banknorwegian.no/connect/token"
+
+
+class BankNorwegianAdapter(BerlinGroupAdapter):
+    consents_path = "/consents"
+    accounts_path = "/accounts"
+    request_id_header = "Request-ID"
+
+    def token_url(self) -> str:
+        if self.endpoint.auth_base_url:
+            return self.endpoint.auth_base_url.rstrip("/") + "/connect/token"
+        return TOKEN_URL
+
+    def base_headers(self, ctx: ConnectionContext, credentials: Credentials | None = None) -> dict[str, str]:
+        headers = super().base_headers(ctx, credentials)
+        headers["Region-ID"] = "SE"
+        if self.endpoint.client_id:
+            headers["TPP-Client-ID"] = self.endpoint.client_id
+        return headers
+
+    async def start_redirect(
+        self,
+        ctx: ConnectionContext,
+        credentials: Credentials,
+        consent: dict[str, Any],
+        *,
+        redirect_uri: str,
+        state: str,
+    ) -> AuthorizationStart:
+        start = await super().start_redirect(
+            ctx, credentials, consent, redirect_uri=redirect_uri, state=state
+        )
+        client_id, _ = self.oauth_client()
+        verifier, challenge = pkce_pair()
+        url = with_query(
+            str(start.url),
+            {
+                "client_id": client_id,
+                "redirect_uri": redirect_uri,
+                "response_type": "code",
+                "state": state,
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+                "response_mode": "query",
+            },
+        )
+        return AuthorizationStart(
+            method="redirect", credentials=self.with_extra(start.credentials, code_verifier=verifier), url=url
+        )
+
+    async def complete_authorization(
+        self, ctx: ConnectionContext, credentials: Credentials, *, code: str | None, redirect_uri: str
+    ) -> Credentials:
+        tokens = await self.exchange_code(self.token_url(), credentials, code=code, redirect_uri=redirect_uri)
+        return await super().complete_authorization(ctx, tokens, code=code, redirect_uri=redirect_uri)
+
+    def transactions_params(self, date_from: dt.date, date_to: dt.date) -> dict[str, Any]:
+        return {**super().transactions_params(date_from, date_to), "page": 1}
+
+    def next_page(self, body: Any, url: str, params: dict[str, Any] | None, page: int) -> NextPage | None:
+        if self.link(body, "next") is None and self.link(self.report_of(body), "next") is None:
+            return None
+        current = dict(params or {})
+        current["page"] = int(current.get("page", 1)) + 1
+        return url, current
+
+
+__all__ = ["BankNorwegianAdapter"]

@@ -1,0 +1,446 @@
+"""Handelsbanken: its own PSD2 API (Berlin Group-inspired, own headers and consent body).
+
+Facts (shared/reference/banks.md §3.4): a client-credentials token (scope ``AIS``) creates the consent
+``POST /psd2/v1/consents {"access": "ALL_ACCOUNTS"}``; the user authorises it by OAuth redirect with
+``scope=AIS:<consentId>`` or by decoupled Mobile BankID (``/decoupled/mbid/initAuthorization/1.0``,
+polled through its ``_links.token``); the code is exchanged with the same scope. Calls carry
+``X-IBM-Client-Id``, fresh ``TPP-Request-ID``/``TPP-Transaction-ID``, ``Country: SE`` and, for
+business, ``PSU-Corporate-ID`` (org number without dash).
+
+Transactions have **no id** (provider_id stays None so the content hash applies), the amount is
+unsigned with ``creditDebit`` (``CREDITED`` = money in), the Swedish booking date is ``ledgerDate``,
+``status == "PENDING"`` is pending, and there is no cursor: the window is paged by date ranges.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import httpx
+
+from ledgerlink.banks.adapters.base import (
+    AuthorizationStart,
+    AuthorizationStatus,
+    Balance,
+    BankAccountInfo,
+    BankTransaction,
+    BankUnavailable,
+    BookingStatus,
+    ConnectionContext,
+    ConsentExpired,
+    ConsentInfo,
+    ConsentStatus,
+    Credentials,
+    ReauthRequired,
+    ScaMethod,
+    TemporaryFailure,
+)
+from ledgerlink.banks.adapters.http import HttpAdapter, new_request_id, today_stockholm, utcnow
+
+DEFAULT_AUTH_BASE_URL = "https://api.handelsbanken.com/bb/gls5"
+#: Longest date range asked for in one transactions call; longer windows are split.
+WINDOW_DAYS = 92
+
+_CONSENT_STATUS = {
+    "received": ConsentStatus.received,
+    "valid": ConsentStatus.valid,
+    "partiallyauthorised": ConsentStatus.received,
+    "rejected": ConsentStatus.rejected,
+    "expired": ConsentStatus.expired,
+    "revokedbypsu": ConsentStatus.revoked,
+    "revoked": ConsentStatus.revoked,
+    "terminatedbytpp": ConsentStatus.revoked,
+}
+_BALANCE_PREFERENCE = ("CURRENT", "BOOKED", "CLOSING_BOOKED", "AVAILABLE_AMOUNT")
+
+
+class HandelsbankenAdapter(HttpAdapter):
+    """Handelsbanken PSD2 AIS (private and business)."""
+
+    consents_path = "/psd2/v1/consents"
+    accounts_path = "/psd2/v2/accounts"
+
+    @property
+    def auth_base_url(self) -> str:
+        return (self.endpoint.auth_base_url or DEFAULT_AUTH_BASE_URL).rstrip("/")
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _headers(self, ctx: ConnectionContext, bearer: str | None) -> dict[str, str]:
+        headers = {
+            "X-IBM-Client-Id": self.endpoint.client_id or "",
+            "TPP-Request-ID": new_request_id(),
+            "TPP-Transaction-ID": new_request_id(),
+            "X-Request-ID": new_request_id(),
+            "Country": "SE",
+            "Accept": "application/json",
+        }
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        if ctx.user_present and ctx.psu_ip_address:
+            headers["PSU-IP-Address"] = ctx.psu_ip_address
+        if ctx.account_type == "business":
+            if not ctx.corporate_id:
+                raise BankUnavailable(self.bank_id, "a business connection needs the organisation number")
+            headers["PSU-Corporate-ID"] = ctx.corporate_id.replace("-", "").strip()
+        return headers
+
+    def _user_token(self, credentials: Credentials) -> str:
+        if not credentials.access_token:
+            raise ReauthRequired(self.bank_id, "no access token for this connection")
+        return credentials.access_token
+
+    def _object(self, body: Any, field: str) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            self.fail("expected a JSON object", field)
+        return body
+
+    def map_error_response(self, response: httpx.Response) -> None:
+        text = _error_text(response)
+        path = response.request.url.path
+        status = response.status_code
+        if status == 503 and "maintenance" in text:
+            raise BankUnavailable(self.bank_id, f"Handelsbanken is down for maintenance ({path})")
+        if status in (400, 401, 403) and "consent" in text and "expired" in text:
+            raise ConsentExpired(self.bank_id, f"consent expired ({path})")
+        if status == 401 or (status == 400 and "invalid_grant" in text):
+            raise ReauthRequired(self.bank_id, f"token not accepted on {path}")
+        if status == 403 and "request rejected" in text:
+            # The bank's web application firewall; Tink treated it as a bank-side failure.
+            raise TemporaryFailure(self.bank_id, f"request rejected by the bank's firewall ({path})")
+        if status == 403 and "consent" in text:
+            raise ReauthRequired(self.bank_id, f"consent not accepted on {path}")
+
+    # -- authorisation ----------------------------------------------------------------------------
+
+    async def _client_token(self, ctx: ConnectionContext) -> str:
+        response = await self.request(
+            "POST",
+            f"{self.auth_base_url}/oauth2/token/1.0",
+            headers={"Accept": "application/json"},
+            data={
+                "grant_type": "client_credentials",
+                "scope": "AIS",
+                "client_id": self.endpoint.client_id or "",
+            },
+        )
+        return str(self.require(self._object(self.decode_json(response), "token"), "access_token"))
+
+    async def start_authorization(
+        self, ctx: ConnectionContext, *, redirect_uri: str, state: str, sca_method: ScaMethod | None = None
+    ) -> AuthorizationStart:
+        client_token = await self._client_token(ctx)
+        answer = await self.request(
+            "POST",
+            self.consents_path,
+            headers=self._headers(ctx, client_token),
+            json_body={"access": "ALL_ACCOUNTS"},
+        )
+        consent = self._object(self.decode_json(answer), "consent")
+        consent_id = str(self.require(consent, "consentId"))
+        scope = f"AIS:{consent_id}"
+        if sca_method == "decoupled":
+            if not ctx.psu_id:
+                raise BankUnavailable(
+                    self.bank_id, "decoupled BankID needs the user's personal identity number"
+                )
+            init = await self.request(
+                "POST",
+                f"{self.auth_base_url}/decoupled/mbid/initAuthorization/1.0",
+                headers=self._headers(ctx, client_token),
+                json_body={
+                    "psu_id": ctx.psu_id,
+                    "psu_id_type": "1",  # the only documented type: Swedish personal identity number
+                    "scope": scope,
+                    "client_id": self.endpoint.client_id or "",
+                    "psu_client_ip": ctx.psu_ip_address or "",
+                },
+            )
+            session = self._object(self.decode_json(init), "session")
+            links = self._object(session.get("_links"), "_links")
+            token_href = str(
+                self.require(self._object(links.get("token"), "_links.token"), "href", "_links.token")
+            )
+            sleep_ms = session.get("sleep_time")
+            return AuthorizationStart(
+                method="decoupled",
+                credentials=Credentials(consent_id=consent_id, extra={"token_href": token_href}),
+                autostart_token=session.get("auto_start_token"),
+                poll_interval_seconds=max(1, int(sleep_ms) // 1000) if isinstance(sleep_ms, int) else 2,
+            )
+        query = urlencode(
+            {
+                "response_type": "code",
+                "scope": scope,
+                "client_id": self.endpoint.client_id or "",
+                "state": state,
+                "redirect_uri": redirect_uri,
+            }
+        )
+        return AuthorizationStart(
+            method="redirect",
+            url=f"{self.auth_base_url}/oauth2/authorize/1.0?{query}",
+            credentials=Credentials(consent_id=consent_id),
+        )
+
+    async def get_authorization_status(
+        self, ctx: ConnectionContext, credentials: Credentials
+    ) -> AuthorizationStatus:
+        href = credentials.extra.get("token_href")
+        if not href:
+            self.fail("no decoupled session to poll", "token_href")
+        # HttpAdapter.request replaces a URL's query with ``params``: pass the link's query as params.
+        parts = urlsplit(href)
+        body = self._object(
+            await self.get_json(
+                f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else parts.path,
+                headers=self._headers(ctx, None),
+                params=dict(parse_qsl(parts.query, keep_blank_values=True)),
+            ),
+            "decoupled",
+        )
+        if body.get("error"):
+            return AuthorizationStatus(status="failed", credentials=credentials, message=str(body["error"]))
+        result = str(self.require(body, "result")).upper()
+        if result == "IN_PROGRESS":
+            return AuthorizationStatus(status="pending", credentials=credentials)
+        if result != "COMPLETE":
+            return AuthorizationStatus(status="failed", credentials=credentials, message=result.lower())
+        return AuthorizationStatus(status="finalised", credentials=self._credentials(body, credentials))
+
+    async def complete_authorization(
+        self, ctx: ConnectionContext, credentials: Credentials, *, code: str | None, redirect_uri: str
+    ) -> Credentials:
+        if credentials.access_token and code is None:
+            return credentials
+        if not code:
+            self.fail("redirect came back without an authorization code", "code")
+        if not credentials.consent_id:
+            self.fail("no consent id to authorise", "consent_id")
+        form = {
+            "grant_type": "authorization_code",
+            "scope": f"AIS:{credentials.consent_id}",
+            "client_id": self.endpoint.client_id or "",
+            "code": code,
+            "redirect_uri": redirect_uri,
+        }
+        if self.endpoint.client_secret is not None:
+            form["client_secret"] = self.endpoint.client_secret.get_secret_value()
+        response = await self.request(
+            "POST",
+            f"{self.auth_base_url}/oauth2/token/1.0",
+            headers={"Accept": "application/json"},
+            data=form,
+        )
+        return self._credentials(self._object(self.decode_json(response), "token"), credentials)
+
+    async def refresh_credentials(self, ctx: ConnectionContext, credentials: Credentials) -> Credentials:
+        """Rotate the access token with the refresh token (not part of the Protocol yet)."""
+        if not credentials.refresh_token:
+            raise ReauthRequired(self.bank_id, "no refresh token")
+        response = await self.request(
+            "POST",
+            f"{self.auth_base_url}/oauth2/token/1.0",
+            headers={"Accept": "application/json"},
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": credentials.refresh_token,
+                "client_id": self.endpoint.client_id or "",
+            },
+        )
+        return self._credentials(self._object(self.decode_json(response), "token"), credentials)
+
+    def _credentials(self, token: dict[str, Any], previous: Credentials) -> Credentials:
+        expires_in = token.get("expires_in")
+        expires_at = None
+        if expires_in not in (None, ""):
+            try:
+                expires_at = utcnow() + dt.timedelta(seconds=int(expires_in))
+            except (TypeError, ValueError):
+                self.fail(f"unparseable expires_in {expires_in!r}", "expires_in")
+        extra = {k: v for k, v in previous.extra.items() if k != "token_href"}
+        return Credentials(
+            consent_id=previous.consent_id,
+            access_token=str(self.require(token, "access_token")),
+            refresh_token=token.get("refresh_token") or previous.refresh_token,
+            token_expires_at=expires_at,
+            extra=extra,
+        )
+
+    async def get_consent(self, ctx: ConnectionContext, credentials: Credentials) -> ConsentInfo:
+        if not credentials.consent_id:
+            self.fail("no consent id", "consent_id")
+        body = self._object(
+            await self.get_json(
+                f"{self.consents_path}/{credentials.consent_id}",
+                headers=self._headers(ctx, self._user_token(credentials)),
+            ),
+            "consent",
+        )
+        raw_status = str(self.require(body, "consentStatus"))
+        status = _CONSENT_STATUS.get(raw_status.replace("_", "").lower())
+        if status is None:
+            self.fail(f"unknown consent status {raw_status!r}", "consentStatus")
+        valid_until = self.parse_date(body.get("validUntil"), "validUntil", required=False)
+        return ConsentInfo(status=status, valid_until=valid_until)
+
+    async def revoke(self, ctx: ConnectionContext, credentials: Credentials) -> None:
+        if not credentials.consent_id:
+            return
+        await self.request(
+            "DELETE",
+            f"{self.consents_path}/{credentials.consent_id}",
+            headers=self._headers(ctx, credentials.access_token),
+        )
+
+    # -- data -------------------------------------------------------------------------------------
+
+    async def list_accounts(self, ctx: ConnectionContext, credentials: Credentials) -> list[BankAccountInfo]:
+        body = self._object(
+            await self.get_json(
+                self.accounts_path, headers=self._headers(ctx, self._user_token(credentials))
+            ),
+            "accounts",
+        )
+        accounts = body.get("accounts")
+        if not isinstance(accounts, list):
+            self.fail("accounts is not a list", "accounts")
+        out = []
+        for i, raw in enumerate(accounts):
+            where = f"accounts[{i}]"
+            raw = self._object(raw, where)
+            clearing = raw.get("clearingNumber")
+            bban = raw.get("bban")
+            out.append(
+                BankAccountInfo(
+                    external_id=str(self.require(raw, "accountId", f"{where}.accountId")),
+                    currency=str(self.require(raw, "currency", f"{where}.currency")),
+                    iban=raw.get("iban"),
+                    bban=f"{clearing}-{bban}" if clearing and bban else bban,
+                    name=raw.get("name") or raw.get("accountType"),
+                    usage=ctx.account_type,  # the corporate id decides which accounts the bank lists
+                )
+            )
+        return out
+
+    async def fetch_transactions(
+        self,
+        ctx: ConnectionContext,
+        credentials: Credentials,
+        account_id: str,
+        date_from: dt.date,
+        date_to: dt.date,
+    ) -> Sequence[BankTransaction]:
+        headers_token = self._user_token(credentials)
+        out: list[BankTransaction] = []
+        for start, end in _windows(date_from, date_to, WINDOW_DAYS):
+            body = self._object(
+                await self.get_json(
+                    f"{self.accounts_path}/{account_id}/transactions",
+                    headers=self._headers(ctx, headers_token),
+                    params={"dateFrom": start.isoformat(), "dateTo": end.isoformat()},
+                ),
+                "transactions",
+            )
+            rows = body.get("transactions") or []
+            if not isinstance(rows, list):
+                self.fail("transactions is not a list", "transactions")
+            out.extend(self._transaction(raw, len(out) + i) for i, raw in enumerate(rows))
+        return out
+
+    def _transaction(self, raw: Any, index: int) -> BankTransaction:
+        where = f"transactions[{index}]"
+        raw = self._object(raw, where)
+        amount_obj = (
+            raw.get("amount") if isinstance(raw.get("amount"), dict) else raw.get("transactionAmount")
+        )
+        if not isinstance(amount_obj, dict):
+            self.fail("missing amount", f"{where}.amount")
+        magnitude = abs(self.parse_amount(amount_obj.get("content"), f"{where}.amount.content"))
+        direction = str(raw.get("creditDebit") or "").upper()
+        if direction not in ("CREDITED", "DEBITED"):
+            self.fail(f"unknown creditDebit {direction!r}", f"{where}.creditDebit")
+        status = (
+            BookingStatus.pending if str(raw.get("status", "")).upper() == "PENDING" else BookingStatus.booked
+        )
+        booking_date = self.parse_date(raw.get("ledgerDate"), f"{where}.ledgerDate", required=False)
+        if booking_date is None:
+            booking_date = self.parse_date(raw.get("bookingDate"), f"{where}.bookingDate", required=False)
+        if booking_date is None:
+            booking_date = self.parse_date(
+                raw.get("transactionDate"),
+                f"{where}.transactionDate",
+                required=status is BookingStatus.booked,
+            )
+        credited = direction == "CREDITED"
+        counterparty = raw.get("debtorName") if credited else raw.get("creditorName")
+        description = raw.get("remittanceInformation") or raw.get("transactionDetails")
+        return BankTransaction(
+            booking_status=status,
+            amount=magnitude if credited else -magnitude,
+            currency=str(self.require(amount_obj, "currency", f"{where}.amount.currency")),
+            booking_date=booking_date,
+            value_date=self.parse_date(raw.get("valueDate"), f"{where}.valueDate", required=False),
+            provider_id=None,  # Handelsbanken has no transaction id: the content hash applies
+            counterparty=counterparty.strip()
+            if isinstance(counterparty, str) and counterparty.strip()
+            else None,
+            description=description.strip() if isinstance(description, str) and description.strip() else None,
+            reference=None,
+            raw=raw,
+        )
+
+    async def fetch_balance(
+        self, ctx: ConnectionContext, credentials: Credentials, account_id: str
+    ) -> Balance:
+        body = self._object(
+            await self.get_json(
+                f"{self.accounts_path}/{account_id}",
+                headers=self._headers(ctx, self._user_token(credentials)),
+                params={"withBalance": "true"},
+            ),
+            "account",
+        )
+        balances = body.get("balances")
+        if not isinstance(balances, list) or not balances:
+            self.fail("no balances", "balances")
+        by_type = {str(b.get("balanceType", "")).upper(): b for b in balances if isinstance(b, dict)}
+        for kind in _BALANCE_PREFERENCE:
+            if kind in by_type:
+                amount = self._object(by_type[kind].get("amount"), f"balances[{kind}].amount")
+                return Balance(
+                    amount=self.parse_amount(amount.get("content"), f"balances[{kind}].amount.content"),
+                    currency=str(self.require(amount, "currency", f"balances[{kind}].amount.currency")),
+                    as_of=today_stockholm(),
+                )
+        self.fail("no usable balance type", "balances.balanceType")
+
+
+def _windows(date_from: dt.date, date_to: dt.date, days: int) -> list[tuple[dt.date, dt.date]]:
+    """Consecutive inclusive ranges of at most ``days`` days covering the window, oldest first."""
+    out = []
+    start = date_from
+    while start <= date_to:
+        end = min(date_to, start + dt.timedelta(days=days - 1))
+        out.append((start, end))
+        start = end + dt.timedelta(days=1)
+    return out
+
+
+def _error_text(response: httpx.Response) -> str:
+    """The lower-cased error words of an IBM gateway body (``httpMessage``/``moreInformation``),
+    an OAuth error (``error``/``error_description``) or a Berlin Group ``tppMessages`` list."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.lower()[:500]
+    if not isinstance(body, dict):
+        return ""
+    parts = [str(body.get(k, "")) for k in ("httpMessage", "moreInformation", "error", "error_description")]
+    for message in body.get("tppMessages") or []:
+        if isinstance(message, dict):
+            parts += [str(message.get("code", "")), str(message.get("text", ""))]
+    return " ".join(parts).lower()

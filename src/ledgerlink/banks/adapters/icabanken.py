@@ -1,0 +1,137 @@
+"""ICA Banken: its own PSD2 API, BG-shaped payloads, OAuth2 redirect with the personnummer (§3.7).
+
+* Authorization: no BG consent resource. The user is sent to ICA's authorize endpoint
+  (``ssn`` = personnummer, scope ``account``); the code is exchanged for tokens in
+  :meth:`complete_authorization` with the endpoint's client_id/client_secret. ``auth_base_url``
+  defaults to ``https://ims.icagruppen.se/oauth/v2``; the token endpoint is ``mtls-token`` on
+  ``https://mtls-ims.icagruppen.se/oauth/v2`` (mTLS is the transport's business).
+* AIS: ``/Accounts?withBalance=true``, ``/Accounts/{id}/transactions?from&to&status=both`` under the
+  configured base URL (``.../psd2/accounts/1.0.0`` in production); no paging (one date window).
+  Balances come with the account list (``interimAvailable``). Rows: id ``entryReference``, text in
+  ``transactionText``.
+* "Transaction not found" on an empty window is an empty page, not an error. "Old KYC information"
+  means the user must update KYC in the ICA app → ReauthRequired.
+* There is no consent resource to read or delete: :meth:`get_consent` reports ``valid`` while we hold
+  a token with no bank-stated end date (``valid_until`` None), and :meth:`revoke` only forgets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from ledgerlink.banks.adapters.base import (
+    AuthorizationStart,
+    AuthorizationStatus,
+    Balance,
+    BankTransaction,
+    BankUnavailable,
+    ConnectionContext,
+    ConsentInfo,
+    ConsentStatus,
+    Credentials,
+    ReauthRequired,
+    ScaMethod,
+)
+from ledgerlink.banks.adapters.berlingroup import BerlinGroupAdapter, with_query
+from ledgerlink.banks.adapters.berlingroup.adapter import blank_to_none
+
+AUTH_BASE_URL = "https://ims.icagruppen.se/oauth/v2"
+TOKEN_URL = "https://mtls-ims.icagruppen.se/oauth/v2/mtls-token"
+
+
+class EmptyWindow(Exception):
+    """ICA's "Transaction not found": the window has no rows."""
+
+
+class IcaBankenAdapter(BerlinGroupAdapter):
+    accounts_path = "/Accounts"
+
+    def authorize_url(self) -> str:
+        return (self.endpoint.auth_base_url or AUTH_BASE_URL).rstrip("/") + "/authorize"
+
+    def token_url(self) -> str:
+        if self.endpoint.auth_base_url:
+            return self.endpoint.auth_base_url.rstrip("/") + "/mtls-token"
+        return TOKEN_URL
+
+    async def start_authorization(
+        self, ctx: ConnectionContext, *, redirect_uri: str, state: str, sca_method: ScaMethod | None = None
+    ) -> AuthorizationStart:
+        if sca_method not in (None, "redirect"):
+            raise BankUnavailable(self.bank_id, f"SCA method {sca_method} is not offered")
+        client_id, _ = self.oauth_client()
+        url = with_query(
+            self.authorize_url(),
+            {
+                "client_id": client_id,
+                "response_type": "code",
+                "scope": "account",
+                "redirect_uri": redirect_uri,
+                "state": state,
+                "ssn": ctx.psu_id,
+            },
+        )
+        return AuthorizationStart(method="redirect", credentials=Credentials(), url=url)
+
+    async def complete_authorization(
+        self, ctx: ConnectionContext, credentials: Credentials, *, code: str | None, redirect_uri: str
+    ) -> Credentials:
+        return await self.exchange_code(self.token_url(), credentials, code=code, redirect_uri=redirect_uri)
+
+    async def get_authorization_status(
+        self, ctx: ConnectionContext, credentials: Credentials
+    ) -> AuthorizationStatus:
+        raise BankUnavailable(self.bank_id, "ICA Banken has no decoupled SCA")
+
+    async def get_consent(self, ctx: ConnectionContext, credentials: Credentials) -> ConsentInfo:
+        if not credentials.access_token:
+            return ConsentInfo(status=ConsentStatus.received, valid_until=None)
+        return ConsentInfo(status=ConsentStatus.valid, valid_until=None)
+
+    async def revoke(self, ctx: ConnectionContext, credentials: Credentials) -> None:
+        return None
+
+    def transactions_params(self, date_from: dt.date, date_to: dt.date) -> dict[str, Any]:
+        return {"from": date_from.isoformat(), "to": date_to.isoformat(), "status": "both"}
+
+    async def fetch_transactions(
+        self,
+        ctx: ConnectionContext,
+        credentials: Credentials,
+        account_id: str,
+        date_from: dt.date,
+        date_to: dt.date,
+    ) -> Sequence[BankTransaction]:
+        try:
+            return await super().fetch_transactions(ctx, credentials, account_id, date_from, date_to)
+        except EmptyWindow:
+            return []
+
+    async def fetch_balance(
+        self, ctx: ConnectionContext, credentials: Credentials, account_id: str
+    ) -> Balance:
+        """ICA serves balances only on the account list."""
+        for account in await self.list_accounts(ctx, credentials):
+            if account.external_id == account_id:
+                if account.balance is None:
+                    self.fail("account has no balance", "balances")
+                return account.balance
+        self.fail("account not in the account list", "account_id")
+
+    def description(self, raw: dict[str, Any]) -> str | None:
+        return blank_to_none(raw.get("transactionText")) or super().description(raw)
+
+    def map_error_response(self, response: httpx.Response) -> None:
+        text = response.text.casefold()
+        if "transaction not found" in text and response.request.url.path.endswith("/transactions"):
+            raise EmptyWindow
+        if "old kyc information" in text:
+            raise ReauthRequired(self.bank_id, "the user must update KYC information in the ICA app")
+        super().map_error_response(response)
+
+
+__all__ = ["IcaBankenAdapter"]

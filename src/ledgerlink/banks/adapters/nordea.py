@@ -1,0 +1,449 @@
+"""Nordea: Nordea's own Open Banking API (not Berlin Group), private and business.
+
+Facts (shared/reference/banks.md §3.1): personal AIS under ``/personal`` (``v5``), business AIS under
+``/business`` (``v4``), OAuth2 redirect (``/v5/authorize`` answers 302 to the bank's page) or
+decoupled Mobile BankID (``/v5/decoupled/authentications`` → poll → ``/v5/decoupled/authorizations``
+→ ``/v5/decoupled/token``). Payloads are snake_case and wrapped in ``{"group_header", "response"}``;
+transactions page with a ``_links`` array (``rel == "next"``) or a ``continuation_key``;
+``status == "reserved"`` is a pending row. ``X-Nordea-Originating-User-Ip`` is Nordea's
+"user present" marker and is sent only then.
+
+Nordea has no consent resource: the access lasts the ``duration`` we ask for (minutes) and ends when
+the token can no longer be refreshed. ``get_consent`` therefore probes the token against the bank
+and reports the validity the bank granted at token time (``extra["access_valid_until"]``).
+
+Not implemented: the eIDAS ``Signature``/``Digest`` headers (need a QSealC key in settings).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+
+from ledgerlink.banks.adapters.base import (
+    AuthorizationStart,
+    AuthorizationStatus,
+    Balance,
+    BankAccountInfo,
+    BankTransaction,
+    BankUnavailable,
+    BookingStatus,
+    ConnectionContext,
+    ConsentExpired,
+    ConsentInfo,
+    ConsentStatus,
+    Credentials,
+    ReauthRequired,
+    ScaMethod,
+)
+from ledgerlink.banks.adapters.http import HttpAdapter, new_request_id, today_stockholm, utcnow
+
+#: Access duration requested at authorisation, in minutes (180 days; the bank may grant less).
+ACCESS_DURATION_MINUTES = 180 * 24 * 60
+MAX_TX_HISTORY_MONTHS = 12
+SCOPES = ["ACCOUNTS_BASIC", "ACCOUNTS_BALANCES", "ACCOUNTS_DETAILS", "ACCOUNTS_TRANSACTIONS"]
+MAX_PAGES = 500
+
+_REAUTH_CODES = {"error.token", "error.token.invalid", "error.token.expired", "error.resource.denied"}
+
+
+class NordeaAdapter(HttpAdapter):
+    """Nordea Open Banking (own API). Business connections use the ``/business`` API."""
+
+    auth_version = "/v5"
+    personal_ais = "/personal/v5"
+    business_ais = "/business/v4"
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _prefix(self, ctx: ConnectionContext) -> str:
+        return "/business" if ctx.account_type == "business" else "/personal"
+
+    def _ais(self, ctx: ConnectionContext) -> str:
+        return self.business_ais if ctx.account_type == "business" else self.personal_ais
+
+    def _headers(self, ctx: ConnectionContext, credentials: Credentials | None = None) -> dict[str, str]:
+        headers = {
+            "X-Request-ID": new_request_id(),
+            "X-Nordea-Originating-Host": urlsplit(self.base_url).hostname or "",
+            "X-Nordea-Originating-Date": email.utils.format_datetime(utcnow(), usegmt=True),
+            "Accept": "application/json",
+        }
+        if self.endpoint.client_id:
+            headers["X-IBM-Client-Id"] = self.endpoint.client_id
+        if self.endpoint.client_secret is not None:
+            headers["X-IBM-Client-Secret"] = self.endpoint.client_secret.get_secret_value()
+        if ctx.user_present and ctx.psu_ip_address:
+            headers["X-Nordea-Originating-User-Ip"] = ctx.psu_ip_address
+        if credentials is not None:
+            if not credentials.access_token:
+                raise ReauthRequired(self.bank_id, "no access token for this connection")
+            headers["Authorization"] = f"Bearer {credentials.access_token}"
+        return headers
+
+    def _payload(self, body: Any, field: str = "response") -> dict[str, Any]:
+        """Unwrap Nordea's ``{"group_header", "response"}`` envelope (bare objects are accepted)."""
+        if not isinstance(body, dict):
+            self.fail("expected a JSON object", field)
+        inner = body.get("response", body)
+        if not isinstance(inner, dict):
+            self.fail("expected a JSON object", field)
+        return inner
+
+    async def _get_resource(
+        self, ctx: ConnectionContext, credentials: Credentials, url: str, params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        try:
+            body = await self.get_json(url, headers=self._headers(ctx, credentials), params=params)
+        except ConsentExpired:
+            raise
+        except ReauthRequired as exc:
+            if _access_ended(credentials):
+                raise ConsentExpired(self.bank_id, "access period granted by Nordea has ended") from exc
+            raise
+        return self._payload(body)
+
+    def map_error_response(self, response: httpx.Response) -> None:
+        codes, texts = _failures(response)
+        path = response.request.url.path
+        if response.status_code == 503 and any("maintenance" in t for t in [*texts, *codes]):
+            raise BankUnavailable(self.bank_id, f"Nordea is down for maintenance ({path})")
+        if response.status_code in (401, 403) and codes & _REAUTH_CODES:
+            raise ReauthRequired(self.bank_id, f"{sorted(codes & _REAUTH_CODES)[0]} on {path}")
+
+    # -- authorisation ----------------------------------------------------------------------------
+
+    async def start_authorization(
+        self, ctx: ConnectionContext, *, redirect_uri: str, state: str, sca_method: ScaMethod | None = None
+    ) -> AuthorizationStart:
+        if sca_method == "decoupled":
+            return await self._start_decoupled(ctx)
+        body = {
+            "country": "SE",
+            "scope": SCOPES,
+            "state": state,
+            "duration": ACCESS_DURATION_MINUTES,
+            "redirect_uri": redirect_uri,
+            "max_tx_history": MAX_TX_HISTORY_MONTHS,
+            "account_list": ["ALL"],
+            "skip_account_selection": True,
+            "authentication_method": "BANKID_SE",
+        }
+        response = await self.request(
+            "POST",
+            f"{self._prefix(ctx)}{self.auth_version}/authorize",
+            headers=self._headers(ctx),
+            json_body=body,
+        )
+        location = response.headers.get("Location")
+        if location is None and response.status_code < 300:
+            payload = self._payload(self.decode_json(response))
+            location = _link(payload.get("_links"), "authorize") or payload.get("redirect_uri")
+        if not location:
+            self.fail("authorize answered without a redirect location", "Location")
+        return AuthorizationStart(method="redirect", url=str(location), credentials=Credentials())
+
+    async def _start_decoupled(self, ctx: ConnectionContext) -> AuthorizationStart:
+        if not ctx.psu_id:
+            raise BankUnavailable(self.bank_id, "decoupled BankID needs the user's personal identity number")
+        body = {
+            "authentication_method": "BANKID_SE",
+            "country": "SE",
+            "psu_id": ctx.psu_id,
+            "response_type": "code",
+        }
+        answer = await self.request(
+            "POST",
+            f"{self._prefix(ctx)}{self.auth_version}/decoupled/authentications",
+            headers=self._headers(ctx),
+            json_body=body,
+        )
+        payload = self._payload(self.decode_json(answer))
+        session_id = str(self.require(payload, "session_id"))
+        return AuthorizationStart(
+            method="decoupled",
+            credentials=Credentials(extra={"session_id": session_id}),
+            autostart_token=payload.get("auto_start_token"),
+            poll_interval_seconds=int(payload.get("verify_after") or 2),
+        )
+
+    async def get_authorization_status(
+        self, ctx: ConnectionContext, credentials: Credentials
+    ) -> AuthorizationStatus:
+        session_id = credentials.extra.get("session_id")
+        if not session_id:
+            self.fail("no decoupled session to poll", "session_id")
+        url = f"{self._prefix(ctx)}{self.auth_version}/decoupled/authentications/{session_id}"
+        payload = self._payload(await self.get_json(url, headers=self._headers(ctx)))
+        status = str(self.require(payload, "status")).lower()
+        if status in ("assignment_pending", "confirmation_pending"):
+            return AuthorizationStatus(status="pending", credentials=credentials)
+        if status != "completed":
+            return AuthorizationStatus(status="failed", credentials=credentials, message=status)
+        # The authentication code becomes an access grant, then a token.
+        auth = await self.request(
+            "POST",
+            f"{self._prefix(ctx)}{self.auth_version}/decoupled/authorizations",
+            headers=self._headers(ctx),
+            json_body={
+                "code": self.require(payload, "code"),
+                "scope": SCOPES,
+                "duration": ACCESS_DURATION_MINUTES,
+                "max_tx_history": MAX_TX_HISTORY_MONTHS,
+                "account_list": ["ALL"],
+                "response_type": "nordea_token",
+            },
+        )
+        grant = self._payload(self.decode_json(auth))
+        token = await self._token(
+            ctx,
+            f"{self._prefix(ctx)}{self.auth_version}/decoupled/token",
+            {"grant_type": "authorization_code", "code": str(self.require(grant, "code"))},
+        )
+        return AuthorizationStatus(status="finalised", credentials=token)
+
+    async def complete_authorization(
+        self, ctx: ConnectionContext, credentials: Credentials, *, code: str | None, redirect_uri: str
+    ) -> Credentials:
+        if credentials.access_token and code is None:
+            return credentials  # decoupled flow already holds a token
+        if not code:
+            self.fail("redirect came back without an authorization code", "code")
+        return await self._token(
+            ctx,
+            f"{self._prefix(ctx)}{self.auth_version}/authorize/token",
+            {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
+        )
+
+    async def refresh_credentials(self, ctx: ConnectionContext, credentials: Credentials) -> Credentials:
+        """Rotate the access token with the refresh token (not part of the Protocol yet)."""
+        if not credentials.refresh_token:
+            raise ReauthRequired(self.bank_id, "no refresh token")
+        try:
+            return await self._token(
+                ctx,
+                f"{self._prefix(ctx)}{self.auth_version}/authorize/token",
+                {"grant_type": "refresh_token", "refresh_token": credentials.refresh_token},
+                previous=credentials,
+            )
+        except ReauthRequired as exc:
+            if _access_ended(credentials):
+                raise ConsentExpired(self.bank_id, "access period granted by Nordea has ended") from exc
+            raise
+
+    async def _token(
+        self, ctx: ConnectionContext, url: str, form: dict[str, str], previous: Credentials | None = None
+    ) -> Credentials:
+        response = await self.request("POST", url, headers=self._headers(ctx), data=form)
+        payload = self._payload(self.decode_json(response))
+        access = str(self.require(payload, "access_token"))
+        expires_in = payload.get("expires_in")
+        expires_at = None
+        if expires_in not in (None, ""):
+            try:
+                expires_at = utcnow() + dt.timedelta(seconds=int(expires_in))
+            except (TypeError, ValueError):
+                self.fail(f"unparseable expires_in {expires_in!r}", "expires_in")
+        extra = dict(previous.extra) if previous else {}
+        extra.pop("session_id", None)
+        if "access_valid_until" not in extra:
+            # Nordea grants the requested duration (minutes) from the moment of SCA; a refresh keeps it.
+            valid_until = today_stockholm() + dt.timedelta(minutes=ACCESS_DURATION_MINUTES)
+            extra["access_valid_until"] = valid_until.isoformat()
+        return Credentials(
+            access_token=access,
+            refresh_token=payload.get("refresh_token") or (previous.refresh_token if previous else None),
+            token_expires_at=expires_at,
+            extra=extra,
+        )
+
+    async def get_consent(self, ctx: ConnectionContext, credentials: Credentials) -> ConsentInfo:
+        valid_until = _valid_until(credentials)
+        if valid_until is not None and valid_until < today_stockholm():
+            return ConsentInfo(status=ConsentStatus.expired, valid_until=valid_until)
+        try:
+            await self._get_resource(ctx, credentials, f"{self._ais(ctx)}/accounts")
+        except ConsentExpired:
+            return ConsentInfo(status=ConsentStatus.expired, valid_until=valid_until)
+        except ReauthRequired:
+            return ConsentInfo(status=ConsentStatus.revoked, valid_until=valid_until)
+        return ConsentInfo(status=ConsentStatus.valid, valid_until=valid_until)
+
+    async def revoke(self, ctx: ConnectionContext, credentials: Credentials) -> None:
+        """Nordea documents no revocation call in our sources: the access lapses at its end date.
+
+        The caller deletes the stored tokens, which is what ends our access in practice.
+        """
+
+    # -- data -------------------------------------------------------------------------------------
+
+    async def list_accounts(self, ctx: ConnectionContext, credentials: Credentials) -> list[BankAccountInfo]:
+        payload = await self._get_resource(ctx, credentials, f"{self._ais(ctx)}/accounts")
+        accounts = payload.get("accounts")
+        if not isinstance(accounts, list):
+            self.fail("accounts is not a list", "response.accounts")
+        return [self._account(raw, ctx, i) for i, raw in enumerate(accounts)]
+
+    def _account(self, raw: Any, ctx: ConnectionContext, index: int) -> BankAccountInfo:
+        where = f"accounts[{index}]"
+        if not isinstance(raw, dict):
+            self.fail("account is not an object", where)
+        numbers = {
+            str(n.get("_type", "")).upper(): str(n.get("value"))
+            for n in raw.get("account_numbers") or []
+            if isinstance(n, dict) and n.get("value")
+        }
+        currency = str(self.require(raw, "currency", f"{where}.currency"))
+        balance = None
+        if raw.get("booked_balance") is not None:
+            balance = Balance(
+                amount=self.parse_amount(raw["booked_balance"], f"{where}.booked_balance"),
+                currency=currency,
+                as_of=today_stockholm(),
+            )
+        return BankAccountInfo(
+            external_id=str(self.require(raw, "_id", f"{where}._id")),
+            currency=currency,
+            iban=numbers.get("IBAN"),
+            bban=numbers.get("BBAN_SE") or numbers.get("PGNR"),
+            name=raw.get("account_name") or raw.get("product"),
+            usage=ctx.account_type,  # Nordea separates business and private by API, not by field
+            balance=balance,
+        )
+
+    async def fetch_transactions(
+        self,
+        ctx: ConnectionContext,
+        credentials: Credentials,
+        account_id: str,
+        date_from: dt.date,
+        date_to: dt.date,
+    ) -> Sequence[BankTransaction]:
+        url = f"{self._ais(ctx)}/accounts/{account_id}/transactions"
+        params: dict[str, Any] = {"from_date": date_from.isoformat(), "to_date": date_to.isoformat()}
+        out: list[BankTransaction] = []
+        for _ in range(MAX_PAGES):
+            payload = await self._get_resource(ctx, credentials, url, params)
+            rows = payload.get("transactions")
+            if rows is None:
+                rows = []
+            if not isinstance(rows, list):
+                self.fail("transactions is not a list", "response.transactions")
+            out.extend(self._transaction(raw, len(out) + i) for i, raw in enumerate(rows))
+            key = payload.get("continuation_key")
+            nxt = _link(payload.get("_links"), "next")
+            if nxt:
+                url, params = split_link(self._next_url(ctx, nxt))
+            elif key:
+                params = {**params, "continuation_key": key}
+            else:
+                return out
+        self.fail(f"more than {MAX_PAGES} pages", "_links.next")
+
+    def _next_url(self, ctx: ConnectionContext, href: str) -> str:
+        """Nordea's next link is relative to the API root of the current segment (``/personal``)."""
+        if href.startswith(("http://", "https://")):
+            return href
+        prefix = self._prefix(ctx)
+        return href if href.startswith(prefix + "/") else f"{prefix}{href}"
+
+    def _transaction(self, raw: Any, index: int) -> BankTransaction:
+        where = f"transactions[{index}]"
+        if not isinstance(raw, dict):
+            self.fail("transaction is not an object", where)
+        status = BookingStatus.pending if raw.get("status") == "reserved" else BookingStatus.booked
+        # booking_date may be absent (reservations): fall back to the transaction date.
+        booking_date = self.parse_date(raw.get("booking_date"), f"{where}.booking_date", required=False)
+        if booking_date is None:
+            booking_date = self.parse_date(
+                raw.get("transaction_date"),
+                f"{where}.transaction_date",
+                required=status is BookingStatus.booked,
+            )
+        description = _first(raw, "narrative", "message", "type_description", "own_message")
+        return BankTransaction(
+            booking_status=status,
+            amount=self.parse_amount(raw.get("amount"), f"{where}.amount"),
+            currency=str(self.require(raw, "currency", f"{where}.currency")),
+            booking_date=booking_date,
+            value_date=self.parse_date(raw.get("value_date"), f"{where}.value_date", required=False),
+            provider_id=_first(raw, "transaction_id"),
+            counterparty=_first(raw, "counterparty_name"),
+            description=description,
+            reference=_first(raw, "reference"),
+            raw=raw,
+        )
+
+    async def fetch_balance(
+        self, ctx: ConnectionContext, credentials: Credentials, account_id: str
+    ) -> Balance:
+        payload = await self._get_resource(ctx, credentials, f"{self._ais(ctx)}/accounts/{account_id}")
+        currency = str(self.require(payload, "currency", "response.currency"))
+        value = payload.get("booked_balance")
+        if value is None:
+            value = payload.get("available_balance")
+        return Balance(
+            amount=self.parse_amount(value, "response.booked_balance"),
+            currency=currency,
+            as_of=today_stockholm(),
+        )
+
+
+def _failures(response: httpx.Response) -> tuple[set[str], list[str]]:
+    """Failure codes (``error.failures[].code``) and lower-cased texts of a Nordea error body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return set(), [response.text.lower()[:500]]
+    error = body.get("error") if isinstance(body, dict) else None
+    failures = error.get("failures") if isinstance(error, dict) else None
+    codes: set[str] = set()
+    texts: list[str] = []
+    for failure in failures if isinstance(failures, list) else []:
+        if isinstance(failure, dict):
+            if failure.get("code"):
+                codes.add(str(failure["code"]).lower())
+            if failure.get("description"):
+                texts.append(str(failure["description"]).lower())
+    return codes, texts
+
+
+def split_link(href: str) -> tuple[str, dict[str, Any]]:
+    """A link as (path, query params): ``HttpAdapter.request`` replaces a URL's query with ``params``."""
+    parts = urlsplit(href)
+    base = f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else parts.path
+    return base, dict(parse_qsl(parts.query, keep_blank_values=True))
+
+
+def _link(links: Any, rel: str) -> str | None:
+    if isinstance(links, list):
+        for link in links:
+            if isinstance(link, dict) and str(link.get("rel", "")).lower() == rel and link.get("href"):
+                return str(link["href"])
+    return None
+
+
+def _first(raw: dict[str, Any], *keys: str) -> str | None:
+    for key in keys:
+        value = raw.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def _valid_until(credentials: Credentials) -> dt.date | None:
+    value = credentials.extra.get("access_valid_until")
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _access_ended(credentials: Credentials) -> bool:
+    valid_until = _valid_until(credentials)
+    return valid_until is not None and valid_until < today_stockholm()

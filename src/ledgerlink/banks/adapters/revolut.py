@@ -1,0 +1,54 @@
+"""Revolut (UK OBIE v3.1 at ``oba.revolut.com``), banks.md §3.11.
+
+Differences from the OBIE base: Revolut's ``x-fapi-financial-id``, the token endpoint on
+``oba-auth.revolut.com``, the consent UI on the API host (``/ui/index.html``) with ``scope=accounts``,
+and the history rule: transactions older than 90 days are served only shortly after SCA.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from ledgerlink.banks.adapters.base import ConnectionContext, Credentials
+from ledgerlink.banks.adapters.http import today_stockholm, utcnow
+from ledgerlink.banks.adapters.obie import ObieAdapter
+
+#: Unattended reads only reach this far back (the 90-day RTS window, one day of margin).
+UNATTENDED_HISTORY_DAYS = 89
+#: How long after SCA deep history is served. Revolut's page is cut off before the number; 5 minutes
+#: is its documented SCA window for the other restricted AIS endpoints (blog 2024-09-16).
+DEEP_HISTORY_WINDOW = dt.timedelta(minutes=5)
+
+
+class RevolutAdapter(ObieAdapter):
+    financial_id = "001580000103UAvAAM"
+    default_auth_base_url = "https://oba-auth.revolut.com"
+    token_path = "/token"
+    authorize_scope = "accounts"
+
+    async def oidc_endpoints(self, ctx: ConnectionContext) -> tuple[str, str]:
+        # The consent UI is served from the API host (sandbox and production alike).
+        return f"{self.base_url}/ui/index.html", f"{self.auth_base_url}{self.token_path}"
+
+    def transaction_window(
+        self, ctx: ConnectionContext, credentials: Credentials, date_from: dt.date, date_to: dt.date
+    ) -> tuple[dt.date, dt.date]:
+        """Ask for more than 89 days only within the deep-history window after SCA; otherwise Revolut
+        answers 403 for the whole request, so the window is cut to what it will serve."""
+        floor = today_stockholm() - dt.timedelta(days=UNATTENDED_HISTORY_DAYS)
+        if date_from >= floor or self._within_deep_history_window(credentials):
+            return date_from, date_to
+        return floor, max(date_to, floor)
+
+    @staticmethod
+    def _within_deep_history_window(credentials: Credentials) -> bool:
+        raw = credentials.extra.get("authorised_at")
+        if not raw:
+            return False
+        try:
+            authorised_at = dt.datetime.fromisoformat(raw)
+        except ValueError:
+            return False
+        if authorised_at.tzinfo is None:
+            authorised_at = authorised_at.replace(tzinfo=dt.UTC)
+        return utcnow() - authorised_at <= DEEP_HISTORY_WINDOW

@@ -1,0 +1,245 @@
+"""Request and response bodies of the bank catalogue, connections, linked accounts and mappings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+AccountType = Literal["business", "private"]
+ScaMethodName = Literal["redirect", "decoupled"]
+LedgerAccountNumber = Annotated[str, Field(min_length=1, max_length=10, examples=["1930"])]
+
+
+class BankRead(BaseModel):
+    id: str
+    name: str
+    bic: str | None
+    status: Literal["available", "coming_soon"]
+    account_types: list[AccountType]
+    sca_methods: list[ScaMethodName]
+    max_history_days: int
+    consent_max_days: int
+
+
+class BankList(BaseModel):
+    items: list[BankRead]
+
+
+# --------------------------------------------------------------------------- connections
+
+
+class ConnectionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bank_id: str = Field(min_length=1, max_length=40, examples=["nordea"])
+    account_type: AccountType
+    redirect_uri: str = Field(
+        min_length=1, max_length=2000, examples=["https://app.example.se/bank/callback"]
+    )
+    psu_id: str | None = Field(
+        default=None, max_length=100, description="The user's id at the bank (personnummer for BankID)"
+    )
+    corporate_id: str | None = Field(default=None, max_length=100, description="Company id at the bank")
+    sca_method: ScaMethodName | None = Field(
+        default=None,
+        description="Preferred SCA: `redirect` (default when the bank offers it) or `decoupled` "
+        "(Mobile BankID on another device; needs `psu_id`)",
+    )
+
+
+class ReauthorizationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    redirect_uri: str | None = Field(
+        default=None, max_length=2000, description="Defaults to the connection's redirect URI"
+    )
+    sca_method: ScaMethodName | None = None
+
+
+class RedirectAuthorization(BaseModel):
+    method: Literal["redirect"] = "redirect"
+    url: str
+
+
+class DecoupledAuthorization(BaseModel):
+    method: Literal["decoupled"] = "decoupled"
+    autostart_token: str | None
+    poll_interval_seconds: int
+
+
+Authorization = Annotated[RedirectAuthorization | DecoupledAuthorization, Field(discriminator="method")]
+
+ConnectionStatusName = Literal["awaiting_authorization", "active", "reauth_required", "revoked", "failed"]
+
+
+class ConnectionRead(BaseModel):
+    id: uuid.UUID
+    bank_id: str
+    account_type: AccountType
+    status: ConnectionStatusName
+    consent_expires_at: dt.datetime | None
+    created_at: dt.datetime
+    last_error: str | None
+    sca_method: ScaMethodName | None = None
+    authorized_at: dt.datetime | None = None
+
+
+class ConnectionCreated(BaseModel):
+    id: uuid.UUID
+    status: ConnectionStatusName
+    authorization: Authorization
+
+
+class AuthorizationComplete(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str | None = Field(default=None, max_length=4000, description="The bank's authorization code")
+    state: str = Field(min_length=1, max_length=200, description="The state the bank echoed back")
+
+
+class ConnectionPage(BaseModel):
+    items: list[ConnectionRead]
+    next_cursor: str | None = None
+
+
+class MoneyRead(BaseModel):
+    amount: str = Field(examples=["-125.50"])
+    currency: str
+    as_of: dt.date | None = None
+
+
+class AvailableAccount(BaseModel):
+    external_id: str
+    iban: str | None
+    bban: str | None
+    name: str | None
+    currency: str
+    usage: AccountType | None
+    balance: MoneyRead | None
+    linked_bank_account_id: uuid.UUID | None = Field(
+        default=None, description="Our bank account linked to it, if any"
+    )
+
+
+class AvailableAccountList(BaseModel):
+    items: list[AvailableAccount]
+
+
+# --------------------------------------------------------------------------- linked accounts
+
+
+class BankAccountCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    connection_id: uuid.UUID
+    external_id: str = Field(min_length=1, max_length=200)
+    sync_from: dt.date = Field(description="First booking date to import (Europe/Stockholm)")
+    ledger_account: LedgerAccountNumber | None = None
+
+
+class BankAccountUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sync_from: dt.date | None = None
+    ledger_account: LedgerAccountNumber | None = None
+    display_name: str | None = Field(default=None, max_length=200)
+
+
+AccountStatusName = Literal["pending_confirmation", "active", "paused", "reauth_required", "disconnected"]
+
+
+class BankAccountRead(BaseModel):
+    id: uuid.UUID
+    connection_id: uuid.UUID
+    bank_id: str
+    iban: str | None
+    bban: str | None = None
+    name: str | None
+    currency: str
+    ledger_account: str | None
+    sync_from: dt.date
+    status: AccountStatusName
+    last_synced_at: dt.datetime | None
+    last_sync_status: Literal["queued", "running", "succeeded", "failed", "deferred"] | None
+    next_sync_at: dt.datetime | None
+    balance: MoneyRead | None
+    unbooked_count: int
+    created_at: dt.datetime
+
+
+class BankAccountPage(BaseModel):
+    items: list[BankAccountRead]
+    next_cursor: str | None = None
+
+
+class SyncCounts(BaseModel):
+    fetched: int
+    inserted: int
+    updated: int
+    removed: int
+
+
+class SyncError(BaseModel):
+    code: str
+    message: str
+    retryable: bool
+
+
+class SyncProgress(BaseModel):
+    done: int
+    total: int | None
+    step: str
+
+
+class BankAccountSyncRun(BaseModel):
+    """A sync run (the Syncs shape of the API), as answered by confirmation and backfill."""
+
+    id: uuid.UUID
+    bank_account_id: uuid.UUID
+    trigger: Literal["initial", "scheduled", "manual", "backfill"]
+    window_from: dt.date | None
+    window_to: dt.date | None
+    status: Literal["queued", "running", "succeeded", "failed", "deferred"]
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    counts: SyncCounts
+    progress: SyncProgress
+    error: SyncError | None
+    next_attempt_at: dt.datetime | None
+
+
+class BankAccountUpdated(BankAccountRead):
+    backfill: BankAccountSyncRun | None = Field(
+        default=None, description="The backfill run scheduled because sync_from moved earlier"
+    )
+
+
+# --------------------------------------------------------------------------- mapping
+
+
+class AccountMappingRead(BaseModel):
+    bank_account_id: uuid.UUID
+    ledger_account: str | None
+    ledger_account_name: str | None
+
+
+class AccountMappingList(BaseModel):
+    items: list[AccountMappingRead]
+
+
+class AccountMappingUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ledger_account: LedgerAccountNumber
+
+
+class LedgerAccountRead(BaseModel):
+    number: str
+    name: str
+
+
+class LedgerAccountList(BaseModel):
+    items: list[LedgerAccountRead]

@@ -1,0 +1,588 @@
+"""Bank connections: consent + SCA (redirect or decoupled BankID), the single-use ``state``, completion,
+re-authorization that keeps our accounts, and revocation.
+
+State machine: ``awaiting_authorization → active → reauth_required → revoked | failed``. A
+re-authorization keeps the connection's status until it completes (the old consent may still work);
+its credentials wait in ``ConnectionSecrets.pending`` meanwhile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ledgerlink.auth.principal import Principal
+from ledgerlink.banks.adapters.base import (
+    STOCKHOLM,
+    AdapterError,
+    BankAccountInfo,
+    BankAdapter,
+    ConnectionContext,
+    ConsentStatus,
+    Credentials,
+    ReauthRequired,
+    ScaMethod,
+)
+from ledgerlink.banks.adapters.registry import BankEntry, get_entry
+from ledgerlink.banks.errors import (
+    BankNotOffered,
+    ConnectionNotActive,
+    ConnectionNotFound,
+    ConnectionStateConflict,
+    adapter_problem,
+)
+from ledgerlink.banks.repository import (
+    BankAccountRepository,
+    BankConnectionRepository,
+    ConnectionSideEffectsRepository,
+)
+from ledgerlink.banks.schemas import (
+    AvailableAccount,
+    ConnectionCreate,
+    ConnectionCreated,
+    DecoupledAuthorization,
+    MoneyRead,
+    ReauthorizationCreate,
+    RedirectAuthorization,
+)
+from ledgerlink.banks.service.common import (
+    REAUTH_TODO,
+    ConnectionSecrets,
+    build_adapter,
+    connection_context,
+    load_secrets,
+    save_secrets,
+)
+from ledgerlink.companies.service import company as company_service
+from ledgerlink.config import Settings
+from ledgerlink.db.base import utcnow
+from ledgerlink.errors import Unprocessable
+from ledgerlink.logging import get_logger
+from ledgerlink.models.bank import AccountStatus, BankConnection, ConnectionStatus
+from ledgerlink.oauth.repository import OAuthStateRepository
+from ledgerlink.oauth.service import check_redirect_uri, consume_state, issue_state
+from ledgerlink.pagination import decode_cursor, encode_cursor
+
+log = get_logger(__name__)
+
+STATE_PURPOSE = "bank"
+#: A decoupled BankID login is given up after this many polls (one per read of the connection).
+MAX_DECOUPLED_POLLS = 90
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BankCall:
+    """What a user-present call to a bank needs: settings, test transports and the PSU's IP."""
+
+    settings: Settings
+    transports: Mapping[str, httpx.AsyncBaseTransport]
+    psu_ip_address: str | None
+
+
+def identity_key(iban: str | None, bban: str | None, external_id: str) -> str:
+    """What identifies a bank account across consents: IBAN, else BBAN, else the bank's id."""
+    if iban and iban.strip():
+        return "iban:" + "".join(iban.split()).upper()
+    if bban and bban.strip():
+        return "bban:" + "".join(bban.split()).upper()
+    return "ext:" + external_id.strip()
+
+
+def consent_end(valid_until: dt.date | None) -> dt.datetime | None:
+    """The end of the consent's last valid day, Stockholm time."""
+    if valid_until is None:
+        return None
+    return dt.datetime.combine(valid_until, dt.time(23, 59, 59), STOCKHOLM)
+
+
+def account_json(info: BankAccountInfo) -> dict[str, Any]:
+    balance = (
+        {
+            "amount": format(info.balance.amount, "f"),
+            "currency": info.balance.currency,
+            "as_of": info.balance.as_of.isoformat() if info.balance.as_of else None,
+        }
+        if info.balance is not None
+        else None
+    )
+    return {
+        "external_id": info.external_id,
+        "iban": info.iban,
+        "bban": info.bban,
+        "name": info.name,
+        "currency": info.currency,
+        "usage": info.usage,
+        "balance": balance,
+    }
+
+
+def available_of(connection: BankConnection) -> list[dict[str, Any]]:
+    return list(connection.available_accounts or [])
+
+
+def catalogue_entry(settings: Settings, bank_id: str) -> BankEntry:
+    """The bank's catalogue entry; unknown (or the sandbox when it is off) → 422, coming soon → 409."""
+    entry = get_entry(bank_id)
+    if entry is None or (entry.sandbox_only and not settings.sandbox):
+        raise Unprocessable(f"unknown bank {bank_id!r}", loc=["body", "bank_id"], code="unknown_bank")
+    if entry.status != "available" or entry.adapter is None:
+        raise BankNotOffered(f"{entry.name} is coming soon and cannot be connected yet")
+    return entry
+
+
+async def _close(adapter: BankAdapter) -> None:
+    try:
+        await adapter.aclose()
+    except Exception:  # pragma: no cover - closing a client must not mask the answer
+        log.warning("bank_adapter.close_failed", bank_id=adapter.bank_id)
+
+
+class ConnectionService:
+    # ------------------------------------------------------------------ create / reauthorize
+
+    async def create(
+        self, session: AsyncSession, principal: Principal, data: ConnectionCreate, call: BankCall
+    ) -> ConnectionCreated:
+        settings = call.settings
+        entry = catalogue_entry(settings, data.bank_id)
+        if data.account_type not in entry.account_types:
+            raise Unprocessable(
+                f"{entry.name} does not offer {data.account_type} accounts",
+                loc=["body", "account_type"],
+                code="account_type_unsupported",
+            )
+        check_redirect_uri(settings, data.redirect_uri)
+        method = self._method(entry, data.sca_method, psu_id=data.psu_id)
+        await company_service.require_bank_import(session, principal.company_id, settings)
+
+        connection = BankConnection(
+            id=uuid.uuid4(),
+            company_id=principal.company_id,
+            bank_id=entry.id,
+            account_type=data.account_type,
+            status=ConnectionStatus.awaiting_authorization,
+            redirect_uri=data.redirect_uri,
+            decoupled_polls=0,
+        )
+        save_secrets(
+            settings, connection, ConnectionSecrets(psu_id=data.psu_id, corporate_id=data.corporate_id)
+        )
+        await BankConnectionRepository(session).add(connection)
+        authorization = await self._start(
+            session, connection, call, redirect_uri=data.redirect_uri, method=method
+        )
+        log.info("bank_connection.created", connection_id=str(connection.id), bank_id=entry.id, sca=method)
+        return ConnectionCreated(
+            id=connection.id, status=connection.status.value, authorization=authorization
+        )
+
+    async def reauthorize(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        connection_id: uuid.UUID,
+        data: ReauthorizationCreate,
+        call: BankCall,
+    ) -> ConnectionCreated:
+        connection = await self._get_locked(session, principal, connection_id)
+        if connection.status == ConnectionStatus.revoked:
+            raise ConnectionStateConflict("the connection is revoked; create a new one")
+        entry = catalogue_entry(call.settings, connection.bank_id)
+        redirect_uri = data.redirect_uri or connection.redirect_uri or ""
+        check_redirect_uri(call.settings, redirect_uri)
+        psu_id = load_secrets(call.settings, connection).psu_id
+        method = self._method(entry, data.sca_method or _sca(connection.sca_method), psu_id=psu_id)
+        await company_service.require_bank_import(session, principal.company_id, call.settings)
+        if connection.status == ConnectionStatus.failed:
+            connection.status = ConnectionStatus.awaiting_authorization
+        authorization = await self._start(session, connection, call, redirect_uri=redirect_uri, method=method)
+        return ConnectionCreated(
+            id=connection.id, status=connection.status.value, authorization=authorization
+        )
+
+    @staticmethod
+    def _method(entry: BankEntry, wanted: ScaMethod | None, *, psu_id: str | None) -> ScaMethod:
+        if wanted is not None and wanted not in entry.sca_methods:
+            raise Unprocessable(
+                f"{entry.name} does not offer {wanted} SCA",
+                loc=["body", "sca_method"],
+                code="sca_method_unsupported",
+            )
+        method: ScaMethod = wanted or ("redirect" if "redirect" in entry.sca_methods else "decoupled")
+        if method == "decoupled" and not psu_id:
+            raise Unprocessable(
+                "decoupled BankID needs psu_id (the user's personal identity number)",
+                loc=["body", "psu_id"],
+                code="psu_id_required",
+            )
+        return method
+
+    async def _start(
+        self,
+        session: AsyncSession,
+        connection: BankConnection,
+        call: BankCall,
+        *,
+        redirect_uri: str,
+        method: ScaMethod,
+    ) -> RedirectAuthorization | DecoupledAuthorization:
+        """Issue a fresh single-use state (older ones are burnt) and start SCA at the bank."""
+        state = await issue_state(
+            session,
+            company_id=connection.company_id,
+            purpose=STATE_PURPOSE,
+            redirect_uri=redirect_uri,
+            connection_id=connection.id,
+        )
+        ctx = connection_context(call.settings, connection, psu_ip_address=call.psu_ip_address)
+        try:
+            adapter = build_adapter(call.settings, connection.bank_id, call.transports)
+        except AdapterError as exc:
+            raise adapter_problem(exc) from exc
+        try:
+            start = await adapter.start_authorization(
+                ctx, redirect_uri=redirect_uri, state=state, sca_method=method
+            )
+        except AdapterError as exc:
+            raise adapter_problem(exc) from exc
+        finally:
+            await _close(adapter)
+        current = load_secrets(call.settings, connection)
+        save_secrets(call.settings, connection, dataclasses.replace(current, pending=start.credentials))
+        connection.sca_method = start.method
+        connection.redirect_uri = redirect_uri
+        connection.decoupled_polls = 0
+        await session.flush()
+        if start.method == "decoupled":
+            return DecoupledAuthorization(
+                autostart_token=start.autostart_token, poll_interval_seconds=start.poll_interval_seconds
+            )
+        if not start.url:
+            raise adapter_problem(AdapterError(connection.bank_id, "no SCA redirect URL"))
+        return RedirectAuthorization(url=start.url)
+
+    # ------------------------------------------------------------------ completion
+
+    async def authorize(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        connection_id: uuid.UUID,
+        *,
+        code: str | None,
+        state: str,
+        call: BankCall,
+    ) -> BankConnection:
+        """Complete a redirect SCA with the bank's ``code`` and our ``state``.
+
+        A refusal by the bank is an answer, not an error: the connection comes back ``failed`` (or, for
+        a re-authorization, keeps its status) with ``last_error``."""
+        connection = await self._get_locked(session, principal, connection_id)
+        row = await consume_state(
+            session,
+            state,
+            company_id=principal.company_id,
+            purpose=STATE_PURPOSE,
+            connection_id=connection.id,
+        )
+        secrets = load_secrets(call.settings, connection)
+        if secrets.pending is None or connection.status == ConnectionStatus.revoked:
+            raise ConnectionStateConflict("no authorization of this connection is in progress")
+        await self._complete(
+            session, connection, secrets.pending, call, code=code, redirect_uri=row.redirect_uri
+        )
+        return connection
+
+    async def _complete(
+        self,
+        session: AsyncSession,
+        connection: BankConnection,
+        pending: Credentials,
+        call: BankCall,
+        *,
+        code: str | None,
+        redirect_uri: str,
+    ) -> None:
+        ctx = connection_context(call.settings, connection, psu_ip_address=call.psu_ip_address)
+        try:
+            adapter = build_adapter(call.settings, connection.bank_id, call.transports)
+        except AdapterError as exc:
+            raise adapter_problem(exc) from exc
+        try:
+            credentials = await adapter.complete_authorization(
+                ctx, pending, code=code, redirect_uri=redirect_uri
+            )
+            await self._activate(session, connection, adapter, ctx, credentials, call.settings)
+        except ReauthRequired as exc:
+            await self._authorization_failed(session, connection, call.settings, exc.message)
+        except AdapterError as exc:
+            raise adapter_problem(exc) from exc
+        finally:
+            await _close(adapter)
+
+    async def _activate(
+        self,
+        session: AsyncSession,
+        connection: BankConnection,
+        adapter: BankAdapter,
+        ctx: ConnectionContext,
+        credentials: Credentials,
+        settings: Settings,
+    ) -> None:
+        """Read the consent's granted validity and the accounts once (user present), then go active and
+        re-bind the linked accounts (same resources, new bank ids matched by IBAN/BBAN)."""
+        consent = await adapter.get_consent(ctx, credentials)
+        if consent.status != ConsentStatus.valid:
+            raise ReauthRequired(connection.bank_id, f"the consent is {consent.status.value} at the bank")
+        infos = await adapter.list_accounts(ctx, credentials)
+        secrets = load_secrets(settings, connection)
+        save_secrets(
+            settings, connection, dataclasses.replace(secrets, credentials=credentials, pending=None)
+        )
+        connection.consent_expires_at = consent_end(consent.valid_until)
+        connection.available_accounts = [account_json(info) for info in infos]
+        connection.status = ConnectionStatus.active
+        connection.last_error = None
+        connection.authorized_at = utcnow()
+        connection.decoupled_polls = 0
+        await self._rebind_accounts(session, connection, infos)
+        await ConnectionSideEffectsRepository(session).resolve_open_todos(
+            connection.company_id, [REAUTH_TODO, "consent_expiring"], str(connection.id)
+        )
+        await session.flush()
+        log.info("bank_connection.active", connection_id=str(connection.id), accounts=len(infos))
+
+    async def _rebind_accounts(
+        self, session: AsyncSession, connection: BankConnection, infos: list[BankAccountInfo]
+    ) -> None:
+        by_identity = {identity_key(i.iban, i.bban, i.external_id): i for i in infos}
+        by_external = {i.external_id: i for i in infos}
+        for account in await BankAccountRepository(session).of_connection(
+            connection.company_id, connection.id
+        ):
+            info = by_identity.get(account.identity_key) or by_external.get(account.external_id)
+            if info is None:
+                continue
+            if info.external_id != account.external_id:
+                log.info("bank_account.rebound", bank_account_id=str(account.id), bank_id=connection.bank_id)
+                account.external_id = info.external_id
+            account.iban = info.iban or account.iban
+            account.bban = info.bban or account.bban
+            account.name = info.name or account.name
+            if account.status == AccountStatus.reauth_required:
+                account.status = AccountStatus.active
+
+    async def _authorization_failed(
+        self, session: AsyncSession, connection: BankConnection, settings: Settings, reason: str
+    ) -> None:
+        secrets = load_secrets(settings, connection)
+        save_secrets(settings, connection, dataclasses.replace(secrets, pending=None))
+        if connection.status == ConnectionStatus.awaiting_authorization:
+            connection.status = ConnectionStatus.failed
+        connection.last_error = f"authorization failed: {reason}"[:1000]
+        await OAuthStateRepository(session).invalidate_for_connection(connection.id, now=utcnow())
+        await session.flush()
+        log.info("bank_connection.authorization_failed", connection_id=str(connection.id))
+
+    # ------------------------------------------------------------------ reads (decoupled polling)
+
+    async def get(
+        self, session: AsyncSession, principal: Principal, connection_id: uuid.UUID, call: BankCall
+    ) -> BankConnection:
+        """The connection; a decoupled SCA in progress is polled once and advanced."""
+        repo = BankConnectionRepository(session)
+        connection = await repo.get_scoped(principal, connection_id)
+        if connection is None:
+            raise ConnectionNotFound()
+        if (
+            connection.sca_method == "decoupled"
+            and connection.status != ConnectionStatus.revoked
+            and load_secrets(call.settings, connection).pending is not None
+        ):
+            connection = await self._get_locked(session, principal, connection_id)
+            await self._poll(session, connection, call)
+        return connection
+
+    async def _poll(self, session: AsyncSession, connection: BankConnection, call: BankCall) -> None:
+        secrets = load_secrets(call.settings, connection)
+        pending = secrets.pending
+        if pending is None:
+            return
+        states = OAuthStateRepository(session)
+        row = await states.latest_for_connection(connection.company_id, connection.id)
+        now = utcnow()
+        if (
+            row is None
+            or row.used_at is not None
+            or row.expires_at <= now
+            or connection.decoupled_polls >= MAX_DECOUPLED_POLLS
+        ):
+            await self._authorization_failed(session, connection, call.settings, "the BankID login timed out")
+            return
+        connection.decoupled_polls += 1
+        ctx = connection_context(call.settings, connection, psu_ip_address=call.psu_ip_address)
+        try:
+            adapter = build_adapter(call.settings, connection.bank_id, call.transports)
+        except AdapterError as exc:
+            raise adapter_problem(exc) from exc
+        try:
+            status = await adapter.get_authorization_status(ctx, pending)
+        except ReauthRequired as exc:
+            await _close(adapter)
+            await self._authorization_failed(session, connection, call.settings, exc.message)
+            return
+        except AdapterError as exc:
+            # a read must not fail because one poll did: report it and poll again on the next read
+            await _close(adapter)
+            log.warning(
+                "bank_connection.poll_failed", connection_id=str(connection.id), error=type(exc).__name__
+            )
+            await session.flush()
+            return
+        try:
+            if status.status == "pending":
+                save_secrets(
+                    call.settings, connection, dataclasses.replace(secrets, pending=status.credentials)
+                )
+                await session.flush()
+                return
+            if status.status == "failed":
+                await self._authorization_failed(
+                    session, connection, call.settings, status.message or "the login was not approved"
+                )
+                return
+            row.used_at = now
+            try:
+                credentials = await adapter.complete_authorization(
+                    ctx, status.credentials, code=None, redirect_uri=row.redirect_uri
+                )
+                await self._activate(session, connection, adapter, ctx, credentials, call.settings)
+            except ReauthRequired as exc:
+                await self._authorization_failed(session, connection, call.settings, exc.message)
+            except AdapterError as exc:
+                raise adapter_problem(exc) from exc
+        finally:
+            await _close(adapter)
+
+    async def list_page(
+        self, session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None
+    ) -> tuple[list[BankConnection], str | None]:
+        after_values = decode_cursor(cursor, 2)
+        after = None
+        if after_values is not None:
+            try:
+                after = (dt.datetime.fromisoformat(after_values[0]), uuid.UUID(after_values[1]))
+            except (TypeError, ValueError) as exc:
+                raise Unprocessable(
+                    "cursor is not valid", loc=["query", "cursor"], code="invalid_cursor"
+                ) from exc
+        rows = list(await BankConnectionRepository(session).list_page(principal, limit=limit, after=after))
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            last = rows[-1]
+            next_cursor = encode_cursor([last.created_at.isoformat(), str(last.id)])
+        return rows, next_cursor
+
+    async def available_accounts(
+        self, session: AsyncSession, principal: Principal, connection_id: uuid.UUID
+    ) -> list[AvailableAccount]:
+        connection = await BankConnectionRepository(session).get_scoped(principal, connection_id)
+        if connection is None:
+            raise ConnectionNotFound()
+        if connection.status != ConnectionStatus.active:
+            raise ConnectionNotActive(f"the connection is {connection.status.value}; authorize it first")
+        linked = {
+            a.external_id: a.id
+            for a in await BankAccountRepository(session).of_connection(principal, connection.id)
+        }
+        items = []
+        for raw in available_of(connection):
+            balance = raw.get("balance")
+            items.append(
+                AvailableAccount(
+                    external_id=raw["external_id"],
+                    iban=raw.get("iban"),
+                    bban=raw.get("bban"),
+                    name=raw.get("name"),
+                    currency=raw["currency"],
+                    usage=raw.get("usage"),
+                    balance=MoneyRead(**balance) if balance else None,
+                    linked_bank_account_id=linked.get(raw["external_id"]),
+                )
+            )
+        return items
+
+    # ------------------------------------------------------------------ revoke
+
+    async def delete(
+        self, session: AsyncSession, principal: Principal, connection_id: uuid.UUID, call: BankCall
+    ) -> None:
+        """Revoke at the bank (best effort), stop every linked account; imported transactions stay."""
+        connection = await self._get_locked(session, principal, connection_id)
+        if connection.status == ConnectionStatus.revoked:
+            return
+        secrets = load_secrets(call.settings, connection)
+        credentials = secrets.credentials
+        if credentials.consent_id or credentials.access_token or credentials.extra:
+            await self._revoke_at_bank(connection, credentials, call)
+        connection.status = ConnectionStatus.revoked
+        connection.secrets = None  # nothing left to use: drop the tokens
+        connection.last_error = None
+        await BankAccountRepository(session).set_status_for_connection(
+            principal, connection.id, to=AccountStatus.disconnected
+        )
+        await OAuthStateRepository(session).invalidate_for_connection(connection.id, now=utcnow())
+        await ConnectionSideEffectsRepository(session).resolve_open_todos(
+            connection.company_id, [REAUTH_TODO, "consent_expiring"], str(connection.id)
+        )
+        await session.flush()
+        log.info("bank_connection.revoked", connection_id=str(connection.id), bank_id=connection.bank_id)
+
+    async def _revoke_at_bank(
+        self, connection: BankConnection, credentials: Credentials, call: BankCall
+    ) -> None:
+        ctx = connection_context(call.settings, connection, psu_ip_address=call.psu_ip_address)
+        try:
+            adapter = build_adapter(call.settings, connection.bank_id, call.transports)
+        except AdapterError as exc:
+            log.warning(
+                "bank_connection.revoke_failed", connection_id=str(connection.id), error=type(exc).__name__
+            )
+            return
+        try:
+            await adapter.revoke(ctx, credentials)
+        except AdapterError as exc:
+            log.warning(
+                "bank_connection.revoke_failed",
+                connection_id=str(connection.id),
+                bank_id=connection.bank_id,
+                error=type(exc).__name__,
+            )
+        finally:
+            await _close(adapter)
+
+    async def _get_locked(
+        self, session: AsyncSession, principal: Principal, connection_id: uuid.UUID
+    ) -> BankConnection:
+        connection = await BankConnectionRepository(session).get_for_update(principal, connection_id)
+        if connection is None:
+            raise ConnectionNotFound()
+        return connection
+
+
+def _sca(value: str | None) -> ScaMethod | None:
+    if value == "redirect":
+        return "redirect"
+    if value == "decoupled":
+        return "decoupled"
+    return None
+
+
+connections = ConnectionService()

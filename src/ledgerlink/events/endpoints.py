@@ -1,0 +1,68 @@
+"""Webhook endpoints of internal services: ``/v1/webhook-endpoints``."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from ledgerlink.auth.dependencies import AnyPrincipal
+from ledgerlink.db.session import SessionDep
+from ledgerlink.errors import responses
+from ledgerlink.events.schemas import WebhookEndpointCreate, WebhookEndpointCreated, WebhookEndpointRead
+from ledgerlink.events.service import webhooks
+from ledgerlink.idempotency.service import IdempotencyKey, idempotency
+from ledgerlink.models.events import WebhookEndpoint
+from ledgerlink.pagination import Page
+
+router = APIRouter(tags=["webhooks"])
+
+
+def _read(endpoint: WebhookEndpoint) -> WebhookEndpointRead:
+    return WebhookEndpointRead(
+        id=endpoint.id, url=endpoint.url, events=list(endpoint.events), created_at=endpoint.created_at
+    )
+
+
+@router.post(
+    "/webhook-endpoints",
+    status_code=201,
+    response_model=WebhookEndpointCreated,
+    responses=responses(401, 403, 422),
+)
+async def create_webhook_endpoint(
+    request: Request,
+    data: WebhookEndpointCreate,
+    principal: AnyPrincipal,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> WebhookEndpointCreated | JSONResponse:
+    """Register a webhook endpoint. The signing `secret` is in this response only (stored encrypted);
+    an idempotent replay returns the endpoint with `secret: null`."""
+    replay = await idempotency.begin(
+        session, principal.company_id, idempotency_key, "POST /v1/webhook-endpoints", data.model_dump()
+    )
+    if replay is not None:
+        return JSONResponse(replay.body, status_code=replay.status_code)
+    endpoint, secret = await webhooks.create(session, principal.company_id, data, request.app.state.settings)
+    read = _read(endpoint)
+    stored = WebhookEndpointCreated(**read.model_dump(), secret=None)
+    await idempotency.complete(session, principal.company_id, idempotency_key, 201, stored.model_dump())
+    return WebhookEndpointCreated(**read.model_dump(), secret=secret)
+
+
+@router.get("/webhook-endpoints", response_model=Page[WebhookEndpointRead], responses=responses(401, 403))
+async def list_webhook_endpoints(principal: AnyPrincipal, session: SessionDep) -> Page[WebhookEndpointRead]:
+    """The company's webhook endpoints (never the secret)."""
+    items = await webhooks.list(session, principal.company_id)
+    return Page(items=[_read(e) for e in items], next_cursor=None)
+
+
+@router.delete("/webhook-endpoints/{endpoint_id}", status_code=204, responses=responses(401, 403, 404))
+async def delete_webhook_endpoint(
+    endpoint_id: uuid.UUID, principal: AnyPrincipal, session: SessionDep
+) -> Response:
+    """Stop delivering to an endpoint (pending deliveries are dropped)."""
+    await webhooks.delete(session, principal.company_id, endpoint_id)
+    return Response(status_code=204)

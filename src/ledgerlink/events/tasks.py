@@ -1,0 +1,36 @@
+"""Webhook delivery jobs: one attempt per ``events.deliver``; a cron picks every due delivery."""
+
+from __future__ import annotations
+
+import uuid
+
+from ledgerlink.db.base import utcnow
+from ledgerlink.db.session import session_scope
+from ledgerlink.events.repository import DeliveryRepository
+from ledgerlink.events.service import deliver
+from ledgerlink.worker.registry import JobContext, cron_task, task
+
+
+@task("events.deliver", max_tries=1, timeout_seconds=120)
+async def deliver_job(ctx: JobContext, delivery_id: str) -> str | None:
+    clock = ctx.get("clock") or utcnow
+    async with session_scope(ctx["sessionmaker"]) as session:
+        delivery = await deliver(
+            session,
+            uuid.UUID(delivery_id),
+            ctx["settings"],
+            transport=ctx.get("transports", {}).get("webhooks"),
+            at=clock(),
+        )
+        return delivery.status if delivery is not None else None
+
+
+@cron_task("events.deliver_due", minute=set(range(60)))
+async def deliver_due(ctx: JobContext) -> int:
+    """Attempt every pending delivery whose time has come (at least once, whatever happened to jobs)."""
+    clock = ctx.get("clock") or utcnow
+    async with session_scope(ctx["sessionmaker"]) as session:
+        ids = await DeliveryRepository(session).due_ids(clock(), limit=500)
+    for delivery_id in ids:
+        await deliver_job(ctx, str(delivery_id))
+    return len(ids)

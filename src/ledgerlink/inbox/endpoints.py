@@ -1,0 +1,87 @@
+"""Transactions to book and to-dos."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from ledgerlink.auth.dependencies import BankingPrincipal
+from ledgerlink.db.session import ReadSessionDep, SessionDep
+from ledgerlink.errors import responses
+from ledgerlink.inbox.schemas import BulkStatus, BulkStatusResult, TodoList, TransactionPatch, TransactionRead
+from ledgerlink.inbox.service import inbox
+from ledgerlink.models.bank import TransactionStatus
+from ledgerlink.pagination import Cursor, Limit, Page
+
+router = APIRouter(tags=["inbox"])
+
+
+@router.get("/transactions", response_model=Page[TransactionRead], responses=responses(401, 403, 422))
+async def list_transactions(
+    principal: BankingPrincipal,
+    session: ReadSessionDep,
+    bank_account_id: uuid.UUID | None = None,
+    status: Literal["unbooked", "booked", "ignored"] | None = None,
+    booking_status: Literal["booked", "pending"] | None = None,
+    from_: dt.date | None = Query(default=None, alias="from"),
+    to: dt.date | None = None,
+    q: str | None = Query(
+        default=None, max_length=200, description="Text in counterparty, description or reference"
+    ),
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Response:
+    """Imported transactions, newest first (booking date, then id), keyset-paginated."""
+    page = await inbox.list_transactions(
+        session,
+        principal.company_id,
+        account_id=bank_account_id,
+        status=TransactionStatus(status) if status else None,
+        booking_status=booking_status,
+        date_from=from_,
+        date_to=to,
+        q=q,
+        limit=limit,
+        cursor=cursor,
+    )
+    # The page is built as JSON values in the shape of Page[TransactionRead] (the declared
+    # response_model, which documents it); rendered once here instead of validated and dumped again.
+    return Response(content=_dumps(page), media_type="application/json")
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+@router.patch(
+    "/transactions/{transaction_id}", response_model=TransactionRead, responses=responses(401, 403, 404, 422)
+)
+async def patch_transaction(
+    transaction_id: uuid.UUID, data: TransactionPatch, principal: BankingPrincipal, session: SessionDep
+) -> TransactionRead:
+    """Mark a transaction booked (optionally with its voucher), ignored or unbooked again."""
+    items = await inbox.set_status(
+        session, principal.company_id, [transaction_id], TransactionStatus(data.status), data.voucher_ref
+    )
+    return items[0]
+
+
+@router.post(
+    "/transactions/bulk-status", response_model=BulkStatusResult, responses=responses(401, 403, 404, 422)
+)
+async def bulk_status(data: BulkStatus, principal: BankingPrincipal, session: SessionDep) -> BulkStatusResult:
+    """Set the status of many transactions, all or nothing (404 names unknown ids, 422 names pending
+    rows that cannot be marked booked)."""
+    items = await inbox.set_status(session, principal.company_id, data.ids, TransactionStatus(data.status))
+    return BulkStatusResult(updated=len(items), items=items)
+
+
+@router.get("/todos", response_model=TodoList, responses=responses(401, 403))
+async def list_todos(principal: BankingPrincipal, session: SessionDep) -> TodoList:
+    """Open to-dos: transactions_to_book (per account, live count), reauth_required, consent_expiring
+    (with expires_at), sync_failed, upgrade_required, fortnox_expiring."""
+    return TodoList(items=await inbox.todos(session, principal.company_id))

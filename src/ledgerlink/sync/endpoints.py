@@ -1,0 +1,121 @@
+"""Syncs: "sync now", run history and the read-only nightly schedule."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from ledgerlink.auth.dependencies import AnyPrincipal, BankingPrincipal
+from ledgerlink.banks.service.accounts import run_read
+from ledgerlink.companies.service import company
+from ledgerlink.db.session import SessionDep
+from ledgerlink.errors import Unprocessable, responses
+from ledgerlink.idempotency.service import IdempotencyKey, idempotency
+from ledgerlink.models.bank import SyncTrigger
+from ledgerlink.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from ledgerlink.sync.errors import BankAccountNotFound
+from ledgerlink.sync.repository import AccountRepository, SyncRunRepository
+from ledgerlink.sync.schemas import SyncRequest, SyncRunRead, SyncSchedule
+from ledgerlink.sync.service import schedule_sync, today_stockholm
+
+router = APIRouter(tags=["syncs"])
+
+
+@router.post(
+    "/bank-accounts/{account_id}/syncs",
+    status_code=202,
+    response_model=SyncRunRead,
+    responses=responses(401, 403, 404, 409, 422),
+)
+async def sync_now(
+    request: Request,
+    account_id: uuid.UUID,
+    principal: BankingPrincipal,
+    session: SessionDep,
+    data: SyncRequest | None = None,
+    idempotency_key: IdempotencyKey = None,
+) -> SyncRunRead | JSONResponse:
+    """ "Sync now" with the user present (does not spend the unattended PSD2 allowance). 409 with the
+    run's id (`run_id`) when one is already queued or running; 409 `account_not_active` when the account
+    is not active."""
+    data = data or SyncRequest()
+    body = data.model_dump(mode="json", by_alias=True)
+    replay = await idempotency.begin(
+        session, principal.company_id, idempotency_key, f"POST /v1/bank-accounts/{account_id}/syncs", body
+    )
+    if replay is not None:
+        return JSONResponse(replay.body, status_code=replay.status_code)
+    today = today_stockholm()
+    if data.to is not None and data.to > today:
+        raise Unprocessable("to must not be in the future", loc=["body", "to"])
+    if data.from_ is not None and data.from_ > (data.to or today):
+        raise Unprocessable("from must not be after to", loc=["body", "from"])
+    account = await AccountRepository(session).get_scoped_for_update(principal.company_id, account_id)
+    if account is None:
+        raise BankAccountNotFound("no such bank account")
+    await company.require_bank_import(session, principal.company_id, request.app.state.settings)
+    if data.from_ is not None and data.from_ < account.sync_from:
+        raise Unprocessable(
+            f"from is before the account's sync_from ({account.sync_from.isoformat()}); move sync_from to backfill",
+            loc=["body", "from"],
+        )
+    run = await schedule_sync(
+        session,
+        account,
+        trigger=SyncTrigger.manual,
+        user_present=True,
+        window_from=data.from_,
+        window_to=data.to,
+        psu_ip_address=request.client.host if request.client else None,
+    )
+    read = run_read(run)
+    await idempotency.complete(
+        session, principal.company_id, idempotency_key, 202, read.model_dump(mode="json")
+    )
+    return read
+
+
+@router.get(
+    "/bank-accounts/{account_id}/syncs",
+    response_model=Page[SyncRunRead],
+    responses=responses(401, 403, 404, 422),
+)
+async def list_syncs(
+    account_id: uuid.UUID,
+    principal: BankingPrincipal,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[SyncRunRead]:
+    """The account's sync runs, newest first."""
+    account = await AccountRepository(session).get_scoped(principal.company_id, account_id)
+    if account is None:
+        raise BankAccountNotFound("no such bank account")
+    values = decode_cursor(cursor, 2)
+    try:
+        after = (dt.datetime.fromisoformat(values[0]), uuid.UUID(values[1])) if values else None
+    except (TypeError, ValueError) as exc:
+        raise Unprocessable("cursor is not valid", loc=["query", "cursor"], code="invalid_cursor") from exc
+    runs = list(await SyncRunRepository(session).page(principal.company_id, account_id, after, limit + 1))
+    next_cursor = None
+    if len(runs) > limit:
+        runs = runs[:limit]
+        next_cursor = encode_cursor([runs[-1].created_at.isoformat(), str(runs[-1].id)])
+    return Page(items=[run_read(r) for r in runs], next_cursor=next_cursor)
+
+
+@router.get("/sync-schedule", response_model=SyncSchedule, responses=responses(401))
+async def sync_schedule(request: Request, principal: AnyPrincipal) -> SyncSchedule:
+    """The nightly schedule (configuration, read-only)."""
+    sync = request.app.state.settings.sync
+    return SyncSchedule(
+        window_start=sync.night_window_start,
+        window_end=sync.night_window_end,
+        overlap_days=sync.overlap_days,
+        per_bank_concurrency=sync.per_bank_concurrency,
+        unattended_reads_per_day=sync.unattended_reads_per_day,
+        max_attempts=sync.max_attempts,
+    )

@@ -1,0 +1,321 @@
+"""Closings ("uppdrag"): ``/v1/closings`` with imports, trial balance, vouchers, specifications,
+adjustments, exports and the adjustments as SIE (scope ``closing``)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile
+from fastapi.responses import JSONResponse
+
+from ledgerlink.auth.dependencies import ClosingPrincipal
+from ledgerlink.closing import service
+from ledgerlink.closing.errors import ExportNotFound, ImportNotFound
+from ledgerlink.closing.repository import ClosingRepository
+from ledgerlink.closing.schemas import (
+    AdjustmentCreate,
+    AdjustmentOut,
+    ClosingCreate,
+    ClosingOut,
+    ClosingUpdate,
+    ExportCreate,
+    ExportOut,
+    ImportOut,
+    SpecificationOut,
+    TrialBalanceRow,
+    VoucherOut,
+)
+from ledgerlink.db.session import SessionDep
+from ledgerlink.errors import PayloadTooLarge, responses
+from ledgerlink.idempotency.service import IdempotencyKey, idempotency
+from ledgerlink.pagination import Cursor, Limit, Page
+
+router = APIRouter(tags=["closings"])
+
+
+@router.post("/closings", status_code=201, response_model=ClosingOut, responses=responses(401, 403, 422))
+async def create_closing(
+    data: ClosingCreate,
+    principal: ClosingPrincipal,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> ClosingOut | JSONResponse:
+    """Create a closing for one financial year (at most 18 months) with its data source."""
+    replay = await idempotency.begin(
+        session, principal.company_id, idempotency_key, "POST /v1/closings", data.model_dump()
+    )
+    if replay is not None:
+        return JSONResponse(replay.body, status_code=replay.status_code)
+    out = service.closing_out(await service.create_closing(session, principal.company_id, data))
+    await idempotency.complete(session, principal.company_id, idempotency_key, 201, out.model_dump())
+    return out
+
+
+@router.get("/closings", response_model=Page[ClosingOut], responses=responses(401, 403, 422))
+async def list_closings(
+    principal: ClosingPrincipal, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
+) -> Page[ClosingOut]:
+    """The company's closings, newest first."""
+    return await service.list_closings(session, principal.company_id, limit, cursor)
+
+
+@router.get("/closings/{closing_id}", response_model=ClosingOut, responses=responses(401, 403, 404))
+async def get_closing(closing_id: uuid.UUID, principal: ClosingPrincipal, session: SessionDep) -> ClosingOut:
+    return service.closing_out(await service.get_closing(session, principal.company_id, closing_id))
+
+
+@router.patch("/closings/{closing_id}", response_model=ClosingOut, responses=responses(401, 403, 404, 422))
+async def update_closing(
+    closing_id: uuid.UUID, data: ClosingUpdate, principal: ClosingPrincipal, session: SessionDep
+) -> ClosingOut:
+    """Change the data source ("Underhåll – Inställningar – Datakälla"); imported data stays."""
+    closing = await service.update_closing(session, principal.company_id, closing_id, data)
+    return service.closing_out(closing)
+
+
+# -- imports ----------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/closings/{closing_id}/imports",
+    status_code=202,
+    response_model=ImportOut,
+    responses=responses(401, 403, 404, 409, 422),
+)
+async def start_import(
+    closing_id: uuid.UUID,
+    principal: ClosingPrincipal,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> ImportOut | JSONResponse:
+    """Import the financial year from Fortnox (data source `fortnox`): a job, poll it for progress."""
+    method_path = f"POST /v1/closings/{closing_id}/imports"
+    replay = await idempotency.begin(session, principal.company_id, idempotency_key, method_path, {})
+    if replay is not None:
+        return JSONResponse(replay.body, status_code=replay.status_code)
+    out = service.import_out(await service.start_fortnox_import(session, principal.company_id, closing_id))
+    await idempotency.complete(session, principal.company_id, idempotency_key, 202, out.model_dump())
+    return out
+
+
+@router.post(
+    "/closings/{closing_id}/imports/sie",
+    status_code=202,
+    response_model=ImportOut,
+    responses=responses(401, 403, 404, 409, 413, 422),
+)
+async def upload_sie(
+    request: Request,
+    closing_id: uuid.UUID,
+    principal: ClosingPrincipal,
+    session: SessionDep,
+    file: UploadFile = File(description="A SIE 4 file (4E or 4I; PC8 or UTF-8)"),
+    idempotency_key: IdempotencyKey = None,
+) -> ImportOut | JSONResponse:
+    """Import a SIE 4 file (data source `sie`). It is read once here: a file that is not valid SIE is
+    422 `sie_invalid` naming the line (`line_number`), and the closing stays as it was."""
+    limit = request.app.state.settings.limits.max_upload_bytes
+    content = await file.read(limit + 1)
+    if len(content) > limit:
+        raise PayloadTooLarge(f"the file is larger than {limit} bytes")
+    method_path = f"POST /v1/closings/{closing_id}/imports/sie"
+    body = {"file_name": file.filename, "sha256": hashlib.sha256(content).hexdigest()}
+    replay = await idempotency.begin(session, principal.company_id, idempotency_key, method_path, body)
+    if replay is not None:
+        return JSONResponse(replay.body, status_code=replay.status_code)
+    job = await service.start_sie_import(
+        session, principal.company_id, closing_id, file_name=file.filename, content=content
+    )
+    out = service.import_out(job)
+    await idempotency.complete(session, principal.company_id, idempotency_key, 202, out.model_dump())
+    return out
+
+
+@router.get(
+    "/closings/{closing_id}/imports/{import_id}", response_model=ImportOut, responses=responses(401, 403, 404)
+)
+async def get_import(
+    closing_id: uuid.UUID, import_id: uuid.UUID, principal: ClosingPrincipal, session: SessionDep
+) -> ImportOut:
+    job = await ClosingRepository(session).get_import(principal.company_id, closing_id, import_id)
+    if job is None:
+        raise ImportNotFound("import not found")
+    return service.import_out(job)
+
+
+# -- imported data ----------------------------------------------------------------------------------
+
+
+@router.get(
+    "/closings/{closing_id}/accounts",
+    response_model=Page[TrialBalanceRow],
+    responses=responses(401, 403, 404, 409, 422),
+)
+async def trial_balance(
+    closing_id: uuid.UUID,
+    principal: ClosingPrincipal,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[TrialBalanceRow]:
+    """The trial balance of the imported year by account number (409 before the first import)."""
+    return await service.trial_balance(session, principal.company_id, closing_id, limit, cursor)
+
+
+@router.get(
+    "/closings/{closing_id}/vouchers",
+    response_model=Page[VoucherOut],
+    responses=responses(401, 403, 404, 409, 422),
+)
+async def list_vouchers(
+    closing_id: uuid.UUID,
+    principal: ClosingPrincipal,
+    session: SessionDep,
+    account: str | None = Query(default=None, max_length=20, description="Only vouchers with a row on it"),
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[VoucherOut]:
+    """The imported vouchers with their rows, in file order."""
+    return await service.list_vouchers(session, principal.company_id, closing_id, account, limit, cursor)
+
+
+@router.get(
+    "/closings/{closing_id}/specifications",
+    response_model=list[SpecificationOut],
+    responses=responses(401, 403, 404, 409),
+)
+async def specifications(
+    closing_id: uuid.UUID, principal: ClosingPrincipal, session: SessionDep
+) -> list[SpecificationOut]:
+    """The automatic attachments ("bilagor") as API.md fixes them: an array with 1510 (open customer
+    invoices) and 2440 (open supplier invoices) at the year end, each with the ledger balance and the
+    difference (see the schema for the sign convention)."""
+    return list(await service.specifications(session, principal.company_id, closing_id))
+
+
+# -- adjustments ------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/closings/{closing_id}/adjustments",
+    status_code=201,
+    response_model=AdjustmentOut,
+    responses=responses(401, 403, 404, 422),
+)
+async def create_adjustment(
+    closing_id: uuid.UUID,
+    data: AdjustmentCreate,
+    principal: ClosingPrincipal,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> AdjustmentOut | JSONResponse:
+    """A bokföringsorder. 422 names the problem: unbalanced rows, fewer than two rows, an account not
+    in the imported chart, a row with both or neither of debit and credit, a negative amount, or a date
+    outside the financial year. Amounts are rounded to öre."""
+    method_path = f"POST /v1/closings/{closing_id}/adjustments"
+    replay = await idempotency.begin(
+        session, principal.company_id, idempotency_key, method_path, data.model_dump(mode="json")
+    )
+    if replay is not None:
+        return JSONResponse(replay.body, status_code=replay.status_code)
+    out = await service.create_adjustment(session, principal.company_id, closing_id, data)
+    await idempotency.complete(
+        session, principal.company_id, idempotency_key, 201, out.model_dump(mode="json")
+    )
+    return out
+
+
+@router.get(
+    "/closings/{closing_id}/adjustments",
+    response_model=Page[AdjustmentOut],
+    responses=responses(401, 403, 404, 422),
+)
+async def list_adjustments(
+    closing_id: uuid.UUID,
+    principal: ClosingPrincipal,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[AdjustmentOut]:
+    return await service.list_adjustments(session, principal.company_id, closing_id, limit, cursor)
+
+
+@router.delete(
+    "/closings/{closing_id}/adjustments/{adjustment_id}",
+    status_code=204,
+    responses=responses(401, 403, 404, 409),
+)
+async def delete_adjustment(
+    closing_id: uuid.UUID, adjustment_id: uuid.UUID, principal: ClosingPrincipal, session: SessionDep
+) -> Response:
+    """Delete an adjustment; 409 once it has been (or may have been) exported to Fortnox."""
+    await service.delete_adjustment(session, principal.company_id, closing_id, adjustment_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/closings/{closing_id}/adjustments.sie",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "SIE 4I file (PC8 / code page 437)",
+            "content": {"text/plain; charset=cp437": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **responses(401, 403, 404),
+    },
+)
+async def adjustments_sie(
+    closing_id: uuid.UUID, principal: ClosingPrincipal, session: SessionDep
+) -> Response:
+    """The adjustments as a SIE 4I file for SIE-source users (one #VER per adjustment)."""
+    content = await service.adjustments_sie(session, principal.company_id, closing_id)
+    return Response(
+        content,
+        media_type="text/plain; charset=cp437",
+        headers={"Content-Disposition": f'attachment; filename="adjustments-{closing_id}.si"'},
+    )
+
+
+# -- exports ----------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/closings/{closing_id}/exports",
+    status_code=202,
+    response_model=ExportOut,
+    responses=responses(401, 403, 404, 422),
+)
+async def start_export(
+    closing_id: uuid.UUID,
+    data: ExportCreate,
+    principal: ClosingPrincipal,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> ExportOut | JSONResponse:
+    """Send adjustments (default: all of the closing) to Fortnox, one voucher each in `voucher_series`.
+    An adjustment already posted is reported with its voucher and never sent again."""
+    method_path = f"POST /v1/closings/{closing_id}/exports"
+    replay = await idempotency.begin(
+        session, principal.company_id, idempotency_key, method_path, data.model_dump(mode="json")
+    )
+    if replay is not None:
+        return JSONResponse(replay.body, status_code=replay.status_code)
+    export = await service.start_export(session, principal.company_id, closing_id, data)
+    out = await service.export_out(session, export)
+    await idempotency.complete(
+        session, principal.company_id, idempotency_key, 202, out.model_dump(mode="json")
+    )
+    return out
+
+
+@router.get(
+    "/closings/{closing_id}/exports/{export_id}", response_model=ExportOut, responses=responses(401, 403, 404)
+)
+async def get_export(
+    closing_id: uuid.UUID, export_id: uuid.UUID, principal: ClosingPrincipal, session: SessionDep
+) -> ExportOut:
+    export = await ClosingRepository(session).get_export(principal.company_id, closing_id, export_id)
+    if export is None:
+        raise ExportNotFound("export not found")
+    return await service.export_out(session, export)

@@ -1,0 +1,304 @@
+"""All SQL of the closing feature. Tenant data is always read through :func:`scoped` (or filtered on
+``company_id`` in UPDATE/DELETE statements)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, text, update
+
+from ledgerlink.db.base import utcnow
+from ledgerlink.db.repository import RepositoryBase, scoped
+from ledgerlink.models.closing import (
+    Adjustment,
+    AdjustmentRow,
+    Closing,
+    ClosingAccount,
+    ClosingExport,
+    ClosingExportItem,
+    ClosingImport,
+    ClosingOpenItem,
+    ClosingUpload,
+    ClosingVoucher,
+    ClosingVoucherRow,
+    ExportState,
+)
+
+# Rows per INSERT statement when writing an import (asyncpg caps bind parameters at 32767).
+BATCH_ROWS = 2000
+
+
+class ClosingRepository(RepositoryBase[Closing]):
+    model = Closing
+
+    # -- closings ---------------------------------------------------------------------------------
+
+    async def get_closing(self, company_id: uuid.UUID, closing_id: uuid.UUID) -> Closing | None:
+        return await self.get_scoped(company_id, closing_id)
+
+    async def lock_closing(self, company_id: uuid.UUID, closing_id: uuid.UUID) -> Closing | None:
+        stmt = scoped(select(Closing), Closing, company_id).where(Closing.id == closing_id)
+        return await self.one_or_none(stmt.with_for_update())
+
+    async def list_closings(
+        self, company_id: uuid.UUID, after: tuple[dt.datetime, uuid.UUID] | None, limit: int
+    ) -> Sequence[Closing]:
+        stmt = scoped(select(Closing), Closing, company_id)
+        if after is not None:
+            stmt = stmt.where((Closing.created_at, Closing.id) < after)  # type: ignore[operator]
+        stmt = stmt.order_by(Closing.created_at.desc(), Closing.id.desc()).limit(limit)
+        return await self.all(stmt)
+
+    # -- imports ----------------------------------------------------------------------------------
+
+    async def get_import(
+        self, company_id: uuid.UUID, closing_id: uuid.UUID, import_id: uuid.UUID
+    ) -> ClosingImport | None:
+        stmt = scoped(select(ClosingImport), ClosingImport, company_id).where(
+            ClosingImport.id == import_id, ClosingImport.closing_id == closing_id
+        )
+        result: ClosingImport | None = (await self.session.execute(stmt)).scalar_one_or_none()
+        return result
+
+    async def add_upload(self, company_id: uuid.UUID, import_id: uuid.UUID, content: bytes) -> None:
+        await self.session.execute(
+            insert(ClosingUpload).values(import_id=import_id, company_id=company_id, content=content)
+        )
+
+    async def upload_content(self, company_id: uuid.UUID, import_id: uuid.UUID) -> bytes | None:
+        stmt = scoped(select(ClosingUpload.content), ClosingUpload, company_id).where(
+            ClosingUpload.import_id == import_id
+        )
+        content: bytes | None = (await self.session.execute(stmt)).scalar_one_or_none()
+        return content
+
+    async def delete_upload(self, company_id: uuid.UUID, import_id: uuid.UUID) -> None:
+        await self.session.execute(
+            delete(ClosingUpload).where(
+                ClosingUpload.import_id == import_id, ClosingUpload.company_id == company_id
+            )
+        )
+
+    async def delete_import_data(self, company_id: uuid.UUID, import_ids: Iterable[uuid.UUID]) -> None:
+        """Remove what imports wrote (rows, vouchers, accounts, open items), set-based."""
+        ids = list(import_ids)
+        if not ids:
+            return
+        for model in (ClosingVoucherRow, ClosingVoucher, ClosingAccount, ClosingOpenItem):
+            await self.session.execute(
+                delete(model).where(model.import_id.in_(ids), model.company_id == company_id)
+            )
+
+    async def other_import_ids(
+        self, company_id: uuid.UUID, closing_id: uuid.UUID, keep: uuid.UUID
+    ) -> list[uuid.UUID]:
+        stmt = scoped(select(ClosingImport.id), ClosingImport, company_id).where(
+            ClosingImport.closing_id == closing_id, ClosingImport.id != keep
+        )
+        return list((await self.session.execute(stmt)).scalars().all())
+
+    async def insert_many(self, model: Any, rows: Sequence[dict[str, Any]]) -> None:
+        """Set-based insert in batches (one statement per batch, no ORM objects)."""
+        for start in range(0, len(rows), BATCH_ROWS):
+            await self.session.execute(insert(model), list(rows[start : start + BATCH_ROWS]))
+
+    # -- imported data ----------------------------------------------------------------------------
+
+    async def trial_balance(
+        self, company_id: uuid.UUID, import_id: uuid.UUID, after: str | None, limit: int
+    ) -> Sequence[ClosingAccount]:
+        stmt = scoped(select(ClosingAccount), ClosingAccount, company_id).where(
+            ClosingAccount.import_id == import_id
+        )
+        if after is not None:
+            stmt = stmt.where(ClosingAccount.number > after)
+        stmt = stmt.order_by(ClosingAccount.number).limit(limit)
+        return list((await self.session.execute(stmt)).scalars().all())
+
+    async def account_numbers(self, company_id: uuid.UUID, import_id: uuid.UUID) -> set[str]:
+        stmt = scoped(select(ClosingAccount.number), ClosingAccount, company_id).where(
+            ClosingAccount.import_id == import_id
+        )
+        return set((await self.session.execute(stmt)).scalars().all())
+
+    async def accounts_by_number(
+        self, company_id: uuid.UUID, import_id: uuid.UUID, numbers: Iterable[str]
+    ) -> dict[str, ClosingAccount]:
+        stmt = scoped(select(ClosingAccount), ClosingAccount, company_id).where(
+            ClosingAccount.import_id == import_id, ClosingAccount.number.in_(list(numbers))
+        )
+        return {a.number: a for a in (await self.session.execute(stmt)).scalars().all()}
+
+    async def vouchers(
+        self,
+        company_id: uuid.UUID,
+        import_id: uuid.UUID,
+        *,
+        account: str | None,
+        after_seq: int | None,
+        limit: int,
+    ) -> Sequence[ClosingVoucher]:
+        stmt = scoped(select(ClosingVoucher), ClosingVoucher, company_id).where(
+            ClosingVoucher.import_id == import_id
+        )
+        if account is not None:
+            with_account = select(ClosingVoucherRow.voucher_id).where(
+                ClosingVoucherRow.import_id == import_id,
+                ClosingVoucherRow.company_id == company_id,
+                ClosingVoucherRow.account == account,
+            )
+            stmt = stmt.where(ClosingVoucher.id.in_(with_account))
+        if after_seq is not None:
+            stmt = stmt.where(ClosingVoucher.seq > after_seq)
+        stmt = stmt.order_by(ClosingVoucher.seq).limit(limit)
+        return list((await self.session.execute(stmt)).scalars().all())
+
+    async def voucher_rows(
+        self, company_id: uuid.UUID, voucher_ids: Sequence[uuid.UUID]
+    ) -> Sequence[ClosingVoucherRow]:
+        if not voucher_ids:
+            return []
+        stmt = (
+            scoped(select(ClosingVoucherRow), ClosingVoucherRow, company_id)
+            .where(ClosingVoucherRow.voucher_id.in_(list(voucher_ids)))
+            .order_by(ClosingVoucherRow.voucher_id, ClosingVoucherRow.line_no)
+        )
+        return list((await self.session.execute(stmt)).scalars().all())
+
+    async def open_items(
+        self, company_id: uuid.UUID, import_id: uuid.UUID, account: str
+    ) -> Sequence[ClosingOpenItem]:
+        stmt = (
+            scoped(select(ClosingOpenItem), ClosingOpenItem, company_id)
+            .where(ClosingOpenItem.import_id == import_id, ClosingOpenItem.account == account)
+            .order_by(ClosingOpenItem.invoice_date, ClosingOpenItem.document_number)
+        )
+        return list((await self.session.execute(stmt)).scalars().all())
+
+    async def count_for_import(self, company_id: uuid.UUID, model: Any, import_id: uuid.UUID) -> int:
+        stmt = scoped(select(func.count()).select_from(model), model, company_id).where(
+            model.import_id == import_id
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    # -- adjustments ------------------------------------------------------------------------------
+
+    async def get_adjustment(
+        self, company_id: uuid.UUID, closing_id: uuid.UUID, adjustment_id: uuid.UUID
+    ) -> Adjustment | None:
+        stmt = scoped(select(Adjustment), Adjustment, company_id).where(
+            Adjustment.id == adjustment_id, Adjustment.closing_id == closing_id
+        )
+        result: Adjustment | None = (await self.session.execute(stmt)).scalar_one_or_none()
+        return result
+
+    async def adjustments(
+        self,
+        company_id: uuid.UUID,
+        closing_id: uuid.UUID,
+        *,
+        ids: Sequence[uuid.UUID] | None = None,
+        after: tuple[dt.datetime, uuid.UUID] | None = None,
+        limit: int | None = None,
+    ) -> Sequence[Adjustment]:
+        stmt = scoped(select(Adjustment), Adjustment, company_id).where(Adjustment.closing_id == closing_id)
+        if ids is not None:
+            stmt = stmt.where(Adjustment.id.in_(list(ids)))
+        if after is not None:
+            stmt = stmt.where((Adjustment.created_at, Adjustment.id) > after)  # type: ignore[operator]
+        stmt = stmt.order_by(Adjustment.created_at, Adjustment.id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return list((await self.session.execute(stmt)).scalars().all())
+
+    async def adjustment_rows(
+        self, company_id: uuid.UUID, adjustment_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[AdjustmentRow]]:
+        result: dict[uuid.UUID, list[AdjustmentRow]] = {i: [] for i in adjustment_ids}
+        if not adjustment_ids:
+            return result
+        # rows carry no company_id: they are reached through their (scoped) adjustment
+        owned = scoped(select(Adjustment.id), Adjustment, company_id).where(
+            Adjustment.id.in_(list(adjustment_ids))
+        )
+        stmt = (
+            select(AdjustmentRow)
+            .where(AdjustmentRow.adjustment_id.in_(owned))
+            .order_by(AdjustmentRow.adjustment_id, AdjustmentRow.line_no)
+        )
+        for row in (await self.session.execute(stmt)).scalars().all():
+            result[row.adjustment_id].append(row)
+        return result
+
+    async def delete_adjustment(self, company_id: uuid.UUID, adjustment_id: uuid.UUID) -> None:
+        await self.session.execute(
+            delete(Adjustment).where(Adjustment.id == adjustment_id, Adjustment.company_id == company_id)
+        )
+
+    async def set_adjustment_state(
+        self,
+        company_id: uuid.UUID,
+        adjustment_id: uuid.UUID,
+        state: ExportState,
+        *,
+        only_from: Sequence[ExportState] | None = None,
+        **values: Any,
+    ) -> bool:
+        """Move an adjustment's export state (compare-and-set when ``only_from`` is given)."""
+        stmt = update(Adjustment).where(Adjustment.id == adjustment_id, Adjustment.company_id == company_id)
+        if only_from is not None:
+            stmt = stmt.where(Adjustment.export_state.in_(list(only_from)))
+        result = await self.session.execute(stmt.values(export_state=state, modified_at=utcnow(), **values))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def advisory_lock(self, key: int) -> None:
+        """Hold a PostgreSQL transaction-scoped advisory lock (no-op on other databases)."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+    # -- exports ----------------------------------------------------------------------------------
+
+    async def get_export(
+        self, company_id: uuid.UUID, closing_id: uuid.UUID, export_id: uuid.UUID
+    ) -> ClosingExport | None:
+        stmt = scoped(select(ClosingExport), ClosingExport, company_id).where(
+            ClosingExport.id == export_id, ClosingExport.closing_id == closing_id
+        )
+        result: ClosingExport | None = (await self.session.execute(stmt)).scalar_one_or_none()
+        return result
+
+    async def export_items(self, company_id: uuid.UUID, export_id: uuid.UUID) -> Sequence[ClosingExportItem]:
+        stmt = (
+            scoped(select(ClosingExportItem), ClosingExportItem, company_id)
+            .where(ClosingExportItem.export_id == export_id)
+            .order_by(ClosingExportItem.position)
+        )
+        return list((await self.session.execute(stmt)).scalars().all())
+
+    async def update_export_item(
+        self, company_id: uuid.UUID, export_id: uuid.UUID, adjustment_id: uuid.UUID, **values: Any
+    ) -> None:
+        await self.session.execute(
+            update(ClosingExportItem)
+            .where(
+                ClosingExportItem.export_id == export_id,
+                ClosingExportItem.adjustment_id == adjustment_id,
+                ClosingExportItem.company_id == company_id,
+            )
+            .values(**values)
+        )
+
+    async def update_job(self, model: Any, company_id: uuid.UUID, job_id: uuid.UUID, **values: Any) -> None:
+        """Update an import or export job row."""
+        await self.session.execute(
+            update(model)
+            .where(model.id == job_id, model.company_id == company_id)
+            .values(modified_at=utcnow(), **values)
+        )
+
+    async def get_job(self, model: Any, company_id: uuid.UUID, job_id: uuid.UUID) -> Any:
+        stmt = scoped(select(model), model, company_id).where(model.id == job_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()

@@ -1,0 +1,188 @@
+"""Request and response bodies of the closings API. Money is a decimal string in JSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ledgerlink.models.closing import DataSource, ExportState, JobStatus
+
+
+class ClosingCreate(BaseModel):
+    financial_year_start: dt.date
+    financial_year_end: dt.date
+    data_source: DataSource
+
+
+class ClosingUpdate(BaseModel):
+    data_source: DataSource | None = None
+
+
+class ClosingOut(BaseModel):
+    id: uuid.UUID
+    financial_year_start: dt.date
+    financial_year_end: dt.date
+    data_source: DataSource
+    current_import_id: uuid.UUID | None = None
+    imported_at: dt.datetime | None = None
+    company_name: str | None = None
+    org_number: str | None = None
+    created_at: dt.datetime
+
+
+class JobProgress(BaseModel):
+    done: int
+    total: int
+    step: str
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+    retryable: bool
+
+
+class ImportOut(BaseModel):
+    """An import job. ``counts`` (accounts, vouchers, transactions, open items) once it succeeded."""
+
+    id: uuid.UUID
+    closing_id: uuid.UUID
+    source: DataSource
+    status: JobStatus
+    progress: JobProgress
+    error: JobError | None = None
+    file_name: str | None = None
+    counts: dict[str, Any] | None = None
+    created_at: dt.datetime
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+
+
+class TrialBalanceRow(BaseModel):
+    """An account's year: opening balance (#IB), closing balance (#UB, or #RES for result accounts) and
+    the change between them. Debit positive, credit negative, as in SIE."""
+
+    number: str
+    name: str
+    opening_balance: Decimal
+    closing_balance: Decimal
+    period_change: Decimal
+
+
+class VoucherRowOut(BaseModel):
+    account: str
+    amount: Decimal = Field(description="Debit positive, credit negative")
+    debit: Decimal
+    credit: Decimal
+    date: dt.date | None = None
+    text: str = ""
+
+
+class VoucherOut(BaseModel):
+    id: uuid.UUID
+    series: str
+    number: str
+    date: dt.date
+    text: str
+    registration_date: dt.date | None = None
+    rows: list[VoucherRowOut]
+
+
+class OpenItemOut(BaseModel):
+    document_number: str
+    counterparty: str
+    invoice_date: dt.date
+    due_date: dt.date | None = None
+    open_amount: Decimal
+
+
+class SpecificationOut(BaseModel):
+    """An automatic attachment ("bilaga") for 1510 or 2440.
+
+    Sign convention: amounts are presented as the natural balance of the account, positive for a
+    normal balance: 1510 (a receivable, debit) as the SIE #UB; 2440 (a debt, credit) as the SIE #UB
+    negated, so a normal supplier debt is positive like the open supplier invoices. ``difference`` is
+    ``ledger_balance - items_total`` (0 when the ledger ties to the invoices).
+    """
+
+    account: str
+    title: str
+    ledger_balance: Decimal
+    items_total: Decimal
+    difference: Decimal
+    currency: str = "SEK"
+    items: list[OpenItemOut]
+
+
+class AdjustmentRowIn(BaseModel):
+    account: str = Field(min_length=1, max_length=20)
+    debit: Decimal | None = None
+    credit: Decimal | None = None
+    description: str | None = Field(default=None, max_length=200)
+
+
+class AdjustmentCreate(BaseModel):
+    date: dt.date
+    description: str = Field(min_length=1, max_length=180)
+    rows: list[AdjustmentRowIn] = Field(max_length=500)
+
+
+class AdjustmentRowOut(BaseModel):
+    account: str
+    debit: Decimal
+    credit: Decimal
+    description: str | None = None
+
+
+class FortnoxVoucherRef(BaseModel):
+    series: str
+    number: int
+    year: int
+
+
+class AdjustmentOut(BaseModel):
+    """A bokföringsorder. ``export_status`` is ``none`` until it has been part of an export."""
+
+    id: uuid.UUID
+    closing_id: uuid.UUID
+    date: dt.date
+    description: str
+    rows: list[AdjustmentRowOut]
+    total: Decimal
+    export_status: ExportState
+    fortnox_voucher: FortnoxVoucherRef | None = None
+    export_error: str | None = None
+    created_at: dt.datetime
+
+
+class ExportCreate(BaseModel):
+    target: Literal["fortnox"]
+    voucher_series: str = Field(min_length=1, max_length=10)
+    adjustment_ids: list[uuid.UUID] | None = Field(
+        default=None, description="Default: every adjustment of the closing"
+    )
+
+
+class ExportItemOut(BaseModel):
+    adjustment_id: uuid.UUID
+    status: ExportState
+    fortnox_voucher: FortnoxVoucherRef | None = None
+    error: JobError | None = None
+
+
+class ExportOut(BaseModel):
+    id: uuid.UUID
+    closing_id: uuid.UUID
+    target: str
+    voucher_series: str
+    status: JobStatus
+    progress: JobProgress
+    error: JobError | None = None
+    items: list[ExportItemOut]
+    created_at: dt.datetime
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None

@@ -1,0 +1,61 @@
+"""The closing feature's services: closings and read models, imports, adjustments, exports."""
+
+from ledgerlink.closing.service.adjustments import (
+    adjustments_sie,
+    check_adjustment,
+    create_adjustment,
+    delete_adjustment,
+    list_adjustments,
+)
+from ledgerlink.closing.service.closings import (
+    closing_out,
+    create_closing,
+    get_closing,
+    import_out,
+    list_closings,
+    list_vouchers,
+    specifications,
+    trial_balance,
+    update_closing,
+)
+from ledgerlink.closing.service.exports import (
+    export_out,
+    marker_of,
+    run_export,
+    start_export,
+    voucher_description,
+)
+from ledgerlink.closing.service.imports import (
+    check_sie,
+    run_import,
+    start_fortnox_import,
+    start_sie_import,
+    trial_balance_rows,
+)
+
+__all__ = [
+    "adjustments_sie",
+    "check_adjustment",
+    "check_sie",
+    "closing_out",
+    "create_adjustment",
+    "create_closing",
+    "delete_adjustment",
+    "export_out",
+    "get_closing",
+    "import_out",
+    "list_adjustments",
+    "list_closings",
+    "list_vouchers",
+    "marker_of",
+    "run_export",
+    "run_import",
+    "specifications",
+    "start_export",
+    "start_fortnox_import",
+    "start_sie_import",
+    "trial_balance",
+    "trial_balance_rows",
+    "update_closing",
+    "voucher_description",
+]

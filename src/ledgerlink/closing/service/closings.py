@@ -1,0 +1,235 @@
+"""Closings, their job resources and the imported data read back (trial balance, vouchers, specs)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ledgerlink.closing.errors import ClosingNotFound, InvalidFinancialYear, NothingImported
+from ledgerlink.closing.repository import ClosingRepository
+from ledgerlink.closing.schemas import (
+    ClosingCreate,
+    ClosingOut,
+    ClosingUpdate,
+    ImportOut,
+    JobError,
+    JobProgress,
+    OpenItemOut,
+    SpecificationOut,
+    TrialBalanceRow,
+    VoucherOut,
+    VoucherRowOut,
+)
+from ledgerlink.models.closing import Closing, ClosingImport
+from ledgerlink.pagination import Page, decode_cursor, encode_cursor
+
+ZERO = Decimal("0.00")
+MAX_YEAR_MONTHS = 18
+RECEIVABLES = "1510"
+PAYABLES = "2440"
+SPEC_TITLES = {RECEIVABLES: "Kundfordringar", PAYABLES: "Leverantörsskulder"}
+
+
+def closing_out(closing: Closing) -> ClosingOut:
+    return ClosingOut.model_validate(closing, from_attributes=True)
+
+
+def import_out(job: ClosingImport) -> ImportOut:
+    error = None
+    if job.error_code:
+        error = JobError(
+            code=job.error_code, message=job.error_message or "", retryable=bool(job.error_retryable)
+        )
+    return ImportOut(
+        id=job.id,
+        closing_id=job.closing_id,
+        source=job.source,
+        status=job.status,
+        progress=JobProgress(done=job.progress_done, total=job.progress_total, step=job.progress_step),
+        error=error,
+        file_name=job.file_name,
+        counts=job.counts,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    for candidate in (day.day, 30, 29, 28):
+        try:
+            return dt.date(year, month, candidate)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def validate_year(start: dt.date, end: dt.date) -> None:
+    """A financial year starts before it ends and lasts at most 18 months (ÅRL 3 kap. 1 §)."""
+    if start >= end:
+        raise InvalidFinancialYear(
+            "financial_year_start must be before financial_year_end", loc=["body", "financial_year_end"]
+        )
+    if end >= _add_months(start, MAX_YEAR_MONTHS):
+        raise InvalidFinancialYear(
+            f"a financial year lasts at most {MAX_YEAR_MONTHS} months", loc=["body", "financial_year_end"]
+        )
+
+
+async def create_closing(session: AsyncSession, company_id: uuid.UUID, body: ClosingCreate) -> Closing:
+    validate_year(body.financial_year_start, body.financial_year_end)
+    closing = Closing(
+        id=uuid.uuid4(),
+        company_id=company_id,
+        financial_year_start=body.financial_year_start,
+        financial_year_end=body.financial_year_end,
+        data_source=body.data_source,
+    )
+    return await ClosingRepository(session).add(closing)
+
+
+async def get_closing(session: AsyncSession, company_id: uuid.UUID, closing_id: uuid.UUID) -> Closing:
+    closing = await ClosingRepository(session).get_closing(company_id, closing_id)
+    if closing is None:
+        raise ClosingNotFound("closing not found")
+    return closing
+
+
+async def update_closing(
+    session: AsyncSession, company_id: uuid.UUID, closing_id: uuid.UUID, body: ClosingUpdate
+) -> Closing:
+    closing = await get_closing(session, company_id, closing_id)
+    if body.data_source is not None:
+        closing.data_source = body.data_source
+    await session.flush()
+    return closing
+
+
+async def list_closings(
+    session: AsyncSession, company_id: uuid.UUID, limit: int, cursor: str | None
+) -> Page[ClosingOut]:
+    values = decode_cursor(cursor, 2)
+    after = (dt.datetime.fromisoformat(values[0]), uuid.UUID(values[1])) if values else None
+    rows = await ClosingRepository(session).list_closings(company_id, after, limit + 1)
+    items = [closing_out(c) for c in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor([last.created_at.isoformat(), str(last.id)])
+    return Page(items=items, next_cursor=next_cursor)
+
+
+def _current_import(closing: Closing) -> uuid.UUID:
+    if closing.current_import_id is None:
+        raise NothingImported("nothing has been imported into this closing yet")
+    return closing.current_import_id
+
+
+async def trial_balance(
+    session: AsyncSession, company_id: uuid.UUID, closing_id: uuid.UUID, limit: int, cursor: str | None
+) -> Page[TrialBalanceRow]:
+    closing = await get_closing(session, company_id, closing_id)
+    import_id = _current_import(closing)
+    values = decode_cursor(cursor, 1)
+    after = str(values[0]) if values else None
+    rows = await ClosingRepository(session).trial_balance(company_id, import_id, after, limit + 1)
+    items = [
+        TrialBalanceRow(
+            number=a.number,
+            name=a.name,
+            opening_balance=a.opening_balance,
+            closing_balance=a.closing_balance,
+            period_change=a.period_change,
+        )
+        for a in rows[:limit]
+    ]
+    next_cursor = encode_cursor([rows[limit - 1].number]) if len(rows) > limit else None
+    return Page(items=items, next_cursor=next_cursor)
+
+
+async def list_vouchers(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    closing_id: uuid.UUID,
+    account: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[VoucherOut]:
+    closing = await get_closing(session, company_id, closing_id)
+    import_id = _current_import(closing)
+    values = decode_cursor(cursor, 1)
+    after = int(values[0]) if values else None
+    repo = ClosingRepository(session)
+    vouchers = await repo.vouchers(company_id, import_id, account=account, after_seq=after, limit=limit + 1)
+    page = vouchers[:limit]
+    rows_by_voucher: dict[uuid.UUID, list[VoucherRowOut]] = {v.id: [] for v in page}
+    for row in await repo.voucher_rows(company_id, [v.id for v in page]):
+        rows_by_voucher[row.voucher_id].append(
+            VoucherRowOut(
+                account=row.account,
+                amount=row.amount,
+                debit=row.amount if row.amount > 0 else ZERO,
+                credit=-row.amount if row.amount < 0 else ZERO,
+                date=row.date,
+                text=row.text,
+            )
+        )
+    items = [
+        VoucherOut(
+            id=v.id,
+            series=v.series,
+            number=v.number,
+            date=v.date,
+            text=v.text,
+            registration_date=v.registration_date,
+            rows=rows_by_voucher[v.id],
+        )
+        for v in page
+    ]
+    next_cursor = encode_cursor([page[-1].seq]) if len(vouchers) > limit else None
+    return Page(items=items, next_cursor=next_cursor)
+
+
+async def specifications(
+    session: AsyncSession, company_id: uuid.UUID, closing_id: uuid.UUID
+) -> list[SpecificationOut]:
+    """1510 (open customer invoices) and 2440 (open supplier invoices) at the year end.
+
+    Both are presented in the account's natural sign: 1510 as its SIE balance (debit positive), 2440
+    negated (a credit balance shown positive, like the supplier invoices' open amounts).
+    """
+    closing = await get_closing(session, company_id, closing_id)
+    import_id = _current_import(closing)
+    repo = ClosingRepository(session)
+    accounts = await repo.accounts_by_number(company_id, import_id, [RECEIVABLES, PAYABLES])
+    result = []
+    for number, sign in ((RECEIVABLES, 1), (PAYABLES, -1)):
+        account = accounts.get(number)
+        ledger = (account.closing_balance if account else ZERO) * sign
+        items = [
+            OpenItemOut(
+                document_number=i.document_number,
+                counterparty=i.counterparty,
+                invoice_date=i.invoice_date,
+                due_date=i.due_date,
+                open_amount=i.open_amount,
+            )
+            for i in await repo.open_items(company_id, import_id, number)
+        ]
+        items_total = sum((i.open_amount for i in items), ZERO)
+        result.append(
+            SpecificationOut(
+                account=number,
+                title=(account.name if account and account.name else SPEC_TITLES[number]),
+                ledger_balance=ledger + ZERO,
+                items_total=items_total,
+                difference=ledger - items_total,
+                items=items,
+            )
+        )
+    return result

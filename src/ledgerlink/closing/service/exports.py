@@ -1,0 +1,508 @@
+"""Export jobs: each selected adjustment becomes exactly one Fortnox voucher.
+
+Per adjustment, under a PostgreSQL advisory lock (so two exports never work on one adjustment at once),
+the state moves ``none|failed -> sending -> posted | failed | uncertain``, each step committed in its own
+short transaction before and after ``POST /3/vouchers``. The voucher's Description ends with a marker
+``[ll:<12 hex of the adjustment id>]``. An adjustment found ``sending`` (the sender crashed) or
+``uncertain`` (the call timed out after it may have been accepted) is first looked up in Fortnox by that
+marker, its date and its rows, and recorded as posted when found; only when it is not there is it sent
+again. An adjustment already ``posted`` is reported with its voucher and never re-sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ledgerlink.closing.errors import InvalidExport
+from ledgerlink.closing.repository import ClosingRepository
+from ledgerlink.closing.schemas import (
+    ExportCreate,
+    ExportItemOut,
+    ExportOut,
+    FortnoxVoucherRef,
+    JobError,
+    JobProgress,
+)
+from ledgerlink.closing.service.adjustments import Line, Problem, check_adjustment, money
+from ledgerlink.closing.service.closings import get_closing
+from ledgerlink.db.base import utcnow
+from ledgerlink.db.session import session_scope
+from ledgerlink.errors import AppError
+from ledgerlink.events.service import emit
+from ledgerlink.fortnox import service as fortnox_service
+from ledgerlink.fortnox.client import FortnoxClient, VoucherDraft, VoucherDraftRow
+from ledgerlink.fortnox.errors import (
+    FortnoxAuthError,
+    FortnoxError,
+    FortnoxRequestError,
+    FortnoxUncertainError,
+)
+from ledgerlink.logging import get_logger
+from ledgerlink.models.closing import (
+    Adjustment,
+    AdjustmentRow,
+    ClosingExport,
+    ClosingExportItem,
+    ExportState,
+    JobStatus,
+)
+from ledgerlink.worker.enqueue import enqueue
+from ledgerlink.worker.registry import JobContext
+
+log = get_logger(__name__)
+
+EXPORT_TASK = "closing.export"
+EXPORT_COMPLETED = "fortnox.export.completed"
+RETRYABLE_CODES = frozenset({"fortnox_uncertain", "fortnox_unavailable"})
+SENDABLE = (
+    ExportState.none,
+    ExportState.pending,
+    ExportState.failed,
+    ExportState.sending,
+    ExportState.uncertain,
+)
+
+
+def marker_of(adjustment_id: uuid.UUID) -> str:
+    return f"[ll:{adjustment_id.hex[:12]}]"
+
+
+def voucher_description(adjustment: Adjustment) -> str:
+    """The Fortnox voucher Description: the adjustment's text and the marker that finds it again."""
+    marker = marker_of(adjustment.id)
+    return f"{adjustment.description[: 199 - len(marker)]} {marker}"
+
+
+def lock_key(adjustment_id: uuid.UUID) -> int:
+    """A signed 64-bit advisory-lock key for one adjustment."""
+    return int.from_bytes(adjustment_id.bytes[:8], "big", signed=True)
+
+
+# -- starting and reading ---------------------------------------------------------------------------
+
+
+async def start_export(
+    session: AsyncSession, company_id: uuid.UUID, closing_id: uuid.UUID, body: ExportCreate
+) -> ClosingExport:
+    closing = await get_closing(session, company_id, closing_id)
+    repo = ClosingRepository(session)
+    if body.adjustment_ids is None:
+        adjustments = list(await repo.adjustments(company_id, closing.id))
+    else:
+        wanted = list(dict.fromkeys(body.adjustment_ids))
+        found = {a.id: a for a in await repo.adjustments(company_id, closing.id, ids=wanted)}
+        missing = [str(i) for i in wanted if i not in found]
+        if missing:
+            raise InvalidExport(
+                f"no such adjustment in this closing: {', '.join(missing)}", loc=["body", "adjustment_ids"]
+            )
+        adjustments = [found[i] for i in wanted]
+    if not adjustments:
+        raise InvalidExport("there are no adjustments to export", loc=["body", "adjustment_ids"])
+    export = ClosingExport(
+        id=uuid.uuid4(),
+        company_id=company_id,
+        closing_id=closing.id,
+        target=body.target,
+        voucher_series=body.voucher_series.strip().upper(),
+        status=JobStatus.queued,
+        progress_done=0,
+        progress_total=len(adjustments),
+        progress_step="queued",
+    )
+    session.add(export)
+    await session.flush()
+    await repo.insert_many(
+        ClosingExportItem,
+        [
+            {
+                "export_id": export.id,
+                "adjustment_id": a.id,
+                "company_id": company_id,
+                "position": n,
+                "status": ExportState.pending,
+            }
+            for n, a in enumerate(adjustments)
+        ],
+    )
+    enqueue(
+        EXPORT_TASK,
+        job_id=f"closing-export:{export.id}",
+        company_id=str(company_id),
+        export_id=str(export.id),
+    )
+    return export
+
+
+async def export_out(session: AsyncSession, export: ClosingExport) -> ExportOut:
+    items = await ClosingRepository(session).export_items(export.company_id, export.id)
+    return ExportOut(
+        id=export.id,
+        closing_id=export.closing_id,
+        target=export.target,
+        voucher_series=export.voucher_series,
+        status=export.status,
+        progress=JobProgress(
+            done=export.progress_done, total=export.progress_total, step=export.progress_step
+        ),
+        error=_error(export.error_code, export.error_message, export.error_retryable),
+        items=[_item_out(i) for i in items],
+        created_at=export.created_at,
+        started_at=export.started_at,
+        finished_at=export.finished_at,
+    )
+
+
+def _error(code: str | None, message: str | None, retryable: bool | None) -> JobError | None:
+    if not code:
+        return None
+    return JobError(code=code, message=message or "", retryable=bool(retryable))
+
+
+def _item_out(item: ClosingExportItem) -> ExportItemOut:
+    voucher = None
+    if item.fortnox_series and item.fortnox_number is not None and item.fortnox_year is not None:
+        voucher = FortnoxVoucherRef(
+            series=item.fortnox_series, number=item.fortnox_number, year=item.fortnox_year
+        )
+    return ExportItemOut(
+        adjustment_id=item.adjustment_id,
+        status=item.status,
+        fortnox_voucher=voucher,
+        error=_error(item.error_code, item.error_message, item.error_code in RETRYABLE_CODES),
+    )
+
+
+# -- running ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    status: ExportState
+    voucher: tuple[str, int, int] | None = None
+    code: str | None = None
+    message: str | None = None
+
+
+@dataclass
+class ExportRun:
+    client: FortnoxClient
+    sessionmaker: async_sessionmaker[AsyncSession]
+    company_id: uuid.UUID
+    closing_id: uuid.UUID
+    export_id: uuid.UUID
+    series: str
+    year: tuple[dt.date, dt.date]
+    chart: set[str] | None
+    years: dict[dt.date, int | None] = field(default_factory=dict)
+
+    async def financial_year_id(self, day: dt.date) -> int | None:
+        if day not in self.years:
+            year = await self.client.financial_year_for(day)
+            self.years[day] = year.id if year else None
+        return self.years[day]
+
+
+async def run_export(ctx: JobContext, company_id: uuid.UUID, export_id: uuid.UUID) -> None:
+    sessionmaker = ctx["sessionmaker"]
+    async with session_scope(sessionmaker) as session:
+        repo = ClosingRepository(session)
+        export: ClosingExport | None = await repo.get_job(ClosingExport, company_id, export_id)
+        if export is None or export.status in (JobStatus.succeeded, JobStatus.failed):
+            return
+        closing = await repo.get_closing(company_id, export.closing_id)
+        if closing is None:
+            return
+        chart = None
+        if closing.current_import_id is not None:
+            chart = await repo.account_numbers(company_id, closing.current_import_id)
+        items = [i.adjustment_id for i in await repo.export_items(company_id, export_id)]
+        series, closing_id = export.voucher_series, closing.id
+        year = (closing.financial_year_start, closing.financial_year_end)
+        await repo.update_job(
+            ClosingExport,
+            company_id,
+            export_id,
+            status=JobStatus.running,
+            started_at=utcnow(),
+            progress_step="exporting",
+        )
+
+    outcomes: dict[uuid.UUID, Outcome] = {}
+    try:
+        async with fortnox_service.open_client(
+            settings=ctx["settings"],
+            sessionmaker=sessionmaker,
+            redis=ctx.get("redis"),
+            company_id=company_id,
+            transport=ctx.get("transports", {}).get("fortnox"),
+        ) as client:
+            run = ExportRun(client, sessionmaker, company_id, closing_id, export_id, series, year, chart)
+            for done, adjustment_id in enumerate(items, start=1):
+                outcomes[adjustment_id] = await _export_one(run, adjustment_id)
+                async with session_scope(sessionmaker) as session:
+                    await ClosingRepository(session).update_job(
+                        ClosingExport, company_id, export_id, progress_done=done
+                    )
+            # A timed-out post has had the other adjustments' time to land: look once more.
+            for adjustment_id, outcome in list(outcomes.items()):
+                if outcome.status == ExportState.uncertain:
+                    outcomes[adjustment_id] = await _export_one(run, adjustment_id, reconcile_only=True)
+    except FortnoxAuthError:
+        await _fail_export(sessionmaker, company_id, export_id, "fortnox_reauth_required",
+                           "Fortnox needs a new authorization; connect Fortnox again", False)  # fmt: skip
+        return
+    except AppError as exc:  # not connected / expired / not configured
+        await _fail_export(sessionmaker, company_id, export_id, exc.instance_code, exc.detail, False)
+        return
+    except Exception:  # every adjustment's state is already committed: exporting again is safe
+        log.exception("closing.export.crashed", export_id=str(export_id))
+        await _fail_export(sessionmaker, company_id, export_id, "internal_error", "the export failed", True)
+        return
+
+    counts = {s.value: sum(1 for o in outcomes.values() if o.status == s) for s in ExportState}
+    summary = {k: v for k, v in counts.items() if v}
+    async with session_scope(sessionmaker) as session:
+        now = utcnow()
+        await ClosingRepository(session).update_job(
+            ClosingExport,
+            company_id,
+            export_id,
+            status=JobStatus.succeeded,
+            progress_step="done",
+            progress_done=len(items),
+            finished_at=now,
+        )
+        await fortnox_service.renew(session, company_id, settings=ctx["settings"], now=now)
+        await emit(
+            session,
+            company_id,
+            EXPORT_COMPLETED,
+            {"closing_id": str(closing_id), "export_id": str(export_id), "items": summary},
+        )
+    log.info("closing.export.finished", export_id=str(export_id), **summary)
+
+
+async def _fail_export(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    company_id: uuid.UUID,
+    export_id: uuid.UUID,
+    code: str,
+    message: str,
+    retryable: bool,
+) -> None:
+    async with session_scope(sessionmaker) as session:
+        await ClosingRepository(session).update_job(
+            ClosingExport,
+            company_id,
+            export_id,
+            status=JobStatus.failed,
+            error_code=code,
+            error_message=message,
+            error_retryable=retryable,
+            finished_at=utcnow(),
+        )
+
+
+async def _export_one(run: ExportRun, adjustment_id: uuid.UUID, *, reconcile_only: bool = False) -> Outcome:
+    """Export one adjustment while holding its advisory lock (a transaction of its own that only locks)."""
+    async with run.sessionmaker() as lock_session, lock_session.begin():
+        await ClosingRepository(lock_session).advisory_lock(lock_key(adjustment_id))
+        outcome = await _export_locked(run, adjustment_id, reconcile_only=reconcile_only)
+    await _record_item(run, adjustment_id, outcome)
+    return outcome
+
+
+async def _record_item(run: ExportRun, adjustment_id: uuid.UUID, outcome: Outcome) -> None:
+    voucher = outcome.voucher or (None, None, None)
+    async with session_scope(run.sessionmaker) as session:
+        await ClosingRepository(session).update_export_item(
+            run.company_id,
+            run.export_id,
+            adjustment_id,
+            status=outcome.status,
+            fortnox_series=voucher[0],
+            fortnox_number=voucher[1],
+            fortnox_year=voucher[2],
+            error_code=outcome.code,
+            error_message=outcome.message,
+        )
+
+
+async def _set_state(run: ExportRun, adjustment_id: uuid.UUID, state: ExportState, **values: Any) -> bool:
+    async with session_scope(run.sessionmaker) as session:
+        return await ClosingRepository(session).set_adjustment_state(
+            run.company_id, adjustment_id, state, **values
+        )
+
+
+async def _export_locked(run: ExportRun, adjustment_id: uuid.UUID, *, reconcile_only: bool) -> Outcome:
+    async with session_scope(run.sessionmaker) as session:
+        repo = ClosingRepository(session)
+        adjustment = await repo.get_adjustment(run.company_id, run.closing_id, adjustment_id)
+        rows = (await repo.adjustment_rows(run.company_id, [adjustment_id]))[adjustment_id]
+    if adjustment is None:
+        return Outcome(ExportState.failed, code="adjustment_deleted", message="the adjustment was deleted")
+    state = adjustment.export_state
+    if state == ExportState.posted:
+        return _posted(adjustment)
+
+    if state in (ExportState.sending, ExportState.uncertain):
+        checked = await _reconcile(run, adjustment, rows)
+        if checked is not None:
+            return checked
+        if reconcile_only:
+            return Outcome(
+                ExportState.uncertain,
+                code="fortnox_uncertain",
+                message="Fortnox did not answer in time and the voucher is not (yet) in Fortnox; "
+                "export again to check and send it",
+            )
+    elif reconcile_only:
+        return Outcome(state)
+
+    lines = [Line(r.account, r.debit, r.credit, r.description) for r in rows]
+    problem = check_adjustment(
+        adjustment.date, lines, year_start=run.year[0], year_end=run.year[1], chart=run.chart
+    ) or _fortnox_problem(lines)
+    if problem is not None:
+        await _set_state(
+            run, adjustment_id, ExportState.failed, only_from=SENDABLE, export_error=problem.message
+        )
+        return Outcome(ExportState.failed, code="adjustment_invalid", message=problem.message)
+
+    claimed = await _set_state(
+        run,
+        adjustment_id,
+        ExportState.sending,
+        only_from=SENDABLE,
+        export_series=run.series,
+        export_error=None,
+        export_attempted_at=utcnow(),
+    )
+    if not claimed:  # posted in the meantime (cannot happen under the lock, but never send twice)
+        return Outcome(
+            ExportState.failed, code="export_conflict", message="the adjustment changed; export again"
+        )
+    await _record_item(run, adjustment_id, Outcome(ExportState.sending))
+    draft = VoucherDraft(
+        series=run.series,
+        transaction_date=adjustment.date,
+        description=voucher_description(adjustment),
+        rows=tuple(
+            VoucherDraftRow(
+                account=int(r.account),
+                debit=r.debit,
+                credit=r.credit,
+                transaction_information=r.description or "",
+            )
+            for r in rows
+        ),
+    )
+    try:
+        created = await run.client.create_voucher(draft)
+    except FortnoxUncertainError:
+        message = "Fortnox did not answer in time; the voucher may have been created (it is checked before any resend)"
+        await _set_state(run, adjustment_id, ExportState.uncertain, export_error=message)
+        return Outcome(ExportState.uncertain, code="fortnox_uncertain", message=message)
+    except FortnoxRequestError as exc:
+        await _set_state(run, adjustment_id, ExportState.failed, export_error=exc.message)
+        return Outcome(ExportState.failed, code="fortnox_rejected", message=exc.message)
+    except FortnoxAuthError:
+        # a 401 is answered before anything is booked
+        await _set_state(run, adjustment_id, ExportState.failed, export_error="Fortnox authorization failed")
+        raise
+    except FortnoxError as exc:  # transient: 429/503/connect errors, i.e. not processed
+        await _set_state(run, adjustment_id, ExportState.failed, export_error=exc.message)
+        return Outcome(ExportState.failed, code="fortnox_unavailable", message=exc.message)
+    voucher = (created.series, created.number, created.year)
+    await _set_state(
+        run,
+        adjustment_id,
+        ExportState.posted,
+        fortnox_series=voucher[0],
+        fortnox_number=voucher[1],
+        fortnox_year=voucher[2],
+        export_error=None,
+    )
+    log.info("closing.export.posted", adjustment_id=str(adjustment_id), series=voucher[0], number=voucher[1])
+    return Outcome(ExportState.posted, voucher=voucher)
+
+
+def _posted(adjustment: Adjustment) -> Outcome:
+    assert adjustment.fortnox_series is not None
+    assert adjustment.fortnox_number is not None and adjustment.fortnox_year is not None
+    return Outcome(
+        ExportState.posted,
+        voucher=(adjustment.fortnox_series, adjustment.fortnox_number, adjustment.fortnox_year),
+    )
+
+
+def _fortnox_problem(lines: Sequence[Line]) -> Problem | None:
+    for i, line in enumerate(lines):
+        if not (line.account.isdigit() and 1000 <= int(line.account) <= 9999):
+            return Problem(
+                f"row {i + 1}: Fortnox accounts are numbers 1000–9999 ({line.account})", ["rows", i]
+            )
+    return None
+
+
+def _rows_key(rows: Sequence[tuple[int, Decimal, Decimal]]) -> list[tuple[int, Decimal, Decimal]]:
+    return sorted((a, money(d), money(c)) for a, d, c in rows)
+
+
+async def _reconcile(run: ExportRun, adjustment: Adjustment, rows: Sequence[AdjustmentRow]) -> Outcome | None:
+    """Look for the adjustment's voucher in Fortnox (marker, date, rows). Posted when found; None when it
+    is not there; uncertain when Fortnox could not be asked."""
+    series = adjustment.export_series or run.series
+    marker = marker_of(adjustment.id)
+    try:
+        year_id = await run.financial_year_id(adjustment.date)
+        if year_id is None:
+            return None
+        headers = await run.client.vouchers(
+            year_id, series=series, from_date=adjustment.date, to_date=adjustment.date
+        )
+        wanted = _rows_key([(int(r.account), r.debit, r.credit) for r in rows if r.account.isdigit()])
+        for header in headers:
+            if not header.description.endswith(marker):
+                continue
+            full = await run.client.voucher(header.series, header.number, year_id)
+            got = _rows_key([(r.account, r.debit, r.credit) for r in full.rows if not r.removed])
+            voucher = (full.series, full.number, full.year or year_id)
+            if got != wanted:
+                message = (
+                    f"Fortnox voucher {full.series} {full.number} carries this adjustment's marker but other rows; "
+                    "it was not sent again"
+                )
+                # stays uncertain (never "failed", which would allow a resend)
+                await _set_state(run, adjustment.id, ExportState.uncertain, export_error=message)
+                return Outcome(ExportState.failed, code="fortnox_voucher_mismatch", message=message)
+            await _set_state(
+                run,
+                adjustment.id,
+                ExportState.posted,
+                fortnox_series=voucher[0],
+                fortnox_number=voucher[1],
+                fortnox_year=voucher[2],
+                export_error=None,
+            )
+            log.info("closing.export.reconciled", adjustment_id=str(adjustment.id), number=voucher[1])
+            return Outcome(ExportState.posted, voucher=voucher)
+    except FortnoxAuthError:
+        raise
+    except FortnoxError as exc:
+        await _set_state(run, adjustment.id, ExportState.uncertain, export_error=exc.message)
+        return Outcome(
+            ExportState.uncertain,
+            code="fortnox_uncertain",
+            message=f"could not check Fortnox for the voucher: {exc.message}",
+        )
+    return None

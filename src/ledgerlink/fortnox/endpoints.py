@@ -1,0 +1,176 @@
+"""``/v1/fortnox``: connect Fortnox (OAuth2 authorization code), read and delete the connection, and the
+lists the export dialog needs. Scope ``closing``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from ledgerlink.auth.dependencies import ClosingPrincipal
+from ledgerlink.db.session import SessionDep
+from ledgerlink.errors import responses
+from ledgerlink.fortnox import service
+from ledgerlink.fortnox.schemas import (
+    AuthorizationCallback,
+    AuthorizationRequest,
+    AuthorizationStarted,
+    ConnectionRead,
+    FinancialYearList,
+    FinancialYearRead,
+    VoucherSeriesList,
+    VoucherSeriesRead,
+)
+from ledgerlink.idempotency.service import IdempotencyKey, idempotency
+from ledgerlink.models.fortnox import FortnoxConnection
+
+router = APIRouter(prefix="/fortnox", tags=["fortnox"])
+
+
+def _transport(request: Request) -> Any:
+    return request.app.state.transports.get("fortnox")
+
+
+def connection_read(connection: FortnoxConnection | None) -> ConnectionRead:
+    status = service.connection_status(connection)
+    if connection is None:
+        return ConnectionRead(status="not_connected")
+    return ConnectionRead(
+        status=status,
+        fortnox_company_name=connection.fortnox_company_name,
+        org_number=connection.org_number,
+        scopes=connection.scopes.split(),
+        tenant_id=connection.tenant_id,
+        connected_at=connection.connected_at,
+        last_used_at=connection.last_used_at,
+        expires_at=connection.expires_at,
+    )
+
+
+@router.post("/authorization", response_model=AuthorizationStarted, responses=responses(401, 403, 422, 503))
+async def start_authorization(
+    request: Request, body: AuthorizationRequest, principal: ClosingPrincipal, session: SessionDep
+) -> AuthorizationStarted:
+    """Start connecting Fortnox: open `authorization_url` in the browser (`access_type=offline`).
+
+    `redirect_uri` must be on the server's allow-list (else 422 `redirect_uri_not_allowed`). Every call
+    issues a fresh single-use `state` (15 minutes) and creates nothing durable, so no Idempotency-Key."""
+    started = await service.start_authorization(
+        session,
+        settings=request.app.state.settings,
+        company_id=principal.company_id,
+        redirect_uri=body.redirect_uri,
+    )
+    return AuthorizationStarted(authorization_url=started.authorization_url, state=started.state)
+
+
+@router.post(
+    "/authorization/callback",
+    response_model=ConnectionRead,
+    responses=responses(400, 401, 403, 409, 422, 502, 503),
+)
+async def complete_authorization(
+    request: Request,
+    body: AuthorizationCallback,
+    principal: ClosingPrincipal,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    """Finish connecting: relay `code` and `state` from the redirect (or `error` and `state`).
+
+    400 `state_mismatch` for an unknown, used, expired or another company's state; 400
+    `authorization_denied` when the user declined (`error=access_denied`; the state is used up);
+    422 `authorization_code_invalid` when Fortnox answers `invalid_grant` to the code (expired after
+    10 minutes, used, or another redirect URI); 502 when Fortnox fails."""
+    method_path = "POST /v1/fortnox/authorization/callback"
+    replay = await idempotency.begin(
+        session, principal.company_id, idempotency_key, method_path, body.model_dump()
+    )
+    if replay is not None:
+        return JSONResponse(replay.body, status_code=replay.status_code)
+    connection = await service.complete_authorization(
+        session,
+        settings=request.app.state.settings,
+        sessionmaker=request.app.state.sessionmaker,
+        redis=request.app.state.redis,
+        transport=_transport(request),
+        company_id=principal.company_id,
+        state=body.state,
+        code=body.code,
+        error=body.error,
+        error_description=body.error_description,
+    )
+    result = connection_read(connection)
+    await idempotency.complete(
+        session, principal.company_id, idempotency_key, 200, result.model_dump(mode="json")
+    )
+    return result
+
+
+@router.get("/connection", response_model=ConnectionRead, responses=responses(401, 403))
+async def get_connection(principal: ClosingPrincipal, session: SessionDep) -> ConnectionRead:
+    """The company's Fortnox connection; `status` is `expired` once `now > expires_at`
+    (`expires_at = last_used_at + 30 days`, renewed by every import or export)."""
+    return connection_read(await service.get_connection(session, principal.company_id))
+
+
+@router.delete("/connection", status_code=204, response_class=Response, responses=responses(401, 403))
+async def delete_connection(request: Request, principal: ClosingPrincipal, session: SessionDep) -> Response:
+    """Disconnect: the refresh token is revoked at Fortnox (best effort) and the tokens are deleted here;
+    the connection then reads `revoked`. Idempotent."""
+    await service.disconnect(
+        session,
+        settings=request.app.state.settings,
+        transport=_transport(request),
+        company_id=principal.company_id,
+    )
+    return Response(status_code=204)
+
+
+@router.get(
+    "/financial-years", response_model=FinancialYearList, responses=responses(401, 403, 409, 502, 503)
+)
+async def list_financial_years(request: Request, principal: ClosingPrincipal) -> FinancialYearList:
+    """Fortnox's financial years. 409 `fortnox_not_connected` / `fortnox_expired` /
+    `fortnox_reauth_required`; 502 with Fortnox's message. Reading lists does not renew the validity."""
+    years = await service.financial_years(
+        settings=request.app.state.settings,
+        sessionmaker=request.app.state.sessionmaker,
+        redis=request.app.state.redis,
+        transport=_transport(request),
+        company_id=principal.company_id,
+    )
+    return FinancialYearList(
+        items=[
+            FinancialYearRead(
+                id=y.id, from_date=y.from_date, to_date=y.to_date, accounting_method=y.accounting_method
+            )
+            for y in years
+        ]
+    )
+
+
+@router.get(
+    "/voucher-series", response_model=VoucherSeriesList, responses=responses(401, 403, 409, 422, 502, 503)
+)
+async def list_voucher_series(
+    request: Request,
+    principal: ClosingPrincipal,
+    financial_year_id: int = Query(
+        ge=1, description="Fortnox's financial year id (from /fortnox/financial-years)"
+    ),
+) -> VoucherSeriesList:
+    """The voucher series of a financial year, for the export dialog (`manual` ones accept vouchers).
+    Errors as for financial years; does not renew the validity."""
+    series = await service.voucher_series(
+        settings=request.app.state.settings,
+        sessionmaker=request.app.state.sessionmaker,
+        redis=request.app.state.redis,
+        transport=_transport(request),
+        company_id=principal.company_id,
+        financial_year_id=financial_year_id,
+    )
+    return VoucherSeriesList(
+        items=[VoucherSeriesRead(code=s.code, description=s.description, manual=s.manual) for s in series]
+    )

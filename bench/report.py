@@ -1,0 +1,126 @@
+"""The Markdown table of a run and its place in ``bench/README.md`` (between the results markers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.common import ROOT
+
+README = ROOT / "bench" / "README.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _yes(value: Any) -> str:
+    return "yes" if value else "**no**"
+
+
+def _rows(b: dict[str, Any]) -> list[list[str]]:
+    rows: list[list[str]] = []
+    ing = b.get("ingest")
+    if ing:
+        rows.append(
+            [
+                f"Ingest, fresh ({ing['rows']:,} rows)",
+                f"{ing['fresh_rows_per_s']:,} rows/s",
+                f"COPY {ing['copy_rows_per_s']:,} rows/s",
+                f"{ing['fresh_ratio']}",
+                "≥ 0.5",
+                _yes(ing["met"]),
+            ]
+        )
+        rows.append(
+            [
+                "Ingest, re-sync (all rows exist)",
+                f"{ing['resync_rows_per_s']:,} rows/s",
+                f"COPY {ing['copy_rows_per_s']:,} rows/s",
+                f"{ing['resync_ratio']}",
+                "–",
+                "–",
+            ]
+        )
+    a = b.get("api")
+    if a:
+        for c in (32, 128):
+            row = a.get(f"c{c}")
+            if not row:
+                continue
+            rows.append(
+                [
+                    f"API list, {c} connections ({a['rows']:,} rows)",
+                    f"{row['real_rps']} req/s, p50 {row['real_p50_ms']} ms, p99 {row['real_p99_ms']} ms; "
+                    f"server CPU {row['real_server_cpu_ms']} ms/req",
+                    f"bare {row['bare_rps']} req/s, p99 {row['bare_p99_ms']} ms; "
+                    f"server CPU {row['bare_server_cpu_ms']} ms/req",
+                    f"{row['ratio']}",
+                    "≥ 0.7, p99 < 50 ms" if c == 32 else "–",
+                    _yes(a["met"]) if c == 32 else "–",
+                ]
+            )
+    f = b.get("fleet")
+    if f:
+        rows.append(
+            [
+                f"Nightly fleet ({f['accounts']:,} accounts, {f['latency_s'] * 1000:.0f} ms/call)",
+                f"{f['wall_s']} s; worker CPU {f['worker_cpu_s_per_1000_tx']} s / 1,000 tx, "
+                f"{f.get('worker_cpu_ms_per_account', '?')} ms / account; "
+                f"{f.get('worker_processes', 1)} worker process(es)",
+                f"ideal {f['ideal_s']} s ({f['bank_calls']:,} calls × latency ÷ {f['worker_concurrency']})",
+                f"{f['ideal_to_wall_ratio']}",
+                "≥ 0.9",
+                _yes(f["met"]),
+            ]
+        )
+    s = b.get("sie")
+    if s:
+        for key, row in s.items():
+            if not key.endswith("MB") or not isinstance(row, dict):
+                continue
+            rows.append(
+                [
+                    f"SIE reader, {key}",
+                    f"{row['reader_mb_per_s']} MB/s, peak RSS {row['peak_rss_mib']} MiB",
+                    f"line split {row['split_mb_per_s']} MB/s",
+                    f"{row['ratio']}",
+                    "≥ 0.5, flat memory",
+                    _yes(row["ratio"] >= 0.5 and s.get("memory_flat")),
+                ]
+            )
+    fx = b.get("fortnox")
+    if fx:
+        sizes = [k for k in fx if k.isdigit()]
+        small, large = (fx[k] for k in sorted(sizes, key=int))
+        rows.append(
+            [
+                f"Fortnox import ({large['vouchers_imported']:,} vouchers)",
+                f"{large['calls']} calls, {large['rate_limited_429']} × 429, {large['wall_s']} s wall",
+                f"{small['calls']} calls for {small['vouchers_imported']:,} vouchers",
+                f"{fx['calls_ratio_large_to_small']}",
+                "calls flat (1.0), 0 × 429",
+                _yes(fx["met"]),
+            ]
+        )
+    return rows
+
+
+def render_table(results: dict[str, Any]) -> str:
+    header = ["Benchmark", "Real code path", "Limit (same run)", "Ratio", "Goal", "Met"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in _rows(results["benchmarks"])]
+    m = results["machine"]
+    lines.append("")
+    lines.append(
+        f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, {m['os']}; Python {m['python']}, "
+        f"PostgreSQL {m['postgresql']}, Redis {m['redis']}; run {m['date']}"
+        + (" (quick sizes)" if results.get("quick") else "")
+        + f"; whole run {results.get('total_seconds', '?')} s."
+    )
+    return "\n".join(lines)
+
+
+def update_readme(table: str, results: dict[str, Any]) -> None:
+    text = README.read_text() if README.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
+    if START not in text:
+        text += f"\n{START}\n{END}\n"
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    README.write_text(f"{head}{START}\n{table}\n{END}{tail}")

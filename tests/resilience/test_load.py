@@ -1,0 +1,182 @@
+"""Load: concurrent clients on the main read endpoints (``/v1/transactions``, ``/v1/bank-accounts``,
+``/v1/todos``, ``/v1/company``) against the real API under uvicorn on loopback (``ledgerlink api``
+in a subprocess) while the real arq worker (another subprocess) keeps syncing accounts from the sandbox
+bank. No 5xx, no connection errors, and every sync finishes (no deadlock). The latency p99 is reported
+(stdout and a JSON file in the suite's output directory), not asserted.
+
+Size: 40 clients for 15 s (CI); 200 clients for 60 s with ``LEDGERLINK_SOAK=full``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import random
+import statistics
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from ledgerlink.config import Settings
+from ledgerlink.db.session import session_scope
+from ledgerlink.models import BankAccount, SyncTrigger
+from ledgerlink.sandbox.bank import create_sandbox_bank_app
+from ledgerlink.sync.errors import SyncInProgress
+from ledgerlink.sync.service import schedule_sync
+from ledgerlink.worker.enqueue import set_dispatcher
+from ledgerlink.worker.registry import load_all_tasks
+from ledgerlink.worker.runner import ArqDispatcher
+from tests.conftest import make_token
+from tests.resilience.conftest import FULL, OUTPUT_DIR
+from tests.resilience.procs import Proc, free_port, serve, service_env, start_api, start_worker
+from tests.resilience.test_fault_soak import settle
+from tests.sync.factories import make_account, make_company
+
+pytestmark = pytest.mark.resilience
+
+CLIENTS = 200 if FULL else 40
+SECONDS = 60.0 if FULL else 15.0
+COMPANIES = 10
+ACCOUNTS_PER_COMPANY = 4
+PATHS = ["/v1/transactions", "/v1/bank-accounts", "/v1/todos", "/v1/company"]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, int(len(ordered) * q + 0.5) - 1)] if ordered else float("nan")
+
+
+async def wait_ready(url: str, proc: Proc, limit: float = 60.0) -> None:
+    started = time.monotonic()
+    async with httpx.AsyncClient() as c:
+        while time.monotonic() - started < limit:
+            assert proc.alive(), proc.log.read_text()[-3000:]
+            with contextlib.suppress(httpx.HTTPError):
+                if (await c.get(url + "/readyz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+    raise AssertionError("the API did not become ready")
+
+
+async def test_read_endpoints_under_load_while_the_worker_syncs(
+    settings: Settings, sessionmaker: Any, arq_redis: Any, tmp_path: Path
+) -> None:
+    load_all_tasks()
+    set_dispatcher(ArqDispatcher(arq_redis, queue_name=settings.queue_name))
+    bank_app = create_sandbox_bank_app(slow_seconds=0.0, latency_seconds=0.02)
+    bank = Starlette(routes=[Mount("/sandbox/bank", app=bank_app)])
+    bank_port, api_port = free_port(), free_port()
+    env = service_env(
+        settings,
+        LEDGERLINK_SANDBOX="true",
+        LEDGERLINK_BANKS__SANDBOX__BASE_URL=f"http://127.0.0.1:{bank_port}/sandbox/bank",
+        LEDGERLINK_PUBLIC_BASE_URL=f"http://127.0.0.1:{api_port}",
+        LEDGERLINK_SYNC__PER_BANK_CONCURRENCY="100",
+    )
+    api_url = f"http://127.0.0.1:{api_port}"
+    procs: list[Proc] = []
+    latencies: list[float] = []
+    outcomes: Counter[str] = Counter()
+    by_path: dict[str, list[float]] = {p: [] for p in PATHS}
+    syncs_scheduled = 0
+    try:
+        async with serve(bank, bank_port):
+            onboarding = httpx.ASGITransport(app=bank)
+            tokens: list[str] = []
+            accounts: list[BankAccount] = []
+            for c in range(COMPANIES):
+                company_id = uuid.uuid4()
+                await make_company(sessionmaker, company_id)
+                tokens.append(make_token(settings, company_id, "banking"))
+                for a in range(ACCOUNTS_PER_COMPANY):
+                    accounts.append(
+                        await make_account(
+                            sessionmaker,
+                            settings,
+                            onboarding,
+                            company_id,
+                            psu=f"load{c}x{a}",
+                            sync_from=dt.date.today() - dt.timedelta(days=60),
+                        )
+                    )
+            procs.append(start_api(env, tmp_path / "api.log", api_port))
+            procs.append(start_worker(env, tmp_path / "worker.log"))
+            await wait_ready(api_url, procs[0])
+
+            stop = asyncio.Event()
+
+            async def keep_syncing() -> None:
+                """The worker is never idle: every account gets a new sync as soon as one finishes."""
+                nonlocal syncs_scheduled
+                while not stop.is_set():
+                    for account in accounts:
+                        try:
+                            async with session_scope(sessionmaker) as s:
+                                await schedule_sync(s, account, trigger=SyncTrigger.manual, user_present=True)
+                            syncs_scheduled += 1
+                        except SyncInProgress:
+                            pass
+                    await asyncio.sleep(0.5)
+
+            async def client(n: int, http: httpx.AsyncClient) -> None:
+                rng = random.Random(n)
+                headers = {"Authorization": f"Bearer {tokens[n % len(tokens)]}"}
+                while not stop.is_set():
+                    path = rng.choice(PATHS)
+                    started = time.perf_counter()
+                    try:
+                        params = {"limit": 50} if path in ("/v1/transactions", "/v1/bank-accounts") else None
+                        response = await http.get(path, headers=headers, params=params)
+                        outcomes[str(response.status_code)] += 1
+                    except httpx.HTTPError as exc:
+                        outcomes[f"error:{type(exc).__name__}"] += 1
+                        continue
+                    latencies.append(time.perf_counter() - started)
+                    by_path[path].append(latencies[-1])
+
+            limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+            async with httpx.AsyncClient(base_url=api_url, limits=limits, timeout=30.0) as http:
+                syncer = asyncio.create_task(keep_syncing())
+                clients = [asyncio.create_task(client(n, http)) for n in range(CLIENTS)]
+                await asyncio.sleep(SECONDS)
+                stop.set()
+                await asyncio.gather(*clients)
+                await syncer
+            # no deadlock: every sync queued during the load finishes
+            remaining = await settle(sessionmaker, stall_seconds=60.0, limit_seconds=180.0)
+    finally:
+        for p in procs:
+            p.stop()
+
+    latencies.sort()
+    p99 = percentile(latencies, 0.99)
+    report = {
+        "size": "full" if FULL else "ci",
+        "clients": CLIENTS,
+        "seconds": SECONDS,
+        "requests": len(latencies),
+        "rps": round(len(latencies) / SECONDS, 1),
+        "p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
+        "p99_ms": round(p99 * 1000, 1),
+        "max_ms": round(latencies[-1] * 1000, 1) if latencies else None,
+        "statuses": dict(outcomes),
+        "p99_ms_by_path": {p: round(percentile(v, 0.99) * 1000, 1) for p, v in by_path.items() if v},
+        "syncs_scheduled_during_load": syncs_scheduled,
+    }
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUTPUT_DIR / f"load-{report['size']}.json").write_text(json.dumps(report, indent=2))
+    print("\nload:", json.dumps(report))
+    assert latencies, "no request completed"
+    assert set(outcomes) == {"200"}, outcomes
+    assert syncs_scheduled >= len(accounts)
+    assert remaining == 0, f"{remaining} syncs never finished"
+    api_log = (tmp_path / "api.log").read_text(errors="replace")
+    assert "http.unhandled_exception" not in api_log

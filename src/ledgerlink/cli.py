@@ -7,6 +7,10 @@ import asyncio
 import sys
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ledgerlink.config import Settings
 
 DEV_COMPANY_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 
@@ -21,19 +25,24 @@ def _quiet_third_party_warnings() -> None:
     warnings.filterwarnings("ignore", message="The httpx module is deprecated")
 
 
+def uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
+    return {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "log_level": "warning",
+        "proxy_headers": True,
+        "timeout_keep_alive": settings.http_keep_alive_seconds,
+    }
+
+
 def _cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     _quiet_third_party_warnings()
+    from ledgerlink.config import get_settings
 
-    uvicorn.run(
-        "ledgerlink.main:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        proxy_headers=True,
-    )
+    uvicorn.run("ledgerlink.main:create_app", **uvicorn_options(get_settings(), args.host, args.port))
     return 0
 
 

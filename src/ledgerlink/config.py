@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     sandbox: bool = False
     public_base_url: str = "http://127.0.0.1:8000"
     log_level: str = "INFO"
+    # Idle keep-alive of `ledgerlink api`; longer than any proxy's idle timeout (ALB: 60 s), so the server
+    # never closes a connection the client is about to reuse (the client sees a bare disconnect then).
+    http_keep_alive_seconds: int = Field(default=75, gt=0)
     log_json: bool = True
     bank_import_trial_until: dt.date | None = None
     allowed_redirect_uris: Annotated[list[str], NoDecode] = Field(

@@ -44,3 +44,16 @@ def test_nested_settings_from_environment(monkeypatch: object) -> None:
     assert s.sync.overlap_days == 14
     assert s.bank("nordea").base_url == "http://127.0.0.1:9/nordea"
     assert s.allowed_redirect_uris == ["https://a.test/cb", "https://b.test/cb"]
+
+
+def test_the_api_keeps_idle_connections_longer_than_a_proxy_would() -> None:
+    """uvicorn's own default (5 s) closes idle connections under clients and proxies that still reuse them;
+    ``ledgerlink api`` takes the keep-alive from the settings instead."""
+    import uvicorn
+
+    from ledgerlink.cli import uvicorn_options
+
+    options = uvicorn_options(Settings(http_keep_alive_seconds=90), "127.0.0.1", 8123)
+    config = uvicorn.Config("ledgerlink.main:create_app", **options)
+    assert config.timeout_keep_alive == 90
+    assert Settings().http_keep_alive_seconds > 60

@@ -13,6 +13,8 @@ import structlog
 SECRET_KEYS = re.compile(
     r"(token|secret|password|authorization|consent_id|consent-id|code|state|refresh|api_key|cookie)", re.I
 )
+#: keys that look secret to the pattern above but name our own machine-readable outcomes
+NOT_SECRET_KEYS = frozenset({"error_code", "status_code"})
 BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.I)
 
 
@@ -21,7 +23,7 @@ def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMap
     for key in list(event_dict):
         if key in ("event", "level", "timestamp", "logger"):
             continue
-        if SECRET_KEYS.search(key):
+        if SECRET_KEYS.search(key) and key not in NOT_SECRET_KEYS:
             event_dict[key] = "[redacted]"
         elif isinstance(event_dict[key], str):
             event_dict[key] = BEARER.sub(r"\1[redacted]", event_dict[key])

@@ -57,3 +57,24 @@ async def test_every_log_line_of_a_request_carries_its_request_id(
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]  # type: ignore[attr-defined]
     request_lines = [line for line in lines if line.get("path") == "/v1/company"]
     assert request_lines and all(line["request_id"] == "req-abc-123" for line in request_lines)
+
+
+def test_log_redaction_hides_secret_looking_values_but_keeps_error_codes() -> None:
+    from ledgerlink.logging import _redact
+
+    line = _redact(
+        None,
+        "info",
+        {
+            "event": "x",
+            "code": "oauth-code-123",
+            "refresh_token": "rt-123",
+            "consent_id": "c-123",
+            "error_code": "invalid_response",
+            "status_code": 429,
+            "detail": "sent Authorization: Bearer abc.def.ghi",
+        },
+    )
+    assert line["code"] == line["refresh_token"] == line["consent_id"] == "[redacted]"
+    assert (line["error_code"], line["status_code"]) == ("invalid_response", 429)
+    assert "abc.def.ghi" not in line["detail"] and line["detail"].endswith("Bearer [redacted]")

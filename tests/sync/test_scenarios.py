@@ -308,3 +308,44 @@ async def test_pending_rows_book_and_ignored_rows_stay_ignored(
     run = await load(sessionmaker, SyncRun, second)
     assert run.removed == len(pending_before)
     assert (await load(sessionmaker, BankTransaction, ignored.id)).status == "ignored"
+
+
+async def test_deleting_a_failed_account_resolves_its_sync_failed_todo_only(
+    settings: Any, sessionmaker: Any, transports: Any, clock: SimClock, job_ctx: Any, client: Any
+) -> None:
+    from tests.conftest import make_token
+
+    failed = await setup(settings, sessionmaker, transports, clock, "malformed")
+    other = await setup(settings, sessionmaker, transports, clock, "malformed")
+    for account in (failed, other):
+        assert (
+            await execute_run(job_ctx, await start(sessionmaker, account, user_present=True))
+        ).status == "failed"
+    headers = {"Authorization": f"Bearer {make_token(settings, failed.company_id)}"}
+    listed = (await client.get("/v1/todos", headers=headers)).json()["items"]
+    assert [t["bank_account_id"] for t in listed if t["type"] == "sync_failed"] == [str(failed.id)]
+
+    assert (await client.delete(f"/v1/bank-accounts/{failed.id}", headers=headers)).status_code == 204
+
+    listed = (await client.get("/v1/todos", headers=headers)).json()["items"]
+    assert [t for t in listed if t["type"] == "sync_failed"] == []
+    assert [t.subject_key for t in await todos(sessionmaker, "sync_failed")] == [str(other.id)]
+
+
+async def test_deleting_a_connection_resolves_the_todos_of_its_accounts(
+    settings: Any, sessionmaker: Any, transports: Any, clock: SimClock, job_ctx: Any, client: Any
+) -> None:
+    from tests.conftest import make_token
+
+    account = await setup(settings, sessionmaker, transports, clock, "vanishing", kind="gone")
+    assert (
+        await execute_run(job_ctx, await start(sessionmaker, account, user_present=True))
+    ).status == "failed"
+    assert len(await todos(sessionmaker, "sync_failed")) == 1
+    headers = {"Authorization": f"Bearer {make_token(settings, account.company_id)}"}
+
+    response = await client.delete(f"/v1/bank-connections/{account.connection_id}", headers=headers)
+
+    assert response.status_code == 204, response.text
+    assert await todos(sessionmaker, "sync_failed") == []
+    assert (await load(sessionmaker, BankAccount, account.id)).status == AccountStatus.disconnected

@@ -145,13 +145,17 @@ class ConnectionSideEffectsRepository:
             todo.data = data
         await self.session.flush()
 
-    async def resolve_open_todos(self, company_id: uuid.UUID, types: Sequence[str], subject_key: str) -> None:
+    async def resolve_open_todos(
+        self, company_id: uuid.UUID, types: Sequence[str], subject_keys: Sequence[str]
+    ) -> None:
+        if not subject_keys:
+            return
         await self.session.execute(
             update(Todo)
             .where(
                 Todo.company_id == company_id,
                 Todo.type.in_(list(types)),
-                Todo.subject_key == subject_key,
+                Todo.subject_key.in_(list(subject_keys)),
                 Todo.resolved_at.is_(None),
             )
             .values(resolved_at=utcnow())

@@ -4,8 +4,10 @@ The connection helpers in :mod:`.common` are shared with the sync engine and re-
 """
 
 from ledgerlink.banks.service.common import (
+    CONSENT_TODO,
     REAUTH_EVENT,
     REAUTH_TODO,
+    SYNC_FAILED_TODO,
     ConnectionSecrets,
     build_adapter,
     connection_context,
@@ -17,8 +19,10 @@ from ledgerlink.banks.service.common import (
 )
 
 __all__ = [
+    "CONSENT_TODO",
     "REAUTH_EVENT",
     "REAUTH_TODO",
+    "SYNC_FAILED_TODO",
     "ConnectionSecrets",
     "build_adapter",
     "connection_context",

@@ -22,7 +22,11 @@ from ledgerlink.banks.errors import (
     LedgerAccountInUse,
     ledger_account_invalid,
 )
-from ledgerlink.banks.repository import BankAccountRepository, BankConnectionRepository
+from ledgerlink.banks.repository import (
+    BankAccountRepository,
+    BankConnectionRepository,
+    ConnectionSideEffectsRepository,
+)
 from ledgerlink.banks.schemas import (
     AccountMappingRead,
     BankAccountCreate,
@@ -35,6 +39,7 @@ from ledgerlink.banks.schemas import (
     SyncError,
     SyncProgress,
 )
+from ledgerlink.banks.service.common import SYNC_FAILED_TODO
 from ledgerlink.banks.service.connections import available_of, identity_key
 from ledgerlink.companies.service import company as company_service
 from ledgerlink.config import Settings
@@ -333,6 +338,9 @@ class BankAccountService:
         account = await self._get(session, principal, account_id)
         account.status = AccountStatus.disconnected
         account.next_sync_at = None
+        await ConnectionSideEffectsRepository(session).resolve_open_todos(
+            account.company_id, [SYNC_FAILED_TODO], [str(account.id)]
+        )
         await session.flush()
         log.info("bank_account.disconnected", bank_account_id=str(account.id))
 

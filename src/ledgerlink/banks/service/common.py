@@ -154,6 +154,9 @@ def connection_context(
 
 REAUTH_EVENT = "bank_connection.reauth_required"
 REAUTH_TODO = "reauth_required"
+CONSENT_TODO = "consent_expiring"
+#: a linked account's own to-do (subject: the account id)
+SYNC_FAILED_TODO = "sync_failed"
 
 
 async def mark_reauth_required(session: AsyncSession, connection: BankConnection, *, reason: str) -> None:

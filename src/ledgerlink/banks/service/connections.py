@@ -52,7 +52,9 @@ from ledgerlink.banks.schemas import (
     RedirectAuthorization,
 )
 from ledgerlink.banks.service.common import (
+    CONSENT_TODO,
     REAUTH_TODO,
+    SYNC_FAILED_TODO,
     ConnectionSecrets,
     build_adapter,
     connection_context,
@@ -353,7 +355,7 @@ class ConnectionService:
         connection.decoupled_polls = 0
         await self._rebind_accounts(session, connection, infos)
         await ConnectionSideEffectsRepository(session).resolve_open_todos(
-            connection.company_id, [REAUTH_TODO, "consent_expiring"], str(connection.id)
+            connection.company_id, [REAUTH_TODO, CONSENT_TODO], [str(connection.id)]
         )
         await session.flush()
         log.info("bank_connection.active", connection_id=str(connection.id), accounts=len(infos))
@@ -535,13 +537,16 @@ class ConnectionService:
         connection.status = ConnectionStatus.revoked
         connection.secrets = None  # nothing left to use: drop the tokens
         connection.last_error = None
-        await BankAccountRepository(session).set_status_for_connection(
-            principal, connection.id, to=AccountStatus.disconnected
-        )
+        accounts = BankAccountRepository(session)
+        linked = [str(a.id) for a in await accounts.of_connection(principal, connection.id)]
+        await accounts.set_status_for_connection(principal, connection.id, to=AccountStatus.disconnected)
         await OAuthStateRepository(session).invalidate_for_connection(connection.id, now=utcnow())
-        await ConnectionSideEffectsRepository(session).resolve_open_todos(
-            connection.company_id, [REAUTH_TODO, "consent_expiring"], str(connection.id)
+        # nothing left for the user to do about this connection or its accounts
+        side_effects = ConnectionSideEffectsRepository(session)
+        await side_effects.resolve_open_todos(
+            connection.company_id, [REAUTH_TODO, CONSENT_TODO], [str(connection.id)]
         )
+        await side_effects.resolve_open_todos(connection.company_id, [SYNC_FAILED_TODO], linked)
         await session.flush()
         log.info("bank_connection.revoked", connection_id=str(connection.id), bank_id=connection.bank_id)
 

@@ -256,7 +256,7 @@ async def _fail(
     message: str,
     retryable: bool,
 ) -> None:
-    log.info("closing.import.failed", import_id=str(import_id), code=code)
+    log.info("closing.import.failed", import_id=str(import_id), error_code=code)
     async with session_scope(sessionmaker) as session:
         repo = ClosingRepository(session)
         await repo.update_job(

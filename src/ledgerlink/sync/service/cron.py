@@ -14,7 +14,7 @@ import datetime as dt
 import uuid
 from collections import defaultdict
 
-from ledgerlink.banks.service import mark_reauth_required
+from ledgerlink.banks.service import CONSENT_TODO, mark_reauth_required
 from ledgerlink.companies.service import bank_import_entitlement, company
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.session import session_scope
@@ -37,7 +37,6 @@ from ledgerlink.worker.registry import JobContext
 log = get_logger(__name__)
 SLOT_SECONDS = 30
 SLOTS_PER_PASS = 20
-CONSENT_TODO = "consent_expiring"
 CONSENT_EVENT = "bank_connection.consent_expiring"
 
 

@@ -45,6 +45,7 @@ from ledgerlink.banks.adapters.base import (
 )
 from ledgerlink.banks.adapters.berlingroup.errors import PeriodInvalid, ResourceUnknown
 from ledgerlink.banks.service import (
+    SYNC_FAILED_TODO,
     build_adapter,
     connection_context,
     load_credentials,
@@ -83,7 +84,6 @@ log = get_logger(__name__)
 #: Sent as PSU-IP-Address for a user-present run whose request IP was not passed along.
 USER_PRESENT_FALLBACK_IP = "127.0.0.1"
 UPGRADE_TODO = "upgrade_required"
-SYNC_FAILED_TODO = "sync_failed"
 _LOCAL_LOCKS: dict[uuid.UUID, asyncio.Lock] = {}
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
@@ -521,7 +521,7 @@ async def _fail(
         if defer_to is not None:
             run.status, run.next_attempt_at = SyncStatus.deferred, defer_to
             account.last_sync_status = SyncStatus.deferred
-            log.info("sync.run.deferred", run_id=str(run_id), code=code, until=defer_to.isoformat())
+            log.info("sync.run.deferred", run_id=str(run_id), error_code=code, until=defer_to.isoformat())
             return Outcome("deferred", retry_in=max(1.0, (defer_to - at).total_seconds()))
         if backoff and run.attempts < settings.sync.max_attempts:
             delay = compute_backoff(
@@ -558,7 +558,7 @@ async def _fail(
                     "retryable": retryable,
                 },
             )
-        log.info("sync.run.failed", run_id=str(run_id), code=code)
+        log.info("sync.run.failed", run_id=str(run_id), error_code=code)
         return Outcome("failed")
 
 

@@ -317,6 +317,27 @@ class ConnectionService:
         except AdapterError as exc:
             raise adapter_problem(exc) from exc
         try:
+            await self._finish_authorization(
+                session, connection, adapter, ctx, pending, call, code=code, redirect_uri=redirect_uri
+            )
+        finally:
+            await _close(adapter)
+
+    async def _finish_authorization(
+        self,
+        session: AsyncSession,
+        connection: BankConnection,
+        adapter: BankAdapter,
+        ctx: ConnectionContext,
+        pending: Credentials,
+        call: BankCall,
+        *,
+        code: str | None,
+        redirect_uri: str,
+    ) -> None:
+        """The bank says the PSU approved (redirect came back, or the decoupled poll finished): exchange
+        for the consent/tokens and activate; a refusal at this step fails the connection."""
+        try:
             credentials = await adapter.complete_authorization(
                 ctx, pending, code=code, redirect_uri=redirect_uri
             )
@@ -325,8 +346,6 @@ class ConnectionService:
             await self._authorization_failed(session, connection, call.settings, exc.message)
         except AdapterError as exc:
             raise adapter_problem(exc) from exc
-        finally:
-            await _close(adapter)
 
     async def _activate(
         self,
@@ -460,15 +479,16 @@ class ConnectionService:
                 )
                 return
             row.used_at = now
-            try:
-                credentials = await adapter.complete_authorization(
-                    ctx, status.credentials, code=None, redirect_uri=row.redirect_uri
-                )
-                await self._activate(session, connection, adapter, ctx, credentials, call.settings)
-            except ReauthRequired as exc:
-                await self._authorization_failed(session, connection, call.settings, exc.message)
-            except AdapterError as exc:
-                raise adapter_problem(exc) from exc
+            await self._finish_authorization(
+                session,
+                connection,
+                adapter,
+                ctx,
+                status.credentials,
+                call,
+                code=None,
+                redirect_uri=row.redirect_uri,
+            )
         finally:
             await _close(adapter)
 

@@ -463,3 +463,26 @@ async def test_callback_with_the_same_idempotency_key_replays_the_connection(
     replay = await client.post("/v1/fortnox/authorization/callback", json=body, headers=headers)
     assert first.status_code == replay.status_code == 200
     assert replay.json() == first.json()
+
+
+async def test_reconnecting_while_connected_revokes_the_replaced_grant(
+    client: httpx.AsyncClient,
+    auth_headers: dict[str, str],
+    transport: httpx.ASGITransport,
+    sandbox: SandboxFortnox,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    company_id: uuid.UUID,
+) -> None:
+    box = SecretBox.from_settings(settings.security)
+    await connect(client, auth_headers, transport)
+    first = open_tokens(box, await stored_connection(sessionmaker, company_id)).refresh_token
+
+    assert (await connect(client, auth_headers, transport))["status"] == "active"
+
+    second = open_tokens(box, await stored_connection(sessionmaker, company_id)).refresh_token
+    assert second != first
+    assert sandbox.refresh_tokens[first].revoked
+    assert not sandbox.refresh_tokens[second].revoked
+    years = await client.get("/v1/fortnox/financial-years", headers=auth_headers)
+    assert years.status_code == 200, years.text

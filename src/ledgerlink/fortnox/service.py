@@ -70,7 +70,7 @@ from ledgerlink.models.fortnox import FortnoxConnection, FortnoxConnectionStatus
 from ledgerlink.models.inbox import Todo
 from ledgerlink.oauth.service import check_redirect_uri, consume_state, issue_state
 from ledgerlink.ratelimit import Limiter, SlidingWindowLimiter
-from ledgerlink.security import SecretBox
+from ledgerlink.security import DecryptionError, SecretBox
 
 log = get_logger(__name__)
 
@@ -509,9 +509,13 @@ async def complete_authorization(
 
     repo = FortnoxConnectionRepository(session)
     connection = await repo.for_company_locked(company_id, lock_timeout_ms=ROW_LOCK_TIMEOUT_MS)
+    replaced: TokenSet | None = None
     if connection is None:
         connection = FortnoxConnection(id=uuid.uuid4(), company_id=company_id)
         session.add(connection)
+    elif connection.secrets is not None:
+        with contextlib.suppress(AppError, DecryptionError):  # unreadable old tokens: nothing to revoke
+            replaced = open_tokens(_box(settings), connection)
     connection.status = FortnoxConnectionStatus.active
     connection.secrets = seal_tokens(_box(settings), connection.id, tokens)
     connection.access_expires_at = tokens.expires_at
@@ -528,8 +532,24 @@ async def complete_authorization(
     await session.flush()
     await FortnoxTodoRepository(session).resolve_expiring(company_id, now=now)
     await session.flush()
+    if replaced is not None and replaced.refresh_token != tokens.refresh_token:
+        # a reconnect while connected: the previous grant is of no further use, so it must not stay valid
+        await _revoke_quietly(fx, transport, company_id, replaced.refresh_token)
     log.info("fortnox.connected", company_id=str(company_id))
     return connection
+
+
+async def _revoke_quietly(
+    fx: FortnoxSettings, transport: httpx.AsyncBaseTransport | None, company_id: uuid.UUID, refresh_token: str
+) -> None:
+    """Revoke a refresh token at Fortnox, best effort (a failure is logged, never raised)."""
+    oauth = FortnoxOAuth(settings=fx, transport=transport)
+    try:
+        await oauth.revoke(refresh_token)
+    except FortnoxError as exc:
+        log.warning("fortnox.revoke.failed", company_id=str(company_id), error=type(exc).__name__)
+    finally:
+        await oauth.aclose()
 
 
 async def get_connection(session: AsyncSession, company_id: uuid.UUID) -> FortnoxConnection | None:
@@ -549,16 +569,14 @@ async def disconnect(
     if connection is None:
         return
     if connection.secrets is not None:
-        fx = effective_fortnox_settings(settings)
         try:
             tokens = open_tokens(_box(settings), connection)
-            oauth = FortnoxOAuth(settings=fx, transport=transport)
-            try:
-                await oauth.revoke(tokens.refresh_token)
-            finally:
-                await oauth.aclose()
-        except (FortnoxError, AppError) as exc:
+        except (AppError, DecryptionError) as exc:
             log.warning("fortnox.revoke.failed", company_id=str(company_id), error=type(exc).__name__)
+        else:
+            await _revoke_quietly(
+                effective_fortnox_settings(settings), transport, company_id, tokens.refresh_token
+            )
     connection.status = FortnoxConnectionStatus.revoked
     connection.secrets = None
     connection.access_expires_at = None

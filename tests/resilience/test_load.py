@@ -1,7 +1,7 @@
 """Load: concurrent clients on the main read endpoints (``/v1/transactions``, ``/v1/bank-accounts``,
 ``/v1/todos``, ``/v1/company``) against the real API under uvicorn on loopback (``ledgerlink api``
-in a subprocess) while the real arq worker (another subprocess) keeps syncing accounts from the sandbox
-bank. No 5xx, no connection errors, and every sync finishes (no deadlock). The latency p99 is reported
+in a subprocess; the clients in another, :mod:`tests.resilience.load_client`) while the real arq worker
+(a third) keeps syncing accounts from the sandbox bank. No 5xx, no connection errors, and every sync finishes (no deadlock). The latency p99 is reported
 (stdout and a JSON file in the suite's output directory), not asserted.
 
 Size: 40 clients for 15 s (CI); 200 clients for 60 s with ``LEDGERLINK_SOAK=full``."""
@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import random
+import os
 import statistics
+import sys
 import time
 import uuid
 from collections import Counter
@@ -36,7 +37,8 @@ from ledgerlink.worker.registry import load_all_tasks
 from ledgerlink.worker.runner import ArqDispatcher
 from tests.conftest import make_token
 from tests.resilience.conftest import FULL, OUTPUT_DIR
-from tests.resilience.procs import Proc, free_port, serve, service_env, start_api, start_worker
+from tests.resilience.load_client import PATHS
+from tests.resilience.procs import ROOT, Proc, free_port, serve, service_env, start_api, start_worker
 from tests.resilience.test_fault_soak import settle
 from tests.sync.factories import make_account, make_company
 
@@ -46,7 +48,15 @@ CLIENTS = 200 if FULL else 40
 SECONDS = 60.0 if FULL else 15.0
 COMPANIES = 10
 ACCOUNTS_PER_COMPANY = 4
-PATHS = ["/v1/transactions", "/v1/bank-accounts", "/v1/todos", "/v1/company"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -126,30 +136,42 @@ async def test_read_endpoints_under_load_while_the_worker_syncs(
                             pass
                     await asyncio.sleep(0.5)
 
-            async def client(n: int, http: httpx.AsyncClient) -> None:
-                rng = random.Random(n)
-                headers = {"Authorization": f"Bearer {tokens[n % len(tokens)]}"}
-                while not stop.is_set():
-                    path = rng.choice(PATHS)
-                    started = time.perf_counter()
-                    try:
-                        params = {"limit": 50} if path in ("/v1/transactions", "/v1/bank-accounts") else None
-                        response = await http.get(path, headers=headers, params=params)
-                        outcomes[str(response.status_code)] += 1
-                    except httpx.HTTPError as exc:
-                        outcomes[f"error:{type(exc).__name__}"] += 1
-                        continue
-                    latencies.append(time.perf_counter() - started)
-                    by_path[path].append(latencies[-1])
-
-            limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
-            async with httpx.AsyncClient(base_url=api_url, limits=limits, timeout=30.0) as http:
-                syncer = asyncio.create_task(keep_syncing())
-                clients = [asyncio.create_task(client(n, http)) for n in range(CLIENTS)]
-                await asyncio.sleep(SECONDS)
+            # the clients run in a process of their own (see load_client): this loop serves the bank
+            out = tmp_path / "load.json"
+            cpu_before = {name: cpu_seconds(p.pid) for name, p in (("api", procs[0]), ("worker", procs[1]))}
+            cpu_before["test"] = time.process_time()
+            syncer = asyncio.create_task(keep_syncing())
+            clients = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "tests.resilience.load_client",
+                api_url,
+                str(out),
+                "--clients",
+                str(CLIENTS),
+                "--seconds",
+                str(SECONDS),
+                cwd=ROOT,
+                env={**os.environ, "LOAD_TOKENS": ",".join(tokens)},
+            )
+            try:
+                assert await asyncio.wait_for(clients.wait(), SECONDS + 120) == 0, "the load clients failed"
+            finally:
+                if clients.returncode is None:
+                    clients.kill()
+                    await clients.wait()
                 stop.set()
-                await asyncio.gather(*clients)
                 await syncer
+            cpu = {
+                name: cpu_seconds(p.pid) - cpu_before[name]
+                for name, p in (("api", procs[0]), ("worker", procs[1]))
+            }
+            cpu["test"] = time.process_time() - cpu_before["test"]
+            measured = json.loads(out.read_text())
+            outcomes.update(measured["outcomes"])
+            for path, values in measured["latencies"].items():
+                by_path[path].extend(values)
+                latencies.extend(values)
             # no deadlock: every sync queued during the load finishes
             remaining = await settle(sessionmaker, stall_seconds=60.0, limit_seconds=180.0)
     finally:
@@ -170,6 +192,9 @@ async def test_read_endpoints_under_load_while_the_worker_syncs(
         "statuses": dict(outcomes),
         "p99_ms_by_path": {p: round(percentile(v, 0.99) * 1000, 1) for p, v in by_path.items() if v},
         "syncs_scheduled_during_load": syncs_scheduled,
+        # CPU seconds each process used during the load (the clients' own process not counted)
+        "cpu_seconds": {k: round(v, 1) for k, v in cpu.items()},
+        "api_cpu_ms_per_request": round(cpu["api"] * 1000 / len(latencies), 2) if latencies else None,
     }
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
     (OUTPUT_DIR / f"load-{report['size']}.json").write_text(json.dumps(report, indent=2))

@@ -130,7 +130,8 @@ async def _resume_unfinished_syncs(ctx: JobContext) -> None:
 
 def _sandbox_state_dir(settings: Settings) -> Path | None:
     """Beside the embedded SQLite file (``./var/``), so a restarted ``make run`` still knows the sandbox
-    bank's consents; None for PostgreSQL (tests, docker) and in-memory SQLite."""
+    bank's consents and the sandbox Fortnox's grants and vouchers; None for PostgreSQL (tests, docker)
+    and in-memory SQLite."""
     if not settings.uses_sqlite:
         return None
     database = make_url(settings.database_url).database
@@ -146,8 +147,9 @@ def _mount_sandboxes(app: FastAPI, state_dir: Path | None = None) -> None:
     from ledgerlink.sandbox.fortnox import create_sandbox_fortnox_app
 
     bank_state = state_dir / "sandbox-bank.json" if state_dir is not None else None
+    fortnox_state = state_dir / "sandbox-fortnox.json" if state_dir is not None else None
     app.mount("/sandbox/bank", create_sandbox_bank_app(state_path=bank_state))
-    app.mount("/sandbox/fortnox", create_sandbox_fortnox_app())
+    app.mount("/sandbox/fortnox", create_sandbox_fortnox_app(state_path=fortnox_state))
     app.include_router(sandbox_callback_router)
 
 

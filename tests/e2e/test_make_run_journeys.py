@@ -670,3 +670,51 @@ def test_a_sync_interrupted_by_stopping_make_run_finishes_after_the_restart(tmp_
     finally:
         _stop_api(proc)
     assert not _logged_errors(log_path)
+
+
+def test_a_fortnox_connection_still_works_after_restarting_make_run(tmp_path: Path) -> None:
+    """Connect Fortnox, Ctrl+C, ``make run`` again: the sandbox Fortnox kept its grants in ./var (as
+    Fortnox would), so the connection still reads the books and the closing import succeeds without
+    connecting again."""
+    env, port, token = _prepare(tmp_path)
+    log_path = tmp_path / "server.log"
+    server = Server(f"http://127.0.0.1:{port}", token)
+    proc = _start_api(env, port, log_path)
+    try:
+        with server.client() as c:
+            started = _ok(c.post("/v1/fortnox/authorization", json={"redirect_uri": REDIRECT_URI}))
+            relay = _browser_approves(started["authorization_url"])
+            _ok(c.post("/v1/fortnox/authorization/callback", json=relay))
+            before = _ok(c.get("/v1/fortnox/financial-years"))["items"]
+            assert before
+    finally:
+        _stop_api(proc)
+    assert (tmp_path / "sandbox-fortnox.json").exists()  # beside the database, as make run's ./var/
+
+    proc = _start_api(env, port, log_path)
+    try:
+        with server.client() as c:
+            assert _ok(c.get("/v1/fortnox/connection"))["status"] == "active"
+            assert _ok(c.get("/v1/fortnox/financial-years"))["items"] == before
+            year = max(before, key=lambda y: y["from_date"])
+            closing = _ok(
+                c.post(
+                    "/v1/closings",
+                    json={
+                        "financial_year_start": year["from_date"],
+                        "financial_year_end": year["to_date"],
+                        "data_source": "fortnox",
+                    },
+                ),
+                201,
+            )
+            job = _ok(c.post(f"/v1/closings/{closing['id']}/imports"), 202)
+            imported = _poll(
+                lambda: _ok(c.get(f"/v1/closings/{closing['id']}/imports/{job['id']}")),
+                lambda j: j["status"] in ("succeeded", "failed"),
+            )
+            assert imported["status"] == "succeeded", imported
+            assert _ok(c.get("/v1/fortnox/connection"))["status"] == "active"
+    finally:
+        _stop_api(proc)
+    assert not _logged_errors(log_path)

@@ -15,6 +15,14 @@ Tests and benchmarks read ``app.state.fortnox`` (:class:`SandboxFortnox`): ``cou
 arrival time, ``faults`` (make the next N calls to a path fail, or accept a voucher and then stall),
 ``issue_tokens()`` to skip the browser step and ``expire_access_tokens()``.
 
+With ``state_path`` (the embedded ``make run`` passes ``./var/sandbox-fortnox.json``) the sandbox keeps
+what Fortnox keeps across its own restarts: the OAuth grants (access tokens with their expiry, refresh
+tokens with their used/revoked flags; not authorization codes, which live ten minutes) and the vouchers
+posted through ``POST /3/vouchers``, with their numbers. The company itself is regenerated (it is
+deterministic) and the posted vouchers are booked on it again; the file is rewritten atomically after
+every change. A file that cannot be read, or was written for another company, is ignored (the sandbox
+starts afresh, so connections ask for a new login). Without ``state_path`` everything is in memory.
+
 Error codes: 2000401, 2001304, 2000588, 2000587, 2001392 and 2002115 are Fortnox's documented codes.
 Fortnox documents no codes for an unbalanced voucher, an inactive account, a missing or non-manual
 series or a date outside every financial year; the sandbox uses 2004001-2004006 for those, with the
@@ -26,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import hashlib
 import html
 import json
 import secrets
@@ -34,19 +43,24 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from ledgerlink.logging import get_logger
 from ledgerlink.sandbox.fortnox_data import SandboxCompany, SandboxInvoice, SandboxRow, SandboxVoucher
 from ledgerlink.sie import dumps_sie
+
+log = get_logger(__name__)
 
 DEFAULT_CLIENT_ID = "sandbox-client"
 DEFAULT_CLIENT_SECRET = "sandbox-secret"
 ACCESS_TOKEN_SECONDS = 3600
 CODE_SECONDS = 600
+STATE_VERSION = 1
 
 ERR_LOCKED_PERIOD = 2000401
 ERR_ACCOUNT_NOT_FOUND = 2001304
@@ -195,6 +209,63 @@ class SandboxFortnox:
         """``time.monotonic()`` of every ``/3/`` request's arrival, including those answered 429."""
         self.faults = SandboxFaults()
         self._windows: dict[tuple[str, int], deque[float]] = {}
+        self.posted: list[SandboxVoucher] = []
+        """The vouchers ``POST /3/vouchers`` booked (also in ``company.vouchers``)."""
+        self.state_path: Path | None = None
+        self._base_fingerprint = ""
+
+    # -- persistence ------------------------------------------------------------------------------
+
+    def save(self) -> None:
+        """Write the grants and the posted vouchers to ``state_path`` (tmp file, then rename), if set.
+
+        Access tokens already expired are left out: unknown or expired, the API answers 401 alike."""
+        if self.state_path is None:
+            return
+        now = self.clock()
+        state = {
+            "version": STATE_VERSION,
+            "company": self._base_fingerprint,
+            "access_tokens": {
+                token: _grant_json(grant)
+                for token, grant in self.access_tokens.items()
+                if grant.expires_at is None or grant.expires_at > now
+            },
+            "refresh_tokens": {token: _grant_json(grant) for token, grant in self.refresh_tokens.items()},
+            "vouchers": [_voucher_state_json(v) for v in self.posted],
+        }
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state), encoding="utf-8")
+        tmp.replace(self.state_path)
+
+    def load(self, path: Path) -> None:
+        """Use ``path`` as the state file, restoring the grants and vouchers a previous process saved
+        there for this same company. Anything unreadable or incompatible: start afresh."""
+        self.state_path = path
+        self._base_fingerprint = _company_fingerprint(self.company)
+        if not path.exists():
+            return
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+            if state["version"] != STATE_VERSION:
+                raise ValueError("another version")
+            if state["company"] != self._base_fingerprint:
+                raise ValueError("another company")
+            access = {str(t): _grant_from_json(g) for t, g in state["access_tokens"].items()}
+            refresh = {str(t): _grant_from_json(g) for t, g in state["refresh_tokens"].items()}
+            vouchers = [_voucher_from_state_json(v) for v in state["vouchers"]]
+            _check_vouchers_fit(self.company, vouchers)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, ArithmeticError) as exc:
+            # never the content: it holds tokens
+            log.warning("sandbox.fortnox.state_discarded", path=str(path), reason=type(exc).__name__)
+            return
+        self.access_tokens.update(access)
+        self.refresh_tokens.update(refresh)
+        self.company.vouchers.extend(vouchers)
+        self.posted.extend(vouchers)
+
+    # -- OAuth helpers ----------------------------------------------------------------------------
 
     def issue_tokens(self, client_id: str = DEFAULT_CLIENT_ID, scope: str = "") -> dict[str, Any]:
         """A fresh token pair, as if the user had approved (for tests and benchmarks)."""
@@ -203,6 +274,7 @@ class SandboxFortnox:
             client_id, scope, expires_at=self.clock() + dt.timedelta(seconds=ACCESS_TOKEN_SECONDS)
         )
         self.refresh_tokens[refresh] = _Grant(client_id, scope)
+        self.save()
         return {
             "access_token": access,
             "refresh_token": refresh,
@@ -215,6 +287,7 @@ class SandboxFortnox:
         """Every access token issued so far is expired from now on (the next API call gets 401)."""
         for grant in self.access_tokens.values():
             grant.expires_at = self.clock() - dt.timedelta(seconds=1)
+        self.save()
 
     def vouchers_described(self, description: str) -> list[SandboxVoucher]:
         return [v for v in self.company.vouchers if v.description == description]
@@ -238,7 +311,13 @@ def create_sandbox_fortnox_app(
     clock: Clock | None = None,
     requests_per_window: int = 25,
     window_seconds: float = 5.0,
+    state_path: Path | None = None,
 ) -> FastAPI:
+    """Build a sandbox Fortnox for ``company`` (``SandboxCompany.generate()`` by default).
+
+    ``state_path``: a JSON file that keeps the grants and posted vouchers across restarts (the embedded
+    ``make run``); ``company`` must then be generated the same way each time.
+    """
     state = SandboxFortnox(
         company or SandboxCompany.generate(),
         enforce_rate_limit=enforce_rate_limit,
@@ -246,6 +325,8 @@ def create_sandbox_fortnox_app(
         requests_per_window=requests_per_window,
         window_seconds=window_seconds,
     )
+    if state_path is not None:
+        state.load(state_path)
     app = FastAPI(title="Sandbox Fortnox", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.fortnox = state
 
@@ -361,6 +442,7 @@ def _oauth_router(state: SandboxFortnox) -> APIRouter:
         if grant is None or grant.client_id != client_id:
             return _oauth_error(400, "invalid_grant", "Invalid token")
         grant.revoked = True
+        state.save()
         return JSONResponse({"revoked": True})
 
     return router
@@ -497,6 +579,8 @@ def _api_router(state: SandboxFortnox) -> APIRouter:
     @router.post("/vouchers")
     async def create_voucher(request: Request) -> Response:
         created = _create_voucher(company, await request.body())
+        state.posted.append(created)
+        state.save()
         state.counters.created_vouchers += 1
         body = _json({"Voucher": _voucher_json(created, rows=True)}, status=201)
         fault = state.faults.take("POST", "/3/vouchers", stall=True)
@@ -529,6 +613,85 @@ def _install_plain_errors(app: FastAPI) -> None:
     async def _too_many(_: Request, exc: _TooMany) -> Response:
         headers = {"Retry-After": exc.retry_after} if exc.retry_after else None
         return JSONResponse({"message": "Too Many Requests"}, status_code=429, headers=headers)
+
+
+# -- state file -----------------------------------------------------------------------------------
+
+
+def _grant_json(grant: _Grant) -> dict[str, Any]:
+    return {
+        "client_id": grant.client_id,
+        "scope": grant.scope,
+        "expires_at": grant.expires_at.isoformat() if grant.expires_at is not None else None,
+        "used": grant.used,
+        "revoked": grant.revoked,
+    }
+
+
+def _grant_from_json(data: dict[str, Any]) -> _Grant:
+    expires_at = data["expires_at"]
+    return _Grant(
+        client_id=str(data["client_id"]),
+        scope=str(data["scope"]),
+        expires_at=dt.datetime.fromisoformat(expires_at) if expires_at is not None else None,
+        used=bool(data["used"]),
+        revoked=bool(data["revoked"]),
+    )
+
+
+def _voucher_state_json(v: SandboxVoucher) -> dict[str, Any]:
+    return {
+        "series": v.series, "number": v.number, "year_id": v.year_id, "date": v.date.isoformat(),
+        "description": v.description, "reference_type": v.reference_type,
+        "reference_number": v.reference_number,
+        "rows": [[r.account, str(r.debit), str(r.credit), r.text] for r in v.rows],
+    }  # fmt: skip
+
+
+def _voucher_from_state_json(data: dict[str, Any]) -> SandboxVoucher:
+    rows = [
+        SandboxRow(int(account), Decimal(debit), Decimal(credit), str(text))
+        for account, debit, credit, text in data["rows"]
+    ]
+    return SandboxVoucher(
+        series=str(data["series"]),
+        number=int(data["number"]),
+        year_id=int(data["year_id"]),
+        date=dt.date.fromisoformat(data["date"]),
+        description=str(data["description"]),
+        rows=rows,
+        reference_type=str(data["reference_type"]),
+        reference_number=str(data["reference_number"]),
+    )
+
+
+def _check_vouchers_fit(company: SandboxCompany, vouchers: list[SandboxVoucher]) -> None:
+    """Saved vouchers must fall in the company's years and series, each number unused."""
+    taken = {(v.year_id, v.series, v.number) for v in company.vouchers}
+    for v in vouchers:
+        year = company.year(v.year_id)
+        key = (v.year_id, v.series, v.number)
+        if year is None or not year.contains(v.date) or company.series_for(v.series) is None or key in taken:
+            raise ValueError("a saved voucher does not fit the company")
+        taken.add(key)
+
+
+def _company_fingerprint(company: SandboxCompany) -> str:
+    """Identifies the generated company the saved vouchers were booked on (a new seed, size or
+    generator makes the saved state incompatible)."""
+    digest = hashlib.sha256()
+    digest.update(f"{company.database_number}|{company.org_number}|{company.locked_until}".encode())
+    for y in company.years:
+        digest.update(f"|y{y.id}:{y.from_date}:{y.to_date}".encode())
+    for s in company.series:
+        digest.update(f"|s{s.code}:{s.manual}".encode())
+    for n in sorted(company.accounts):
+        digest.update(f"|a{n}".encode())
+    for v in company.vouchers:
+        digest.update(f"|v{v.year_id}:{v.series}:{v.number}:{v.date}".encode())
+        for r in v.rows:
+            digest.update(f":{r.account}:{r.debit}:{r.credit}".encode())
+    return digest.hexdigest()
 
 
 # -- helpers --------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from ledgerlink.sie.tokens import ObjectList, TokenError, parse_objects, split_f
 SieSource = str | os.PathLike[str] | bytes | bytearray | BinaryIO
 
 _CHUNK_SIZE = 1 << 20
+_SLICE = 1 << 16  # characters of a decoded chunk split by one findall (its tuples take ~10x that)
 _MAX_LINE = 16 << 20
 _UTF8_BOM = b"\xef\xbb\xbf"
 _CACHE_LIMIT = 4096
@@ -52,19 +53,31 @@ _ZERO = Decimal(0)
 _IGNORED = frozenset({"#PROSA", "#BKOD"})
 
 _date_cache: dict[str, dt.date] = {}
-# The common shape of a #TRANS line, split by one regex in C: account, an object list without quotes,
-# an amount, optionally a date and a quoted text without escapes. Anything else (and every line while
-# a #KSUMMA checksum runs) takes the general path; both give the same row.
-_SIMPLE_TRANS = re.compile(
-    r'#TRANS ([0-9]+) \{((?:[^"{}]|"[^"\\]*")*)\} ([+-]?[0-9]+(?:\.[0-9]+)?)'
-    r'(?: ([0-9]{8})(?: "((?:[^"\\]|\\.)*)")?)?'
-).fullmatch
-# The common shape of a #VER line: series, number, date, optionally a quoted text and a date.
-_SIMPLE_VER = re.compile(
-    r'#VER (?:"([^"\\]*)"|([^\s"{}\\]+)) (?:"([^"\\]*)"|([^\s"{}\\]+)) ([0-9]{8})'
-    r'(?: "((?:[^"\\]|\\.)*)"(?: ([0-9]{8}))?)?'
-).fullmatch
+# Every line of a slice of a decoded chunk, split in C by one ``findall``: a tuple per line (the lines
+# of ``chunk.split("\n")``) of the raw line and the groups of the two common shapes, written without
+# leading whitespace and with at most a "\r" after them (else their groups are empty):
+# - ``#TRANS``: account, an object list without escapes, an amount, optionally a date and a quoted
+#   text;
+# - ``#VER``: series and number (quoted or not), date, optionally a quoted text and a date.
+# Every other line (and these, while a #KSUMMA checksum runs) takes the general path; both paths give
+# the same rows and vouchers.
+_LINES = re.compile(
+    r"^("
+    r'#TRANS ([0-9]+) \{([^"{}\n]*+(?:"[^"\\\n]*+"[^"{}\n]*+)*+)\} ([+-]?[0-9]++(?:\.[0-9]++)?+)'
+    r'(?: ([0-9]{8})(?: "([^"\\\n]*+(?:\\.[^"\\\n]*+)*+)")?+)?+\r?'
+    r'|#VER (?:"([^"\\\n]*+)"|([^\s"{}\\]++)) (?:"([^"\\\n]*+)"|([^\s"{}\\]++)) ([0-9]{8})'
+    r'(?: "([^"\\\n]*+(?:\\.[^"\\\n]*+)*+)"(?: ([0-9]{8}))?+)?+\r?'
+    r"|.*)$",
+    re.MULTILINE,
+).findall
 _UNESCAPE = re.compile(r'\\(["\\])')
+
+
+def _unescape(text: str) -> str:
+    """``\\"`` is a quote and ``\\\\`` a backslash; any other backslash stays."""
+    if "\\\\" in text:
+        return _UNESCAPE.sub(r"\1", text)
+    return text.replace('\\"', '"')
 
 
 class _FieldError(ValueError):
@@ -184,6 +197,18 @@ class SieReader:
         if pending:
             yield self._decode(pending)
 
+    def _slices(self) -> Iterator[tuple[str, int, int]]:
+        """The decoded chunks as ``(chunk, start, stop)`` slices of whole lines of about ``_SLICE``."""
+        for chunk in self._chunks():
+            start = 0
+            while True:
+                cut = chunk.find("\n", start + _SLICE)
+                if cut < 0:
+                    yield chunk, start, len(chunk)
+                    break
+                yield chunk, start, cut
+                start = cut + 1
+
     def _decode(self, data: bytes) -> str:
         if data.isascii():
             return data.decode("ascii")
@@ -223,74 +248,85 @@ class SieReader:
         total = _ZERO
         in_block = False
         voucher_line_number = 0
-        voucher_line = ""
+        voucher_line = ""  # the #VER line as read (its "\r" is stripped when it is shown)
         transactions = 0
         line_number = 0
         seen_record = False
 
-        simple_trans = _SIMPLE_TRANS
-        simple_ver = _SIMPLE_VER
+        lines_of = _LINES
+        dates = _date_cache
         date_of = _date
-        for chunk in self._chunks():
-            for raw in chunk.split("\n"):
+        unescape = _unescape
+        for chunk, start, stop in self._slices():
+            for (
+                raw,
+                account,
+                objects_text,
+                amount_text,
+                date_text,
+                text,
+                quoted_series,
+                series,
+                quoted_number,
+                number,
+                day_text,
+                voucher_text,
+                registration_text,
+            ) in lines_of(chunk, start, stop):
                 line_number += 1
-                line = raw.strip()
-                if not line:
-                    continue
-                if in_block and checksum is None:
-                    match = simple_trans(line)
-                    if match is not None:
-                        account, objects_text, amount_text, date_text, text = match.groups()
+                if account:  # a #TRANS of the common shape
+                    if in_block and checksum is None:
                         try:
                             objects = parse_objects(objects_text) if objects_text else ()
-                            if date_text is None:
-                                row = VoucherRow(account, Decimal(amount_text), objects)
+                            amount = Decimal(amount_text)
+                            if date_text:
+                                if text and "\\" in text:
+                                    text = unescape(text)
+                                row = VoucherRow(
+                                    account,
+                                    amount,
+                                    objects,
+                                    dates.get(date_text) or date_of(date_text),
+                                    text,
+                                )
                             else:
-                                day = date_of(date_text)
-                                if text is None:
-                                    text = ""
-                                elif "\\" in text:
-                                    text = _UNESCAPE.sub(r"\1", text)
-                                row = VoucherRow(account, Decimal(amount_text), objects, day, text)
+                                row = VoucherRow(account, amount, objects)
                         except (TokenError, ValueError) as exc:
                             raise SieError(
                                 str(exc) or type(exc).__name__, line_number, raw.rstrip("\r")
                             ) from exc
                         rows.append(row)
-                        total += row.amount
+                        total += amount
                         transactions += 1
                         continue
-                elif voucher is None and checksum is None and seen_record:
-                    match = simple_ver(line)
-                    if match is not None:
-                        quoted_series, series, quoted_number, number, day_text, text, reg_text = (
-                            match.groups()
+                elif day_text and voucher is None and checksum is None and seen_record:
+                    # a #VER of the common shape, where one may start
+                    try:
+                        if voucher_text and "\\" in voucher_text:
+                            voucher_text = unescape(voucher_text)
+                        voucher = Voucher(
+                            series or quoted_series,
+                            number or quoted_number,
+                            dates.get(day_text) or date_of(day_text),
+                            voucher_text,
+                            [],
+                            (dates.get(registration_text) or date_of(registration_text))
+                            if registration_text
+                            else None,
+                            "",
                         )
-                        try:
-                            if text is None:
-                                text = ""
-                            elif "\\" in text:
-                                text = _UNESCAPE.sub(r"\1", text)
-                            voucher = Voucher(
-                                series if series is not None else quoted_series,
-                                number if number is not None else quoted_number,
-                                date_of(day_text),
-                                text,
-                                [],
-                                date_of(reg_text) if reg_text else None,
-                                "",
-                            )
-                        except ValueError as exc:
-                            raise SieError(
-                                str(exc) or type(exc).__name__, line_number, raw.rstrip("\r")
-                            ) from exc
-                        rows = voucher.rows
-                        added_rows = voucher.added_rows
-                        removed_rows = voucher.removed_rows
-                        total = _ZERO
-                        voucher_line_number = line_number
-                        voucher_line = raw.rstrip("\r")
-                        continue
+                    except ValueError as exc:
+                        raise SieError(str(exc) or type(exc).__name__, line_number, raw.rstrip("\r")) from exc
+                    rows = voucher.rows
+                    added_rows = voucher.added_rows
+                    removed_rows = voucher.removed_rows
+                    total = _ZERO
+                    voucher_line_number = line_number
+                    voucher_line = raw
+                    continue
+                line = raw.strip()
+                if not line:
+                    continue
                 finished: Voucher | None = None
                 try:
                     if line[0] == "#":
@@ -312,7 +348,7 @@ class SieReader:
                                 raise SieError(
                                     f"#VER without its closing '}}' (next #VER at line {line_number})",
                                     voucher_line_number,
-                                    voucher_line,
+                                    voucher_line.rstrip("\r"),
                                 )
                             else:
                                 raise _FieldError(f"{label} inside a voucher")
@@ -325,7 +361,7 @@ class SieReader:
                             removed_rows = voucher.removed_rows
                             total = _ZERO
                             voucher_line_number = line_number
-                            voucher_line = raw.rstrip("\r")
+                            voucher_line = raw
                         elif label in handlers:
                             handlers[label](fields)
                         elif label == "#KSUMMA":
@@ -371,7 +407,9 @@ class SieReader:
 
         if voucher is not None:
             raise SieError(
-                "#VER without its closing '}' before the end of the file", voucher_line_number, voucher_line
+                "#VER without its closing '}' before the end of the file",
+                voucher_line_number,
+                voucher_line.rstrip("\r"),
             )
         if not seen_record:
             raise SieError("not a SIE file: no records")

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-CORPUS_DIR = Path("/work/shared/data/sie")
+#: ../shared/data/sie next to the project root (where the repository is checked out beside shared/)
+_CANDIDATES = [Path(__file__).resolve().parents[3] / "shared" / "data" / "sie", Path("/work/shared/data/sie")]
+CORPUS_DIR = next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[-1])
 CORPUS_FILES = sorted(
     path for path in CORPUS_DIR.iterdir() if path.is_file() and path.suffix.lower() in (".se", ".si")
 )

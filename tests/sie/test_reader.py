@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
-from ledgerlink.sie import SieError, SieReader, read_document
+from ledgerlink.sie import SieDocument, SieError, SieReader, dumps_sie, read_document
+from tests.sie.conftest import CORPUS_FILES
+from tests.sie.strategies import documents
 
 HEADER = '#FLAGGA 0\n#PROGRAM test 1\n#FORMAT PC8\n#GEN 20250101\n#SIETYP 4\n#FNAMN "Bolaget AB"\n'
 
@@ -201,3 +206,37 @@ def test_lines_split_across_chunks() -> None:
     assert len(document.vouchers[0].rows) == 40000
     assert document.vouchers[0].rows[-1].text == "rad 39999"
     assert document.diagnostics.unbalanced_vouchers == []
+
+
+# -- the common-shape fast path and the general path read the same ---------------------------------
+# While a #KSUMMA checksum runs, every line takes the general path; without one, the usual #VER and
+# #TRANS lines take the fast path. The same content read both ways must give the same document.
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(document=documents)
+def test_fast_and_general_paths_read_generated_documents_alike(document: SieDocument) -> None:
+    fast = read_document(dumps_sie(document))
+    general = read_document(dumps_sie(document, checksum=True))
+
+    assert (fast.diagnostics.checksum, general.diagnostics.checksum) == ("absent", "ok")
+    assert fast.vouchers == general.vouchers
+    assert dataclasses.replace(fast, diagnostics=general.diagnostics) == general
+
+
+@pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda path: path.name)
+def test_fast_and_general_paths_read_every_corpus_file_alike(path: Path) -> None:
+    data = path.read_bytes()
+    if b"#KSUMMA" in data:
+        pytest.skip("already read on the general path")
+    first_break = data.index(b"\n") + 1
+    # an empty #KSUMMA starts the checksum (which then cannot match): the rest takes the general path
+    general = read_document(data[:first_break] + b"#KSUMMA\r\n" + data[first_break:])
+    fast = read_document(data)
+
+    assert general.diagnostics.checksum == "mismatch"
+    assert fast.vouchers == general.vouchers
+    shifted = [  # the inserted line moves every later line down by one
+        dataclasses.replace(u, line_number=u.line_number + 1) for u in fast.diagnostics.unbalanced_vouchers
+    ]
+    assert shifted == general.diagnostics.unbalanced_vouchers

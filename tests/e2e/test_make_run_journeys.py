@@ -153,6 +153,29 @@ def _poll(fetch: Callable[[], dict[str, Any]], done: Callable[[dict[str, Any]], 
         time.sleep(0.2)
 
 
+def _import_latest_year(c: httpx.Client, years: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """Create a Fortnox closing for the latest financial year, import it and wait: (closing id, import)."""
+    year = max(years, key=lambda y: y["from_date"])
+    closing = _ok(
+        c.post(
+            "/v1/closings",
+            json={
+                "financial_year_start": year["from_date"],
+                "financial_year_end": year["to_date"],
+                "data_source": "fortnox",
+            },
+        ),
+        201,
+    )
+    cid = closing["id"]
+    job = _ok(c.post(f"/v1/closings/{cid}/imports"), 202)
+    imported = _poll(
+        lambda: _ok(c.get(f"/v1/closings/{cid}/imports/{job['id']}")),
+        lambda j: j["status"] in ("succeeded", "failed"),
+    )
+    return cid, imported
+
+
 def _ok(response: httpx.Response, status: int = 200) -> Any:
     assert response.status_code == status, (
         f"{response.request.method} {response.request.url}: {response.text}"
@@ -410,23 +433,7 @@ def test_fortnox_closing_journey_exports_exactly_one_voucher_per_adjustment(serv
 
         years = _ok(c.get("/v1/fortnox/financial-years"))["items"]
         year = max(years, key=lambda y: y["from_date"])
-        closing = _ok(
-            c.post(
-                "/v1/closings",
-                json={
-                    "financial_year_start": year["from_date"],
-                    "financial_year_end": year["to_date"],
-                    "data_source": "fortnox",
-                },
-            ),
-            201,
-        )
-        cid = closing["id"]
-        job = _ok(c.post(f"/v1/closings/{cid}/imports"), 202)
-        imported = _poll(
-            lambda: _ok(c.get(f"/v1/closings/{cid}/imports/{job['id']}")),
-            lambda j: j["status"] in ("succeeded", "failed"),
-        )
+        cid, imported = _import_latest_year(c, years)
         assert imported["status"] == "succeeded", imported
         assert imported["progress"]["done"] == imported["progress"]["total"]
 
@@ -696,23 +703,7 @@ def test_a_fortnox_connection_still_works_after_restarting_make_run(tmp_path: Pa
         with server.client() as c:
             assert _ok(c.get("/v1/fortnox/connection"))["status"] == "active"
             assert _ok(c.get("/v1/fortnox/financial-years"))["items"] == before
-            year = max(before, key=lambda y: y["from_date"])
-            closing = _ok(
-                c.post(
-                    "/v1/closings",
-                    json={
-                        "financial_year_start": year["from_date"],
-                        "financial_year_end": year["to_date"],
-                        "data_source": "fortnox",
-                    },
-                ),
-                201,
-            )
-            job = _ok(c.post(f"/v1/closings/{closing['id']}/imports"), 202)
-            imported = _poll(
-                lambda: _ok(c.get(f"/v1/closings/{closing['id']}/imports/{job['id']}")),
-                lambda j: j["status"] in ("succeeded", "failed"),
-            )
+            _, imported = _import_latest_year(c, before)
             assert imported["status"] == "succeeded", imported
             assert _ok(c.get("/v1/fortnox/connection"))["status"] == "active"
     finally:

@@ -529,7 +529,11 @@ async def _fail(
             )
             run.status, run.next_attempt_at = SyncStatus.queued, at + dt.timedelta(seconds=delay)
             log.info(
-                "sync.run.retry", run_id=str(run_id), code=code, attempt=run.attempts, delay=round(delay)
+                "sync.run.retry",
+                run_id=str(run_id),
+                error_code=code,
+                attempt=run.attempts,
+                delay=round(delay),
             )
             return Outcome("queued", retry_in=delay)
         if backoff:

@@ -48,13 +48,13 @@ soak: install ## Run the resilience suite at full size
 	@LEDGERLINK_SOAK=full $(UV) run pytest -m "resilience" -q -p no:cacheprovider
 
 lint: install ## ruff (lint + format check) and mypy
-	@$(UV) run ruff check src tests bench migrations
-	@$(UV) run ruff format --check src tests bench migrations
+	@$(UV) run ruff check src tests bench
+	@$(UV) run ruff format --check src tests bench
 	@$(UV) run mypy
 
 fmt: install ## Format and auto-fix
-	@$(UV) run ruff format src tests bench migrations
-	@$(UV) run ruff check --fix src tests bench migrations
+	@$(UV) run ruff format src tests bench
+	@$(UV) run ruff check --fix src tests bench
 
 openapi: install ## Regenerate openapi.yaml from the app
 	@$(UV) run ledgerlink openapi --output openapi.yaml

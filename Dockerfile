@@ -17,6 +17,4 @@ COPY --from=build --chown=ledgerlink:ledgerlink /app/.venv /app/.venv
 ENV PATH="/app/.venv/bin:$PATH" PYTHONUNBUFFERED=1
 USER ledgerlink
 EXPOSE 8000
-HEALTHCHECK --interval=10s --timeout=3s --retries=10 \
-  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
 CMD ["ledgerlink", "api", "--host", "0.0.0.0", "--port", "8000"]

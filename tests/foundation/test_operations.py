@@ -1,9 +1,18 @@
 from __future__ import annotations
 
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+
+import asyncpg
 import httpx
+import pytest
 
 from ledgerlink.config import Settings
+from ledgerlink.db.migrate import downgrade, shipped_revisions, upgrade
 from ledgerlink.main import create_app
+from tests.conftest import PG_ADMIN_DSN, _sqlalchemy_url
 
 
 async def test_healthz_and_metrics_need_no_token(client: httpx.AsyncClient) -> None:
@@ -17,7 +26,78 @@ async def test_healthz_and_metrics_need_no_token(client: httpx.AsyncClient) -> N
 async def test_readyz_ok_with_database_and_queue(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "queue": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "schema": "ok", "queue": "ok"}
+
+
+@pytest.fixture
+def scratch_database_url() -> Iterator[str]:
+    """An empty database of its own (never migrated), dropped afterwards."""
+    name = f"ledgerlink_ready_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield _sqlalchemy_url(name)
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _readyz(settings: Settings) -> httpx.Response:
+    app = create_app(settings, start_cron=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
+    ):
+        return await c.get("/readyz")
+
+
+def test_readyz_503_naming_the_schema_until_migrated_to_head(
+    settings: Settings, scratch_database_url: str
+) -> None:
+    scratch = settings.model_copy(update={"database_url": scratch_database_url})
+
+    response = asyncio.run(_readyz(scratch))  # never migrated
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert (body["code"], body["schema"], body["database"]) == ("not_ready", "outdated", "ok")
+    assert "schema outdated" in body["detail"]
+
+    heads = shipped_revisions().heads
+    assert len(heads) == 1, f"one head expected, got {heads}"
+    upgrade("head", scratch_database_url)
+    downgrade("-1", scratch_database_url)  # one migration behind
+    response = asyncio.run(_readyz(scratch))
+    assert response.status_code == 503 and response.json()["schema"] == "outdated"
+
+    upgrade("head", scratch_database_url)
+    response = asyncio.run(_readyz(scratch))
+    assert response.status_code == 200
+    assert response.json()["schema"] == "ok"
+
+
+def test_readyz_stays_ready_when_a_newer_release_already_migrated(
+    settings: Settings, scratch_database_url: str
+) -> None:
+    upgrade("head", scratch_database_url)
+
+    async def stamp_unknown_revision() -> None:
+        conn = await asyncpg.connect(scratch_database_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await conn.execute("UPDATE alembic_version SET version_num = 'f00dfeedbeef'")
+        finally:
+            await conn.close()
+
+    asyncio.run(stamp_unknown_revision())
+    response = asyncio.run(_readyz(settings.model_copy(update={"database_url": scratch_database_url})))
+    assert response.status_code == 200
+    assert response.json()["schema"] == "ahead"
 
 
 async def test_readyz_503_when_database_unreachable(settings: Settings) -> None:
@@ -32,6 +112,7 @@ async def test_readyz_503_when_database_unreachable(settings: Settings) -> None:
     assert response.headers["content-type"].startswith("application/problem+json")
     body = response.json()
     assert body["code"] == "not_ready" and body["database"] == "unreachable" and body["queue"] == "ok"
+    assert body["schema"] == "unknown"
 
 
 async def test_readyz_503_when_queue_unreachable(settings: Settings) -> None:

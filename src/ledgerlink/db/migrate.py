@@ -7,8 +7,10 @@ any working directory; nothing here reads ``alembic.ini`` (that file only serves
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from alembic import command
 from alembic.config import Config
@@ -36,14 +38,35 @@ def downgrade(revision: str = "base", database_url: str | None = None) -> None:
     command.downgrade(alembic_config(database_url), revision)
 
 
+@dataclass(frozen=True)
+class Revisions:
+    heads: frozenset[str]
+    known: frozenset[str]
+
+
 @cache
-def head_revisions() -> frozenset[str]:
-    """The head revision(s) of the shipped migrations (read once per process)."""
-    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+def shipped_revisions() -> Revisions:
+    """The head(s) and every revision of the shipped migrations (read once per process)."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return Revisions(
+        heads=frozenset(script.get_heads()),
+        known=frozenset(rev.revision for rev in script.walk_revisions()),
+    )
 
 
-def current_revisions(connection: Connection) -> frozenset[str]:
-    """The revision(s) the database is at; empty when it was never migrated."""
+SchemaState = Literal["ok", "outdated", "ahead"]
+
+
+def schema_state(connection: Connection) -> SchemaState:
+    """Where the database's schema stands against this code: ``ok`` at the head; ``outdated`` when never
+    migrated or behind (run ``ledgerlink migrate``); ``ahead`` when a newer release already migrated it
+    (a rolling deploy: this process keeps serving until it is replaced)."""
     from alembic.migration import MigrationContext
 
-    return frozenset(MigrationContext.configure(connection).get_current_heads())
+    current = frozenset(MigrationContext.configure(connection).get_current_heads())
+    shipped = shipped_revisions()
+    if current == shipped.heads:
+        return "ok"
+    if current and not current <= shipped.known:
+        return "ahead"
+    return "outdated"

@@ -6,9 +6,10 @@ import asyncio
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 
+from ledgerlink.db.migrate import schema_state
 from ledgerlink.errors import ServiceUnavailable, responses
 
 router = APIRouter(tags=["operations"])
@@ -19,9 +20,17 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
     status: str
-    database: str
-    queue: str
+    database: str = Field(description="`ok` or `unreachable`")
+    schema_: str = Field(
+        alias="schema",
+        description="`ok` at the head migration; `ahead` when a newer release already migrated (still "
+        "ready); `outdated` when never migrated or behind (503: run `ledgerlink migrate`); `unknown` "
+        "when the database is unreachable",
+    )
+    queue: str = Field(description="`ok`, `unreachable` or `in-process` (the embedded default)")
 
 
 @router.get("/healthz", response_model=Health)
@@ -32,13 +41,15 @@ async def healthz() -> Health:
 
 @router.get("/readyz", response_model=Readiness, responses=responses(503))
 async def readyz(request: Request) -> Readiness:
-    """The database and the queue are reachable (503 otherwise)."""
+    """Database reachable and migrated to this release's head, queue reachable (503 names what is not)."""
     state = request.app.state
     database = queue = "ok"
+    schema: str = "unknown"
     try:
         async with asyncio.timeout(3):
             async with state.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
+                schema = await conn.run_sync(schema_state)
     except Exception:
         database = "unreachable"
     if state.redis is None:
@@ -49,13 +60,13 @@ async def readyz(request: Request) -> Readiness:
                 await state.redis.ping()
         except Exception:
             queue = "unreachable"
-    if "unreachable" in (database, queue):
+    if "unreachable" in (database, queue) or schema == "outdated":
         raise ServiceUnavailable(
-            f"not ready: database {database}, queue {queue}",
+            f"not ready: database {database}, schema {schema}, queue {queue}",
             code="not_ready",
-            extra={"database": database, "queue": queue},
+            extra={"database": database, "schema": schema, "queue": queue},
         )
-    return Readiness(status="ok", database=database, queue=queue)
+    return Readiness(status="ok", database=database, schema_=schema, queue=queue)
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})

@@ -1,4 +1,4 @@
-"""``ledgerlink`` command line: api, worker, migrate, dev-token, openapi, seed-dev, sie summary."""
+"""ledgerlink command line: the API and worker processes, migrations and developer tools."""
 
 from __future__ import annotations
 
@@ -7,12 +7,48 @@ import asyncio
 import sys
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from ledgerlink.config import Settings
 
 DEV_COMPANY_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
+# The worker refreshes its health key this often (arq's default is an hour); `worker --check` reads it.
+WORKER_HEALTH_INTERVAL_SECONDS = 30
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """A bad argument is one line on stderr and exit status 2 (argparse adds the whole usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a UUID: {value!r}") from None
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"port out of range 1-65535: {port}")
+    return port
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ledgerlink")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def _quiet_third_party_warnings() -> None:
@@ -46,7 +82,7 @@ def _cmd_api(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_worker(_: argparse.Namespace) -> int:
+def _cmd_worker(args: argparse.Namespace) -> int:
     from arq.worker import run_worker
 
     _quiet_third_party_warnings()
@@ -59,25 +95,69 @@ def _cmd_worker(_: argparse.Namespace) -> int:
         sys.stderr.write(
             "LEDGERLINK_REDIS_URL is not set: jobs run inside the API process (embedded default).\n"
         )
-        return 2
-    run_worker(build_worker_settings(settings))
+        return EXIT_USAGE
+    if args.check:
+        return _check_worker_health(settings.redis_url, settings.queue_name)
+    run_worker(build_worker_settings(settings), health_check_interval=WORKER_HEALTH_INTERVAL_SECONDS)
+    return 0
+
+
+def _check_worker_health(redis_url: str, queue_name: str) -> int:
+    """0 when a worker of this queue recorded its health within the interval, else 1 (one line why)."""
+    from arq.constants import health_check_key_suffix
+    from redis.asyncio import Redis
+
+    async def read() -> bytes | None:
+        redis = Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=3)
+        try:
+            value: bytes | None = await redis.get(queue_name + health_check_key_suffix)
+            return value
+        finally:
+            await redis.aclose()
+
+    try:
+        report = asyncio.run(read())
+    except Exception as exc:  # Redis down: no worker can work either
+        sys.stderr.write(f"worker unhealthy: Redis unreachable ({type(exc).__name__})\n")
+        return 1
+    if report is None:
+        sys.stderr.write(
+            f"worker unhealthy: no worker of queue {queue_name!r} reported in the last "
+            f"{WORKER_HEALTH_INTERVAL_SECONDS} s\n"
+        )
+        return 1
+    sys.stdout.write(f"worker healthy: {report.decode(errors='replace')}\n")
     return 0
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
+    from alembic.util import CommandError
+    from sqlalchemy.exc import DBAPIError
+
     from ledgerlink.db.migrate import upgrade
 
-    upgrade(args.revision)
+    try:
+        upgrade(args.revision)
+    except CommandError as exc:  # an unknown revision, say
+        sys.stderr.write(f"ledgerlink migrate: error: {_first_line(exc)}\n")
+        return EXIT_USAGE
+    except (OSError, DBAPIError) as exc:
+        cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+        sys.stderr.write(f"ledgerlink migrate: database unreachable: {_first_line(cause)}\n")
+        return 1
     return 0
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _cmd_dev_token(args: argparse.Namespace) -> int:
     from ledgerlink.auth.tokens import issue_dev_token
     from ledgerlink.config import get_settings
 
-    token = issue_dev_token(
-        get_settings(), company_id=uuid.UUID(args.company_id), scopes=args.scope, user_id=args.user
-    )
+    token = issue_dev_token(get_settings(), company_id=args.company_id, scopes=args.scope, user_id=args.user)
     sys.stdout.write(token + "\n")
     return 0
 
@@ -97,7 +177,7 @@ def _cmd_seed_dev(args: argparse.Namespace) -> int:
     from ledgerlink.config import get_settings
     from ledgerlink.dev import seed_dev_company
 
-    asyncio.run(seed_dev_company(get_settings(), uuid.UUID(args.company_id)))
+    asyncio.run(seed_dev_company(get_settings(), args.company_id))
     return 0
 
 
@@ -108,47 +188,75 @@ def _cmd_sie_summary(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ledgerlink", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="ledgerlink", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    api = sub.add_parser("api", help="serve the HTTP API with uvicorn")
-    api.add_argument("--host", default="127.0.0.1")
-    api.add_argument("--port", type=int, default=8000)
+    api = sub.add_parser("api", help="serve the HTTP API with uvicorn (one process per core)")
+    api.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
+    api.add_argument("--port", type=_port, default=8000, help="TCP port to listen on (default: %(default)s)")
     api.set_defaults(fn=_cmd_api)
 
-    sub.add_parser("worker", help="run the arq worker (needs LEDGERLINK_REDIS_URL)").set_defaults(
-        fn=_cmd_worker
+    worker = sub.add_parser("worker", help="run the arq worker (needs LEDGERLINK_REDIS_URL)")
+    worker.add_argument(
+        "--check",
+        action="store_true",
+        help="do not run a worker: exit 0 if one of this queue is alive, else 1 (container healthcheck)",
     )
+    worker.set_defaults(fn=_cmd_worker)
 
-    migrate = sub.add_parser("migrate", help="apply database migrations")
-    migrate.add_argument("revision", nargs="?", default="head")
+    migrate = sub.add_parser("migrate", help="apply database migrations to LEDGERLINK_DATABASE_URL")
+    migrate.add_argument(
+        "revision", nargs="?", default="head", help="Alembic revision to upgrade to (default: %(default)s)"
+    )
     migrate.set_defaults(fn=_cmd_migrate)
 
     token = sub.add_parser("dev-token", help="print a JWT signed with the dev secret")
-    token.add_argument("--company-id", default=str(DEV_COMPANY_ID))
-    token.add_argument("--scope", default="banking closing")
-    token.add_argument("--user", default="dev-user")
+    token.add_argument(
+        "--company-id", type=_uuid, default=DEV_COMPANY_ID, help="company_id claim (default: the dev company)"
+    )
+    token.add_argument(
+        "--scope", default="banking closing", help="space-separated scopes (default: %(default)r)"
+    )
+    token.add_argument("--user", default="dev-user", help="sub claim (default: %(default)s)")
     token.set_defaults(fn=_cmd_dev_token)
 
     openapi = sub.add_parser("openapi", help="write the OpenAPI document as YAML")
-    openapi.add_argument("--output", "-o", default="openapi.yaml")
+    openapi.add_argument(
+        "--output",
+        "-o",
+        default="-",
+        help="file to write (default: standard output; `make openapi` writes openapi.yaml)",
+    )
     openapi.set_defaults(fn=_cmd_openapi)
 
     seed = sub.add_parser("seed-dev", help="create the dev company on the Business plan")
-    seed.add_argument("--company-id", default=str(DEV_COMPANY_ID))
+    seed.add_argument(
+        "--company-id", type=_uuid, default=DEV_COMPANY_ID, help="id of the company (default: %(default)s)"
+    )
     seed.set_defaults(fn=_cmd_seed_dev)
 
     sie = sub.add_parser("sie", help="SIE 4 tools")
-    sie_sub = sie.add_subparsers(dest="sie_command", required=True)
+    sie_sub = sie.add_subparsers(dest="sie_command", required=True, metavar="COMMAND")
     summary = sie_sub.add_parser("summary", help="print a JSON summary of a SIE file")
-    summary.add_argument("file")
+    summary.add_argument("file", help="path of the SIE 4 file")
     summary.set_defaults(fn=_cmd_sie_summary)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pydantic import ValidationError
+
     args = build_parser().parse_args(argv)
-    result: int = args.fn(args)
+    try:
+        result: int = args.fn(args)
+    except ValidationError as exc:  # a LEDGERLINK_* variable that does not parse
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        sys.stderr.write(f"ledgerlink: invalid settings: {problems}\n")
+        return EXIT_USAGE
     return result
 
 

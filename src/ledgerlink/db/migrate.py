@@ -7,6 +7,7 @@ any working directory; nothing here reads ``alembic.ini`` (that file only serves
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -63,6 +64,8 @@ def schema_state(connection: Connection) -> SchemaState:
     (a rolling deploy: this process keeps serving until it is replaced)."""
     from alembic.migration import MigrationContext
 
+    # MigrationContext announces its dialect at INFO on every call: noise on every readiness probe.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     current = frozenset(MigrationContext.configure(connection).get_current_heads())
     shipped = shipped_revisions()
     if current == shipped.heads:

@@ -11,6 +11,7 @@ import httpx
 from arq.connections import RedisSettings, create_pool
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.engine import make_url
 
 from ledgerlink.api import build_v1_router
@@ -32,6 +33,9 @@ transactions every night into "transactions to book"; and it connects Fortnox to
 the year-end closing and to send the closing adjustments back as vouchers.
 
 Errors are RFC 9457 `application/problem+json` with a stable `code`."""
+
+
+DOCS_ASSETS_URL = "/docs-assets"
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -91,13 +95,17 @@ def create_app(
                 await app.state.redis.aclose()
             await engine.dispose()
 
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc load their scripts, styles and icon from this app, not from a CDN:
+    # the docs work without internet.
+    app = FastAPIOffline(
         title="ledgerlink",
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
-        swagger_ui_parameters={"persistAuthorization": True},  # the pasted token survives a reload
+        # the pasted token survives a reload; no validator badge fetched from a public service
+        swagger_ui_parameters={"persistAuthorization": True, "validatorUrl": None},
+        static_url=DOCS_ASSETS_URL,
     )
     app.state.settings = settings
     app.state.transports = transports

@@ -377,7 +377,7 @@ async def renew(
     now: dt.datetime | None = None,
 ) -> None:
     """Slide the validity: ``last_used_at = now``, ``expires_at = now + validity_days``; resolves the
-    ``fortnox_expiring`` to-do. Call on every import and export (only those renew, per API.md). A
+    ``fortnox_expiring`` to-do. Call on every import and export (only those renew, per the API contract). A
     connection already expired or revoked stays so. Only flushes; the caller's unit of work commits."""
     settings = settings or get_settings()
     now = now or utcnow()

@@ -159,7 +159,7 @@ class AccountRepository(RepositoryBase[BankAccount]):
 
 
 class UnattendedReadRepository(RepositoryBase[UnattendedRead]):
-    """The PSD2 allowance ledger (ARCHITECTURE rule 5)."""
+    """The PSD2 allowance ledger (docs/architecture.md, rule 5)."""
 
     model = UnattendedRead
 

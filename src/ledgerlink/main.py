@@ -22,6 +22,7 @@ from ledgerlink.errors import Problem, install_error_handlers
 from ledgerlink.logging import configure_logging, get_logger
 from ledgerlink.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from ledgerlink.ops.endpoints import router as ops_router
+from ledgerlink.ops.metrics import instrument_http
 from ledgerlink.worker.enqueue import set_dispatcher
 from ledgerlink.worker.registry import JobContext, load_all_tasks
 from ledgerlink.worker.runner import ArqDispatcher, InProcessRunner, register_crons_as_tasks
@@ -121,6 +122,7 @@ def create_app(
         max_upload=settings.limits.max_upload_bytes,
     )
     app.add_middleware(RequestContextMiddleware)
+    instrument_http(app)
     _add_problem_schema(app)
     return app
 

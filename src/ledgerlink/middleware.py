@@ -1,4 +1,5 @@
-"""ASGI middleware: request id + structlog binding + metrics, and request-body size limits."""
+"""ASGI middleware: request id + structlog binding, and request-body size limits (HTTP metrics:
+``ledgerlink.ops.metrics``)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,12 @@ import uuid
 from typing import Any
 
 import structlog
-from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledgerlink.logging import get_logger
 
 log = get_logger("ledgerlink.http")
-REQUESTS = Counter("ledgerlink_http_requests_total", "HTTP requests", ["method", "route", "status"])
-LATENCY = Histogram("ledgerlink_http_request_seconds", "HTTP request latency", ["method", "route"])
-
-
-def _route_of(scope: Scope) -> str:
-    route = scope.get("route")
-    return getattr(route, "path", None) or "unmatched"
 
 
 class RequestContextMiddleware:
@@ -70,9 +63,6 @@ class RequestContextMiddleware:
             )
         finally:
             elapsed = time.perf_counter() - started
-            route = _route_of(scope)
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
-            LATENCY.labels(scope["method"], route).observe(elapsed)
             if not scope["path"].startswith(("/healthz", "/metrics")):
                 log.info(
                     "http.request",

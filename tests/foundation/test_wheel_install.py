@@ -59,13 +59,18 @@ def fresh_database() -> Iterator[str]:
 
 @pytest.fixture
 def installed_wheel(tmp_path: Path) -> Path:
-    """A virtualenv outside the repository with the built wheel and the locked runtime dependencies
-    (from the local uv cache only: nothing is downloaded). Returns the venv's ``bin`` directory."""
+    """A virtualenv outside the repository with the built wheel and the locked runtime dependencies.
+    Nothing is downloaded: the wheel is built with the project environment's hatchling (a dev
+    dependency) and the dependencies come from the local uv cache. Returns the venv's ``bin``."""
     if UV is None:
         pytest.skip("uv is not on PATH")
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")}
     dist, venv = tmp_path / "dist", tmp_path / "venv"
-    _run([UV, "build", "--wheel", "--quiet", "--out-dir", dist], cwd=ROOT, env=env)
+    _run(
+        [UV, "build", "--wheel", "--quiet", "--offline", "--no-build-isolation", "--out-dir", dist],
+        cwd=ROOT,
+        env=env,
+    )
     requirements = tmp_path / "requirements.txt"
     requirements.write_text(
         _run(

@@ -141,9 +141,13 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     except CommandError as exc:  # an unknown revision, say
         sys.stderr.write(f"ledgerlink migrate: error: {_first_line(exc)}\n")
         return EXIT_USAGE
-    except (OSError, DBAPIError) as exc:
-        cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-        sys.stderr.write(f"ledgerlink migrate: database unreachable: {_first_line(cause)}\n")
+    except OSError as exc:
+        sys.stderr.write(f"ledgerlink migrate: database unreachable: {_first_line(exc)}\n")
+        return 1
+    except DBAPIError as exc:
+        cause = exc.orig if exc.orig is not None else exc
+        what = "database unreachable" if isinstance(cause, OSError) else "migration failed"
+        sys.stderr.write(f"ledgerlink migrate: {what}: {_first_line(cause)}\n")
         return 1
     return 0
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from ledgerlink.cli import build_parser
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, _sqlalchemy_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -160,3 +160,12 @@ def test_worker_check_is_unhealthy_without_a_worker_and_healthy_while_one_runs(t
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+def test_migrate_against_a_database_that_does_not_exist_is_one_line_naming_it() -> None:
+    missing = f"ledgerlink_missing_{uuid.uuid4().hex[:8]}"
+    url = _sqlalchemy_url(missing)
+    done = ledgerlink("migrate", env={"LEDGERLINK_DATABASE_URL": url})
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and missing in done.stderr
+    assert "Traceback" not in done.stderr

@@ -52,7 +52,8 @@ from ledgerlink.models.bank import SyncRun, SyncStatus
 from ledgerlink.sandbox.bank_data import psu_slug
 from ledgerlink.sync.service.cron import schedule_due_accounts
 from ledgerlink.worker.enqueue import set_dispatcher
-from ledgerlink.worker.registry import JobContext, load_all_tasks
+from ledgerlink.worker.jobs import JobContext
+from ledgerlink.worker.settings import load_all_tasks
 from ledgerlink.worker.runner import ArqDispatcher
 
 REDIRECT = "http://localhost:3000/callback"

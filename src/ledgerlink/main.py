@@ -24,8 +24,9 @@ from ledgerlink.middleware import BodySizeLimitMiddleware, RequestContextMiddlew
 from ledgerlink.ops.endpoints import router as ops_router
 from ledgerlink.ops.metrics import instrument_http
 from ledgerlink.worker.enqueue import set_dispatcher
-from ledgerlink.worker.registry import JobContext, load_all_tasks
+from ledgerlink.worker.jobs import JobContext
 from ledgerlink.worker.runner import ArqDispatcher, InProcessRunner, register_crons_as_tasks
+from ledgerlink.worker.settings import load_all_tasks
 
 log = get_logger(__name__)
 

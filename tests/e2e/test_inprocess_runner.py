@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ledgerlink.worker.enqueue import PendingJob
-from ledgerlink.worker.registry import TASKS, JobContext, TaskDef
+from ledgerlink.worker.jobs import TASKS, JobContext, TaskDef
 from ledgerlink.worker.runner import InProcessRunner
 
 NAME = "tests.e2e.echo"

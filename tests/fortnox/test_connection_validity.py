@@ -18,7 +18,7 @@ from ledgerlink.fortnox.tasks import refresh_due
 from ledgerlink.models.fortnox import FortnoxConnection, FortnoxConnectionStatus
 from ledgerlink.models.inbox import Todo
 from ledgerlink.sandbox.fortnox import SandboxFortnox
-from ledgerlink.worker.registry import CRONS, JobContext
+from ledgerlink.worker.jobs import CRONS, JobContext
 from tests.fortnox import test_connection_api as api
 from tests.fortnox.test_connection_api import stored_connection
 from tests.fortnox.test_connection_tokens import current_tokens, insert_connection

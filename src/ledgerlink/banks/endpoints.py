@@ -40,6 +40,7 @@ from ledgerlink.idempotency.service import IdempotencyKey, idempotency
 from ledgerlink.models.bank import BankConnection
 from ledgerlink.oauth.errors import StateMismatch
 from ledgerlink.pagination import Cursor, Limit
+from ledgerlink.sync.service import schedule_sync
 
 router = APIRouter(tags=["banks"])
 
@@ -293,7 +294,7 @@ async def update_bank_account(
     """Change the sync window, mapping or display name. Moving `sync_from` earlier schedules a backfill
     (409 if a sync of the account is already queued or running); later only narrows future syncs."""
     account, backfill = await bank_accounts.update(
-        session, principal, bank_account_id, data, request.app.state.settings
+        session, principal, bank_account_id, data, request.app.state.settings, schedule_sync
     )
     return BankAccountUpdated(**account.model_dump(), backfill=backfill)
 
@@ -317,7 +318,9 @@ async def confirm_bank_account(
         request, session, principal, idempotency_key, {"id": str(bank_account_id)}
     ):
         return replay
-    run = await bank_accounts.confirm(session, principal, bank_account_id, request.app.state.settings)
+    run = await bank_accounts.confirm(
+        session, principal, bank_account_id, request.app.state.settings, schedule_sync
+    )
     await idempotency.complete(session, principal.company_id, idempotency_key, 202, run)
     return run
 

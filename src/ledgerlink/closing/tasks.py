@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from ledgerlink.closing.service import run_export, run_import
-from ledgerlink.worker.registry import JobContext, task
+from ledgerlink.worker.jobs import JobContext, task
 
 
 @task("closing.import", max_tries=3, timeout_seconds=3600)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy import event
@@ -15,8 +15,6 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.util import await_
-
-from ledgerlink.worker.enqueue import job_buffer
 
 
 class _SQLiteAwareDateTime(SQLITE_DATETIME):
@@ -99,34 +97,58 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+class UnitOfWorkListener(Protocol):
+    """Told how a unit of work ended: after its commit, or after its rollback."""
+
+    async def after_commit(self) -> None: ...
+
+    def after_rollback(self) -> None: ...
+
+
+#: Opens a listener for one unit of work (entered around it, exited after the commit or rollback).
+UnitOfWorkHook = Callable[[], AbstractAsyncContextManager[UnitOfWorkListener]]
+
+_unit_of_work_hooks: list[UnitOfWorkHook] = []
+
+
+def on_unit_of_work(hook: UnitOfWorkHook) -> None:
+    """Register a listener factory for every unit of work of this process (once per hook). The worker
+    layer registers its job buffer here, so jobs enqueued in a unit of work are sent after its commit
+    and dropped with its rollback, while this module knows nothing of jobs."""
+    if hook not in _unit_of_work_hooks:
+        _unit_of_work_hooks.append(hook)
+
+
 @asynccontextmanager
-async def session_scope(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """A unit of work for jobs and scripts: commit on success, roll back on error; buffered jobs are
-    sent only after the commit."""
-    async with sessionmaker() as session, job_buffer() as jobs:
+async def _unit_of_work(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    async with sessionmaker() as session, AsyncExitStack() as stack:
+        listeners = [await stack.enter_async_context(hook()) for hook in _unit_of_work_hooks]
         try:
             yield session
             await session.commit()
         except BaseException:
             await session.rollback()
-            jobs.discard()
+            for listener in listeners:
+                listener.after_rollback()
             raise
-        await jobs.flush()
+        for listener in listeners:
+            await listener.after_commit()
+
+
+@asynccontextmanager
+async def session_scope(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A unit of work for jobs and scripts: commit on success, roll back on error; the registered
+    listeners (:func:`on_unit_of_work`: the buffered jobs) hear of it after the commit or rollback."""
+    async with _unit_of_work(sessionmaker) as session:
+        yield session
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's session: committed when the endpoint returns (before the response is sent), rolled
     back if it raises. Jobs the endpoint enqueued are sent after the commit."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session, job_buffer() as jobs:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            jobs.discard()
-            raise
-        await jobs.flush()
+    async with _unit_of_work(sessionmaker) as session:
+        yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -8,7 +8,7 @@ from ledgerlink.db.base import utcnow
 from ledgerlink.db.session import session_scope
 from ledgerlink.events.repository import DeliveryRepository
 from ledgerlink.events.service import deliver
-from ledgerlink.worker.registry import JobContext, cron_task, task
+from ledgerlink.worker.jobs import JobContext, cron_task, task
 
 
 @task("events.deliver", max_tries=1, timeout_seconds=120)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ledgerlink.db.base import utcnow
 from ledgerlink.fortnox.service import active_company_ids, maintain_connection
 from ledgerlink.logging import get_logger
-from ledgerlink.worker.registry import JobContext, cron_task
+from ledgerlink.worker.jobs import JobContext, cron_task
 
 log = get_logger(__name__)
 

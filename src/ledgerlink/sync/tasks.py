@@ -7,7 +7,7 @@ import uuid
 
 from ledgerlink.sync.service.cron import schedule_due_accounts, sweep_consents
 from ledgerlink.sync.service.engine import execute_run, release_lock, take_lock
-from ledgerlink.worker.registry import JobContext, RetryLater, cron_task, task
+from ledgerlink.worker.jobs import JobContext, RetryLater, cron_task, task
 
 LOCK_BUSY_RETRY_SECONDS = 20.0
 

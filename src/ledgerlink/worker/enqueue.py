@@ -1,9 +1,11 @@
 """Jobs enqueued inside a unit of work are buffered and sent only after its commit.
 
-``enqueue("sync.account", account_id=...)`` appends to the current buffer (a contextvar). The request
-session dependency and :func:`ledgerlink.db.session.session_scope` open a buffer, commit, then
-``flush()`` it through the process's dispatcher: arq's Redis queue when Redis is configured, or the
-in-process runner of the embedded default. A rollback discards the buffer.
+``enqueue("sync.account", account_id=...)`` appends to the current buffer (a contextvar). This module
+registers :func:`job_buffer` as a listener of every unit of work (:func:`ledgerlink.db.session.on_unit_of_work`:
+the request session dependency and ``session_scope``), so each unit of work opens a buffer and, after
+its commit, flushes it through the process's dispatcher: arq's Redis queue when Redis is configured, or
+the in-process runner of the embedded default. A rollback discards the buffer. (Whoever can call
+:func:`enqueue` has imported this module, so the listener is registered before the first job.)
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from ledgerlink.db.session import on_unit_of_work
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,12 @@ class JobBuffer:
         dispatcher = get_dispatcher()
         for job in jobs:
             await dispatcher.dispatch(job)
+
+    async def after_commit(self) -> None:
+        await self.flush()
+
+    def after_rollback(self) -> None:
+        self.discard()
 
 
 _buffer: contextvars.ContextVar[JobBuffer | None] = contextvars.ContextVar(
@@ -76,6 +86,9 @@ async def job_buffer() -> AsyncIterator[JobBuffer]:
         yield buf
     finally:
         _buffer.reset(token)
+
+
+on_unit_of_work(job_buffer)
 
 
 def enqueue(

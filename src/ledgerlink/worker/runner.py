@@ -15,7 +15,7 @@ from arq.connections import ArqRedis
 
 from ledgerlink.logging import get_logger
 from ledgerlink.worker.enqueue import PendingJob
-from ledgerlink.worker.registry import CRONS, TASKS, JobContext, RetryLater
+from ledgerlink.worker.jobs import CRONS, TASKS, JobContext, RetryLater, TaskDef
 
 log = get_logger(__name__)
 
@@ -124,7 +124,5 @@ class InProcessRunner:
 
 def register_crons_as_tasks() -> None:
     """Cron functions are also runnable as ordinary jobs (the in-process runner dispatches them by name)."""
-    from ledgerlink.worker.registry import TaskDef
-
     for cron in CRONS.values():
         TASKS.setdefault(cron.name, TaskDef(cron.name, cron.fn, 1, 1800))

@@ -1,4 +1,6 @@
-"""arq worker settings built from the task registry (``ledgerlink worker``; tests build one in burst mode)."""
+"""The worker: task discovery (:func:`load_all_tasks`, the one list of the features' task modules) and
+the arq worker settings built from what registered (``ledgerlink worker``; tests build one in burst
+mode)."""
 
 from __future__ import annotations
 
@@ -13,10 +15,21 @@ from ledgerlink.config import Settings
 from ledgerlink.db.session import create_engine, create_sessionmaker
 from ledgerlink.logging import configure_logging, get_logger
 from ledgerlink.worker.enqueue import set_dispatcher
-from ledgerlink.worker.registry import CRONS, TASKS, JobContext, RetryLater, TaskFn, load_all_tasks
+from ledgerlink.worker.jobs import CRONS, TASKS, JobContext, RetryLater, TaskFn
 from ledgerlink.worker.runner import ArqDispatcher
 
 log = get_logger(__name__)
+
+
+def load_all_tasks() -> None:
+    """Import every feature's ``tasks`` module so their jobs register (:mod:`ledgerlink.worker.jobs`).
+
+    A feature with jobs adds its module here; the features import only the job primitives, so the
+    worker depends on them and never the other way round."""
+    import ledgerlink.closing.tasks
+    import ledgerlink.events.tasks
+    import ledgerlink.fortnox.tasks
+    import ledgerlink.sync.tasks  # noqa: F401
 
 
 def _job_ctx(ctx: dict[str, Any]) -> JobContext:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
@@ -54,7 +55,6 @@ from ledgerlink.models.bank import (
     SyncTrigger,
 )
 from ledgerlink.pagination import decode_cursor, encode_cursor
-from ledgerlink.sync.service import schedule_sync
 
 log = get_logger(__name__)
 
@@ -90,6 +90,10 @@ def check_ledger_account(value: str, loc: list[str | int]) -> str:
     if len(number) != 4 or not number.isdigit() or not 1900 <= int(number) <= 1999:
         raise ledger_account_invalid(value, loc)
     return number
+
+
+#: Queues a sync run of an account (``ledgerlink.sync.service.schedule_sync``, given by the endpoint).
+ScheduleSync = Callable[..., Awaitable[SyncRun]]
 
 
 def today_stockholm() -> dt.date:
@@ -234,9 +238,15 @@ class BankAccountService:
         return account_read(account, 0)
 
     async def confirm(
-        self, session: AsyncSession, principal: Principal, account_id: uuid.UUID, settings: Settings
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        account_id: uuid.UUID,
+        settings: Settings,
+        schedule_sync: ScheduleSync,
     ) -> BankAccountSyncRun:
-        """Start importing: the account goes active and the initial import (user present) is queued."""
+        """Start importing: the account goes active and the initial import (user present) is queued
+        (by ``schedule_sync``: the sync feature's, passed in, as the sync feature builds on this one)."""
         account = await self._get(session, principal, account_id)
         if account.status != AccountStatus.pending_confirmation:
             raise AccountStateConflict(
@@ -266,6 +276,7 @@ class BankAccountService:
         account_id: uuid.UUID,
         data: BankAccountUpdate,
         settings: Settings,
+        schedule_sync: ScheduleSync,
     ) -> tuple[BankAccountRead, BankAccountSyncRun | None]:
         account = await self._get(session, principal, account_id)
         if account.status == AccountStatus.disconnected:

@@ -54,7 +54,7 @@ from ledgerlink.models.closing import (
     JobStatus,
 )
 from ledgerlink.worker.enqueue import enqueue
-from ledgerlink.worker.registry import JobContext
+from ledgerlink.worker.jobs import JobContext
 
 log = get_logger(__name__)
 

@@ -32,7 +32,7 @@ from ledgerlink.sync.repository import (
 from ledgerlink.sync.service.common import next_night_slot, schedule_sync, today_stockholm
 from ledgerlink.sync.service.engine import UPGRADE_TODO, clock_of, lock_is_held, lock_key, pause_for_plan
 from ledgerlink.worker.enqueue import enqueue
-from ledgerlink.worker.registry import JobContext
+from ledgerlink.worker.jobs import JobContext
 
 log = get_logger(__name__)
 SLOT_SECONDS = 30

@@ -77,7 +77,8 @@ from ledgerlink.sync.service.common import (
     unattended_floor,
     write_transactions,
 )
-from ledgerlink.worker.registry import JobContext, compute_backoff
+from ledgerlink.worker.backoff import compute_backoff
+from ledgerlink.worker.jobs import JobContext
 
 log = get_logger(__name__)
 

@@ -1,5 +1,8 @@
-"""The ``@task`` registry: jobs register by import side effect; the worker and the in-process runner
-both read :data:`TASKS` and :data:`CRONS`."""
+"""The job primitives every feature's ``tasks.py`` uses: :class:`JobContext`, the ``@task`` and
+``@cron_task`` decorators and :class:`RetryLater`.
+
+A job registers in :data:`TASKS` / :data:`CRONS` when its module is imported; which modules those are is
+the worker's business (:mod:`ledgerlink.worker.settings`), so this module imports no feature."""
 
 from __future__ import annotations
 
@@ -74,29 +77,9 @@ def cron_task(
     return register
 
 
-def load_all_tasks() -> None:
-    """Import every feature's ``tasks`` module so their jobs register."""
-    import ledgerlink.closing.tasks
-    import ledgerlink.events.tasks
-    import ledgerlink.fortnox.tasks
-    import ledgerlink.sync.tasks  # noqa: F401
-
-
 class RetryLater(Exception):
     """Raised by a job to run again after ``defer_seconds`` (counts against ``max_tries``)."""
 
     def __init__(self, defer_seconds: float) -> None:
         super().__init__(f"retry in {defer_seconds:.0f}s")
         self.defer_seconds = defer_seconds
-
-
-def compute_backoff(attempt: int, *, base: float = 30.0, cap: float = 3600.0) -> float:
-    """Exponential backoff with full jitter: a random delay in [base/2, min(cap, base * 2**(attempt-1))].
-
-    Args:
-        attempt: 1 for the first retry.
-    """
-    import random
-
-    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
-    return random.uniform(min(base / 2, ceiling), ceiling)

@@ -53,8 +53,8 @@ from ledgerlink.sandbox.bank_data import psu_slug
 from ledgerlink.sync.service.cron import schedule_due_accounts
 from ledgerlink.worker.enqueue import set_dispatcher
 from ledgerlink.worker.jobs import JobContext
-from ledgerlink.worker.settings import load_all_tasks
 from ledgerlink.worker.runner import ArqDispatcher
+from ledgerlink.worker.settings import load_all_tasks
 
 REDIRECT = "http://localhost:3000/callback"
 LATENCY = 0.05

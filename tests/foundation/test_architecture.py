@@ -259,11 +259,24 @@ def _in(module: str, *packages: str) -> bool:
 
 FEATURES = tuple(
     f"ledgerlink.{name}"
-    for name in ("banks", "sync", "inbox", "events", "fortnox", "closing", "sie", "sandbox", "companies", "oauth")
+    for name in (
+        "banks",
+        "sync",
+        "inbox",
+        "events",
+        "fortnox",
+        "closing",
+        "sie",
+        "sandbox",
+        "companies",
+        "oauth",
+    )
 )
 
 
-def _violations(graph: Graph, sources: Iterable[str], forbidden: tuple[str, ...], *, direct: bool) -> list[str]:
+def _violations(
+    graph: Graph, sources: Iterable[str], forbidden: tuple[str, ...], *, direct: bool
+) -> list[str]:
     bad = []
     for module in sorted(sources):
         targets = graph.get(module, set()) if direct else _reaches(graph, module)
@@ -314,5 +327,10 @@ def test_services_do_not_depend_on_the_worker_runtime(graph: dict[str, set[str]]
     may call.)"""
     services = [m for m in graph if _in(m, *FEATURES) and not m.endswith(".tasks")]
     allowed = {"ledgerlink.worker.enqueue"}
-    bad = [f"{m} → {t}" for m in sorted(services) for t in sorted(graph[m]) if _in(t, "ledgerlink.worker") and t not in allowed]
+    bad = [
+        f"{m} → {t}"
+        for m in sorted(services)
+        for t in sorted(graph[m])
+        if _in(t, "ledgerlink.worker") and t not in allowed
+    ]
     assert bad == []

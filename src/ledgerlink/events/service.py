@@ -35,8 +35,8 @@ from ledgerlink.events.schemas import WebhookEndpointCreate
 from ledgerlink.logging import get_logger
 from ledgerlink.models.events import OutboxEvent, WebhookDelivery, WebhookEndpoint
 from ledgerlink.security import SecretBox
-from ledgerlink.worker.enqueue import enqueue
 from ledgerlink.worker.backoff import compute_backoff
+from ledgerlink.worker.enqueue import enqueue
 
 log = get_logger(__name__)
 SIGNATURE_HEADER = "Ledgerlink-Signature"

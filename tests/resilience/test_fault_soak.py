@@ -53,8 +53,8 @@ from ledgerlink.sync import service as sync_service
 from ledgerlink.sync.service import schedule_sync
 from ledgerlink.sync.service.cron import schedule_due_accounts, sweep_consents
 from ledgerlink.worker.enqueue import set_dispatcher
-from ledgerlink.worker.settings import load_all_tasks
 from ledgerlink.worker.runner import ArqDispatcher
+from ledgerlink.worker.settings import load_all_tasks
 from tests.resilience.conftest import FULL, OUTPUT_DIR
 from tests.resilience.procs import Proc, free_port, serve, service_env, start_worker
 from tests.sync.factories import SimClock, make_account, make_company

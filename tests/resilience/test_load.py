@@ -33,8 +33,8 @@ from ledgerlink.sandbox.bank import create_sandbox_bank_app
 from ledgerlink.sync.errors import SyncInProgress
 from ledgerlink.sync.service import schedule_sync
 from ledgerlink.worker.enqueue import set_dispatcher
-from ledgerlink.worker.settings import load_all_tasks
 from ledgerlink.worker.runner import ArqDispatcher
+from ledgerlink.worker.settings import load_all_tasks
 from tests.conftest import make_token
 from tests.resilience.conftest import FULL, OUTPUT_DIR
 from tests.resilience.load_client import PATHS

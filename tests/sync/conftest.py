@@ -9,8 +9,8 @@ from ledgerlink.config import Settings
 from ledgerlink.sync import service as sync_service
 from ledgerlink.worker.enqueue import set_dispatcher
 from ledgerlink.worker.jobs import JobContext
-from ledgerlink.worker.settings import load_all_tasks
 from ledgerlink.worker.runner import ArqDispatcher
+from ledgerlink.worker.settings import load_all_tasks
 from tests.sync.factories import SimClock
 
 

@@ -31,12 +31,12 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from ledgerlink.banks.adapters.base import BankTransaction, BookingStatus
+from ledgerlink.money import round_to_ore
 
 AccountKind = Literal["ftg", "priv", "spar", "gone"]
 Usage = Literal["ORGA", "PRIV"]
 
 EPOCH = dt.date(2025, 1, 1)
-CENT = Decimal("0.01")
 CURRENCY = "SEK"
 MAX_LAG_DAYS = 2
 
@@ -177,7 +177,7 @@ def _rng(account_id: str, day: dt.date) -> random.Random:
 
 
 def _money(rng: random.Random, low: int, high: int) -> Decimal:
-    return (Decimal(rng.randint(low * 100, high * 100)) / 100).quantize(CENT)
+    return round_to_ore(Decimal(rng.randint(low * 100, high * 100)) / 100)
 
 
 def ocr_number(rng: random.Random, length: int = 10) -> str:

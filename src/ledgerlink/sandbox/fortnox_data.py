@@ -16,16 +16,12 @@ import datetime as dt
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from ledgerlink import sie
+from ledgerlink.money import round_to_ore as _money
 
-CENT = Decimal("0.01")
 VAT_RATE = Decimal("0.25")
-
-
-def _money(value: Decimal | int | str) -> Decimal:
-    return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 @dataclass(slots=True)

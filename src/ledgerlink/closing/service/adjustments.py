@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,16 +21,12 @@ from ledgerlink.closing.schemas import (
 )
 from ledgerlink.closing.service.closings import get_closing
 from ledgerlink.models.closing import Adjustment, AdjustmentRow, Closing, ExportState
+from ledgerlink.money import round_to_ore
 from ledgerlink.pagination import Page, decode_cursor, encode_cursor
 
-CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 MAX_AMOUNT = Decimal("1e15")
 EXPORTED_STATES = frozenset({ExportState.posted, ExportState.sending, ExportState.uncertain})
-
-
-def money(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 @dataclass(frozen=True)
@@ -95,7 +91,7 @@ def _amount(value: Decimal | None, loc: list[str | int]) -> Decimal:
         raise InvalidAdjustment("amounts must be finite numbers", loc=loc)
     if abs(value) >= MAX_AMOUNT:
         raise InvalidAdjustment("amount is too large", loc=loc)
-    return money(value)
+    return round_to_ore(value)
 
 
 async def chart_of(session: AsyncSession, closing: Closing) -> set[str] | None:

@@ -30,7 +30,7 @@ from ledgerlink.closing.schemas import (
     JobError,
     JobProgress,
 )
-from ledgerlink.closing.service.adjustments import Line, Problem, check_adjustment, money
+from ledgerlink.closing.service.adjustments import Line, Problem, check_adjustment
 from ledgerlink.closing.service.closings import get_closing
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.session import session_scope
@@ -53,6 +53,7 @@ from ledgerlink.models.closing import (
     ExportState,
     JobStatus,
 )
+from ledgerlink.money import round_to_ore
 from ledgerlink.worker.enqueue import enqueue
 from ledgerlink.worker.jobs import JobContext
 
@@ -455,7 +456,7 @@ def _fortnox_problem(lines: Sequence[Line]) -> Problem | None:
 
 
 def _rows_key(rows: Sequence[tuple[int, Decimal, Decimal]]) -> list[tuple[int, Decimal, Decimal]]:
-    return sorted((a, money(d), money(c)) for a, d, c in rows)
+    return sorted((a, round_to_ore(d), round_to_ore(c)) for a, d, c in rows)
 
 
 async def _reconcile(run: ExportRun, adjustment: Adjustment, rows: Sequence[AdjustmentRow]) -> Outcome | None:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ledgerlink.fortnox.errors import FortnoxError
-
-CENT = Decimal("0.01")
+from ledgerlink.money import round_to_ore
 
 
 class FortnoxParseError(FortnoxError):
@@ -93,11 +92,6 @@ def parse_bool(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("true", "1", "yes")
     return bool(value)
-
-
-def money(value: Decimal) -> Decimal:
-    """Quantise to öre (0.01), half up."""
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 # -- resources ------------------------------------------------------------------------------------
@@ -395,8 +389,8 @@ class VoucherDraft:
         for row in self.rows:
             item: dict[str, Any] = {
                 "Account": row.account,
-                "Debit": money(row.debit),
-                "Credit": money(row.credit),
+                "Debit": round_to_ore(row.debit),
+                "Credit": round_to_ore(row.credit),
             }
             if row.transaction_information:
                 item["TransactionInformation"] = row.transaction_information[:100]
@@ -433,7 +427,6 @@ __all__ = [
     "VoucherRow",
     "VoucherSeries",
     "get_ci",
-    "money",
     "parse_date",
     "parse_decimal",
 ]

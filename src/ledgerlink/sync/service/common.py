@@ -11,7 +11,6 @@ import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,6 +27,7 @@ from ledgerlink.config import SyncSettings
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.session import session_scope
 from ledgerlink.models.bank import AccountStatus, BankAccount, SyncRun, SyncStatus, SyncTrigger
+from ledgerlink.money import round_to_ore
 from ledgerlink.sync.errors import AccountNotSyncable, SyncInProgress
 from ledgerlink.sync.repository import (
     AccountRepository,
@@ -38,7 +38,6 @@ from ledgerlink.sync.repository import (
 from ledgerlink.worker.enqueue import enqueue
 
 _clock: Callable[[], dt.datetime] | None = None
-CENT = Decimal("0.01")
 WRITE_BATCH = 5000
 
 
@@ -215,7 +214,7 @@ def to_write_rows(transactions: Sequence[BankTransaction]) -> list[WriteRow]:
                 booking_status=tx.booking_status.value,
                 booking_date=booking_date,
                 value_date=tx.value_date,
-                amount=tx.amount.quantize(CENT),
+                amount=round_to_ore(tx.amount),
                 currency=tx.currency.upper()[:3],
                 counterparty=tx.counterparty,
                 description=tx.description,

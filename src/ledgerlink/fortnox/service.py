@@ -408,7 +408,7 @@ def translate_fortnox_errors() -> Iterator[None]:
 
 
 @dataclass(frozen=True)
-class AuthorizationStart:
+class FortnoxAuthorization:
     authorization_url: str
     state: str
 
@@ -420,7 +420,7 @@ async def start_authorization(
     company_id: uuid.UUID,
     redirect_uri: str,
     now: dt.datetime | None = None,
-) -> AuthorizationStart:
+) -> FortnoxAuthorization:
     """A single-use ``state`` (its SHA-256 stored, bound to the company, 15 minutes) and Fortnox's
     authorize URL (``access_type=offline``, scopes from settings)."""
     check_redirect_uri(settings, redirect_uri)
@@ -434,7 +434,7 @@ async def start_authorization(
         url = oauth.authorization_url(redirect_uri, state)
     finally:
         await oauth.aclose()
-    return AuthorizationStart(authorization_url=url, state=state)
+    return FortnoxAuthorization(authorization_url=url, state=state)
 
 
 async def _consume_state(

@@ -38,7 +38,9 @@ class Line:
 
 
 @dataclass(frozen=True)
-class Problem:
+class AdjustmentProblem:
+    """Why an adjustment cannot be booked, and where (``loc``, as in a 422 problem)."""
+
     message: str
     loc: list[str | int]
 
@@ -50,34 +52,36 @@ def check_adjustment(
     year_start: dt.date,
     year_end: dt.date,
     chart: set[str] | None,
-) -> Problem | None:
+) -> AdjustmentProblem | None:
     """The first reason an adjustment cannot be booked, or None.
 
     ``lines`` carry quantised, non-negative amounts (0 for "not given"). ``chart`` None means no
     import yet, so accounts are not checked against it.
     """
     if not year_start <= day <= year_end:
-        return Problem(
+        return AdjustmentProblem(
             f"date {day} is outside the financial year {year_start} – {year_end}", ["body", "date"]
         )
     if len(lines) < 2:
-        return Problem("an adjustment needs at least two rows", ["body", "rows"])
+        return AdjustmentProblem("an adjustment needs at least two rows", ["body", "rows"])
     for i, line in enumerate(lines):
         if line.debit < 0 or line.credit < 0:
-            return Problem(f"row {i + 1}: amounts must not be negative", ["body", "rows", i])
+            return AdjustmentProblem(f"row {i + 1}: amounts must not be negative", ["body", "rows", i])
         if line.debit and line.credit:
-            return Problem(f"row {i + 1}: give either debit or credit, not both", ["body", "rows", i])
+            return AdjustmentProblem(
+                f"row {i + 1}: give either debit or credit, not both", ["body", "rows", i]
+            )
         if not line.debit and not line.credit:
-            return Problem(f"row {i + 1}: give a debit or a credit amount", ["body", "rows", i])
+            return AdjustmentProblem(f"row {i + 1}: give a debit or a credit amount", ["body", "rows", i])
         if chart is not None and line.account not in chart:
-            return Problem(
+            return AdjustmentProblem(
                 f"row {i + 1}: account {line.account} is not in the imported chart of accounts",
                 ["body", "rows", i, "account"],
             )
     debit = sum((line.debit for line in lines), ZERO)
     credit = sum((line.credit for line in lines), ZERO)
     if debit != credit:
-        return Problem(
+        return AdjustmentProblem(
             f"the rows do not balance: debit {debit} ≠ credit {credit} (difference {debit - credit})",
             ["body", "rows"],
         )

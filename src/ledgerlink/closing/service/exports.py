@@ -30,7 +30,7 @@ from ledgerlink.closing.schemas import (
     JobError,
     JobProgress,
 )
-from ledgerlink.closing.service.adjustments import Line, Problem, check_adjustment
+from ledgerlink.closing.service.adjustments import AdjustmentProblem, Line, check_adjustment
 from ledgerlink.closing.service.closings import get_closing
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.session import session_scope
@@ -446,10 +446,10 @@ def _posted(adjustment: Adjustment) -> Outcome:
     )
 
 
-def _fortnox_problem(lines: Sequence[Line]) -> Problem | None:
+def _fortnox_problem(lines: Sequence[Line]) -> AdjustmentProblem | None:
     for i, line in enumerate(lines):
         if not (line.account.isdigit() and 1000 <= int(line.account) <= 9999):
-            return Problem(
+            return AdjustmentProblem(
                 f"row {i + 1}: Fortnox accounts are numbers 1000–9999 ({line.account})", ["rows", i]
             )
     return None

@@ -212,7 +212,9 @@ class Outcome:
 
 
 @dataclass
-class Plan:
+class ClaimedRun:
+    """A run claimed for reading: its account and connection, window and credentials (the run's plan)."""
+
     run_id: uuid.UUID
     company_id: uuid.UUID
     account_id: uuid.UUID
@@ -326,7 +328,7 @@ async def execute_run(ctx: JobContext, run_id: uuid.UUID, *, psu_ip_address: str
     return await _succeed(ctx, plan, run_id, result, window, balance, settings)
 
 
-async def _claim(ctx: JobContext, run_id: uuid.UUID, psu_ip_address: str | None) -> Plan | Outcome:
+async def _claim(ctx: JobContext, run_id: uuid.UUID, psu_ip_address: str | None) -> ClaimedRun | Outcome:
     settings = ctx["settings"]
     at = clock_of(ctx)
     today = today_stockholm(at)
@@ -359,7 +361,7 @@ async def _claim(ctx: JobContext, run_id: uuid.UUID, psu_ip_address: str | None)
         run.next_attempt_at = None
         run.modified_at = at
         ip = (psu_ip_address or USER_PRESENT_FALLBACK_IP) if run.user_present else None
-        return Plan(
+        return ClaimedRun(
             run_id=run.id,
             company_id=account.company_id,
             account_id=account.id,
@@ -387,7 +389,7 @@ async def pause_for_plan(
     )
 
 
-async def spend_read(ctx: JobContext, plan: Plan, endpoint: str, *, defer: bool = True) -> bool:
+async def spend_read(ctx: JobContext, plan: ClaimedRun, endpoint: str, *, defer: bool = True) -> bool:
     """Spend one unattended read of ``endpoint`` (free with the user present). At the limit: raise
     :class:`Deferred` (or return False when ``defer`` is off)."""
     if plan.user_present:
@@ -408,7 +410,9 @@ async def spend_read(ctx: JobContext, plan: Plan, endpoint: str, *, defer: bool 
     return True
 
 
-async def _fetch(ctx: JobContext, plan: Plan) -> tuple[Sequence[BankTransaction], tuple[dt.date, dt.date]]:
+async def _fetch(
+    ctx: JobContext, plan: ClaimedRun
+) -> tuple[Sequence[BankTransaction], tuple[dt.date, dt.date]]:
     settings = ctx["settings"]
     adapter = build_adapter(settings, plan.bank_id, ctx.get("transports"))
     window = plan.window
@@ -447,7 +451,7 @@ def _token_expiring(credentials: Credentials, at: dt.datetime) -> bool:
     return expires <= at + TOKEN_REFRESH_MARGIN
 
 
-async def _fresh_credentials(ctx: JobContext, plan: Plan, adapter: Any) -> Credentials:
+async def _fresh_credentials(ctx: JobContext, plan: ClaimedRun, adapter: Any) -> Credentials:
     """The plan's credentials, refreshed first when the access token is near or past its expiry.
 
     The refresh and :func:`store_credentials` are one unit of work under the connection's row lock:
@@ -474,14 +478,14 @@ async def _fresh_credentials(ctx: JobContext, plan: Plan, adapter: Any) -> Crede
     return current
 
 
-async def _record_window(ctx: JobContext, plan: Plan, window: tuple[dt.date, dt.date]) -> None:
+async def _record_window(ctx: JobContext, plan: ClaimedRun, window: tuple[dt.date, dt.date]) -> None:
     async with session_scope(ctx["sessionmaker"]) as session:
         run = await session.get(SyncRun, plan.run_id)
         if run is not None:
             run.window_from, run.window_to = window
 
 
-async def _balance(ctx: JobContext, plan: Plan) -> Any:
+async def _balance(ctx: JobContext, plan: ClaimedRun) -> Any:
     """The balance after a successful fetch, only within the allowance when unattended; best effort."""
     if not await spend_read(ctx, plan, "balances", defer=False):
         return None
@@ -497,7 +501,7 @@ async def _balance(ctx: JobContext, plan: Plan) -> Any:
 
 async def _fail(
     ctx: JobContext,
-    plan: Plan,
+    plan: ClaimedRun,
     run_id: uuid.UUID,
     code: str,
     message: str,
@@ -569,7 +573,7 @@ async def _fail(
 
 async def _succeed(
     ctx: JobContext,
-    plan: Plan,
+    plan: ClaimedRun,
     run_id: uuid.UUID,
     result: Any,
     window: tuple[dt.date, dt.date],

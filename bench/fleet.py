@@ -49,10 +49,10 @@ from ledgerlink.config import BankEndpointSettings, Settings
 from ledgerlink.db.session import create_engine, create_sessionmaker
 from ledgerlink.models import AccountStatus, BankAccount, BankConnection, Company, ConnectionStatus, Plan
 from ledgerlink.models.bank import SyncRun, SyncStatus
+from ledgerlink.runtime import ServiceEnv
 from ledgerlink.sandbox.bank_data import psu_slug
 from ledgerlink.sync.service.cron import schedule_due_accounts
 from ledgerlink.worker.enqueue import set_dispatcher
-from ledgerlink.worker.jobs import JobContext
 from ledgerlink.worker.runner import ArqDispatcher
 from ledgerlink.worker.settings import load_all_tasks
 
@@ -149,8 +149,9 @@ async def run(accounts: int = 2000, workers: int = 2, max_jobs: int = 20) -> dic
 
                 load_all_tasks()
                 set_dispatcher(ArqDispatcher(redis, queue_name=queue))
-                ctx: JobContext = {"settings": settings, "sessionmaker": sm, "redis": redis, "transports": {}}
-                scheduled = await schedule_due_accounts(ctx)
+                scheduled = await schedule_due_accounts(
+                    ServiceEnv(settings=settings, sessionmaker=sm, redis=redis)
+                )
                 assert scheduled == accounts, scheduled
                 async with httpx.AsyncClient(base_url=base_url) as bank:
                     (await bank.post("/bench/calls/reset")).raise_for_status()

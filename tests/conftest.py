@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 os.environ.setdefault("LEDGERLINK_ENV", "testing")
 
 from ledgerlink.auth.tokens import issue_dev_token
+from ledgerlink.clock import Clock, system_clock
 from ledgerlink.config import Settings
 from ledgerlink.db.migrate import upgrade
 from ledgerlink.db.session import create_engine, create_sessionmaker
@@ -111,10 +112,19 @@ def transports() -> dict[str, httpx.AsyncBaseTransport]:
 
 
 @pytest.fixture
+def service_clock() -> Clock:
+    """The clock the app and the jobs run on (a simulated one where a test package overrides this)."""
+    return system_clock
+
+
+@pytest.fixture
 async def app(
-    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], transports: dict[str, Any]
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    transports: dict[str, Any],
+    service_clock: Clock,
 ) -> AsyncIterator[Any]:
-    application = create_app(settings, transports=transports, start_cron=False)
+    application = create_app(settings, transports=transports, start_cron=False, clock=service_clock)
     async with application.router.lifespan_context(application):
         yield application
 
@@ -136,11 +146,15 @@ async def arq_redis(settings: Settings) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def run_jobs(settings: Settings, arq_redis: Any, transports: dict[str, Any]) -> Any:
+async def run_jobs(
+    settings: Settings, arq_redis: Any, transports: dict[str, Any], service_clock: Clock
+) -> Any:
     """Run every queued job to completion with a real arq worker in burst mode; returns the worker."""
 
     async def run(**overrides: Any) -> Worker:
-        kwargs = build_worker_settings(settings, transports=transports, configure_logs=False)
+        kwargs = build_worker_settings(
+            settings, transports=transports, configure_logs=False, clock=service_clock
+        )
         kwargs.update(burst=True, poll_delay=0.0, max_jobs=kwargs.get("max_jobs", 10), handle_signals=False)
         kwargs.pop("redis_settings")
         kwargs.update(overrides)

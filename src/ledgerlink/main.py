@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 from ledgerlink.api import build_v1_router
 from ledgerlink.auth.tokens import TokenVerifier
+from ledgerlink.clock import Clock, system_clock
 from ledgerlink.config import Settings, get_settings
 from ledgerlink.db.session import create_engine, create_sessionmaker
 from ledgerlink.errors import Problem, install_error_handlers
@@ -24,7 +25,7 @@ from ledgerlink.middleware import BodySizeLimitMiddleware, RequestContextMiddlew
 from ledgerlink.ops.endpoints import router as ops_router
 from ledgerlink.ops.metrics import instrument_http
 from ledgerlink.worker.enqueue import set_dispatcher
-from ledgerlink.worker.jobs import JobContext
+from ledgerlink.worker.jobs import JobContext, service_env
 from ledgerlink.worker.runner import ArqDispatcher, InProcessRunner, register_crons_as_tasks
 from ledgerlink.worker.settings import load_all_tasks
 
@@ -49,8 +50,11 @@ def create_app(
     *,
     transports: dict[str, httpx.AsyncBaseTransport] | None = None,
     start_cron: bool | None = None,
+    clock: Clock = system_clock,
 ) -> FastAPI:
-    """Build the app. ``transports`` maps a bank id or ``"fortnox"`` to an httpx transport (tests)."""
+    """Build the app. ``transports`` maps a bank id or ``"fortnox"`` to an httpx transport (tests);
+    ``clock`` is the service clock (endpoints find it in ``app.state.clock``, in-process jobs in their
+    context; simulations give their own)."""
     settings = settings or get_settings()
     transports = dict(transports or {})
 
@@ -67,6 +71,7 @@ def create_app(
             "settings": settings,
             "sessionmaker": app.state.sessionmaker,
             "transports": transports,
+            "clock": clock,
         }
         if settings.redis_url:
             app.state.redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
@@ -111,6 +116,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.transports = transports
+    app.state.clock = clock
     app.state.token_verifier = TokenVerifier(settings.auth)
     install_error_handlers(app)
     app.include_router(ops_router)
@@ -134,7 +140,7 @@ async def _resume_unfinished_syncs(ctx: JobContext) -> None:
     from ledgerlink.sync.service.cron import resend_unfinished_runs
 
     try:
-        await resend_unfinished_runs(ctx)
+        await resend_unfinished_runs(service_env(ctx))
     except Exception:  # a fresh database without tables yet, say: the cron sweep still recovers them
         log.exception("app.resume_syncs_failed")
 

@@ -1,8 +1,8 @@
-"""``ledgerlink worker`` with the sync service's clock read from a file (simulated nights).
+"""``ledgerlink worker`` with the service clock read from a file (simulated nights).
 
 Run as ``python -m tests.resilience.clocked_worker``: when ``LEDGERLINK_TEST_CLOCK_FILE`` is set, the
-service clock (:func:`ledgerlink.sync.service.set_clock`) reads the ISO instant the test writes there;
-then the real CLI entry point runs the real arq worker."""
+worker's service clock (``build_worker_settings(clock=...)``, passed on to every job) reads the ISO
+instant the test writes there; otherwise this is the real CLI entry point."""
 
 from __future__ import annotations
 
@@ -10,22 +10,25 @@ import datetime as dt
 import os
 from pathlib import Path
 
+from arq.worker import run_worker
+
 from ledgerlink.cli import main
-from ledgerlink.sync.service import set_clock
+from ledgerlink.config import get_settings
+from ledgerlink.worker.settings import build_worker_settings
 
 
-def _install_clock() -> None:
+def _file_clock(clock_file: Path) -> dt.datetime:
+    return dt.datetime.fromisoformat(clock_file.read_text().strip())
+
+
+def run() -> int:
     path = os.environ.get("LEDGERLINK_TEST_CLOCK_FILE")
     if not path:
-        return
+        return main(["worker"])
     clock_file = Path(path)
-
-    def clock() -> dt.datetime:
-        return dt.datetime.fromisoformat(clock_file.read_text().strip())
-
-    set_clock(clock)
+    run_worker(build_worker_settings(get_settings(), clock=lambda: _file_clock(clock_file)))
+    return 0
 
 
 if __name__ == "__main__":
-    _install_clock()
-    raise SystemExit(main(["worker"]))
+    raise SystemExit(run())

@@ -47,9 +47,9 @@ from ledgerlink.models import (
     Todo,
     UnattendedRead,
 )
+from ledgerlink.runtime import ServiceEnv
 from ledgerlink.sandbox.bank import create_sandbox_bank_app
 from ledgerlink.sandbox.bank_data import sandbox_transactions
-from ledgerlink.sync import service as sync_service
 from ledgerlink.sync.service import schedule_sync
 from ledgerlink.sync.service.cron import schedule_due_accounts, sweep_consents
 from ledgerlink.worker.enqueue import set_dispatcher
@@ -158,12 +158,11 @@ async def test_fault_soak_with_a_killed_worker(
         sim.at = at
         clock_file.write_text(at.isoformat())
 
-    sync_service.set_clock(sim)
     settings.sync.per_bank_concurrency = 100
     settings.sync.lock_ttl_seconds = LOCK_TTL
     load_all_tasks()
     set_dispatcher(ArqDispatcher(arq_redis, queue_name=settings.queue_name))
-    ctx: Any = {"settings": settings, "sessionmaker": sessionmaker, "redis": arq_redis, "transports": {}}
+    services = ServiceEnv(settings=settings, sessionmaker=sessionmaker, clock=sim, redis=arq_redis)
 
     bank_app = create_sandbox_bank_app(
         clock=sim.bank_today, fault_rate=0.0, seed=1234, fault_timeout_seconds=2.5, slow_seconds=0.0
@@ -207,6 +206,7 @@ async def test_fault_soak_with_a_killed_worker(
                     psu=psu,
                     kind="gone" if kind == "vanishing" else "ftg",
                     sync_from=DAY0 - dt.timedelta(days=30),
+                    clock=sim,
                     consent_expires_at=sim.at + dt.timedelta(days=1, hours=12)
                     if kind == "expiring"
                     else None,
@@ -231,7 +231,7 @@ async def test_fault_soak_with_a_killed_worker(
             # ---- day 0: the initial imports (user present), under faults
             async with session_scope(sessionmaker) as s:
                 for account in accounts:
-                    await schedule_sync(s, account, trigger=SyncTrigger.initial, user_present=True)
+                    await schedule_sync(s, account, trigger=SyncTrigger.initial, user_present=True, clock=sim)
             stuck = await settle(sessionmaker)
             assert stuck == 0, f"{stuck} initial runs never finished"
 
@@ -241,8 +241,8 @@ async def test_fault_soak_with_a_killed_worker(
                 night_started = sim.at
                 set_time(dt.datetime.combine(day, dt.time(5, 30 + night), STOCKHOLM).astimezone(dt.UTC))
                 night_started = sim.at
-                await sweep_consents(ctx)
-                scheduled = await schedule_due_accounts(ctx)
+                await sweep_consents(services)
+                scheduled = await schedule_due_accounts(services)
                 killed = False
                 if night == KILL_NIGHT:
                     # SIGKILL the worker once a quarter of the night's runs are through
@@ -261,7 +261,7 @@ async def test_fault_soak_with_a_killed_worker(
                     # the dead worker's locks expire (real time), its runs go stale (service time)
                     await asyncio.sleep(max(0.0, LOCK_TTL + 1 - (time.monotonic() - killed_at)))
                     set_time(sim.at + dt.timedelta(seconds=LOCK_TTL + 60))
-                    await schedule_due_accounts(ctx)  # the cron pass: stale-run recovery first
+                    await schedule_due_accounts(services)  # the cron pass: stale-run recovery first
                     stuck = await settle(sessionmaker)
                     recovered = held
                 assert stuck == 0, f"night {night}: {stuck} runs never finished"
@@ -297,7 +297,6 @@ async def test_fault_soak_with_a_killed_worker(
         for w in workers:
             if w.alive():
                 w.stop()
-        sync_service.set_clock(None)
 
     # ---- invariants
     async with sessionmaker() as s:

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from ledgerlink.clock import Clock, system_clock
 from ledgerlink.config import Settings
-from ledgerlink.sync import service as sync_service
 from ledgerlink.worker.enqueue import set_dispatcher
 from ledgerlink.worker.jobs import JobContext
 from ledgerlink.worker.runner import ArqDispatcher
@@ -15,11 +14,17 @@ from tests.sync.factories import SimClock
 
 
 @pytest.fixture
-def clock() -> Iterator[SimClock]:
-    sim = SimClock()
-    sync_service.set_clock(sim)
-    yield sim
-    sync_service.set_clock(None)
+def clock() -> SimClock:
+    return SimClock()
+
+
+@pytest.fixture
+def service_clock(request: pytest.FixtureRequest) -> Clock:
+    """The simulated clock when the test moves one (``clock``): the app and the jobs run on it."""
+    if "clock" in request.fixturenames:
+        sim: SimClock = request.getfixturevalue("clock")
+        return sim
+    return system_clock
 
 
 @pytest.fixture
@@ -29,8 +34,16 @@ def settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def job_ctx(settings: Settings, sessionmaker: Any, arq_redis: Any, transports: dict[str, Any]) -> JobContext:
-    """The context cron passes get, for calling them directly; enqueue goes to the test queue."""
+def job_ctx(
+    settings: Settings, sessionmaker: Any, arq_redis: Any, transports: dict[str, Any], service_clock: Clock
+) -> JobContext:
+    """The context a job gets; enqueue goes to the test queue."""
     load_all_tasks()
     set_dispatcher(ArqDispatcher(arq_redis, queue_name=settings.queue_name))
-    return {"settings": settings, "sessionmaker": sessionmaker, "redis": arq_redis, "transports": transports}
+    return {
+        "settings": settings,
+        "sessionmaker": sessionmaker,
+        "redis": arq_redis,
+        "transports": transports,
+        "clock": service_clock,
+    }

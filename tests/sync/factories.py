@@ -16,11 +16,11 @@ from starlette.routing import Mount
 
 from ledgerlink.banks.adapters.base import STOCKHOLM, ConnectionContext
 from ledgerlink.banks.service import ConnectionSecrets, build_adapter, save_secrets
+from ledgerlink.clock import Clock, system_clock
 from ledgerlink.config import Settings
 from ledgerlink.models import AccountStatus, BankAccount, BankConnection, Company, ConnectionStatus, Plan
 from ledgerlink.sandbox.bank import create_sandbox_bank_app
 from ledgerlink.sandbox.bank_data import psu_slug
-from ledgerlink.sync import service as sync_service
 
 REDIRECT = "https://app.example.test/callback"
 
@@ -64,6 +64,7 @@ async def make_account(
     kind: str = "ftg",
     sync_from: dt.date,
     consent_expires_at: dt.datetime | None = None,
+    clock: Clock = system_clock,
 ) -> BankAccount:
     """A connected, active sandbox account with real consent credentials stored encrypted."""
     adapter = build_adapter(settings, "sandbox", {"sandbox": transport})
@@ -87,7 +88,7 @@ async def make_account(
             bank_id="sandbox",
             account_type="business",
             status=ConnectionStatus.active,
-            consent_expires_at=consent_expires_at or sync_service.now() + dt.timedelta(days=89),
+            consent_expires_at=consent_expires_at or clock() + dt.timedelta(days=89),
         )
         save_secrets(settings, connection, ConnectionSecrets(credentials=credentials, psu_id=psu))
         s.add(connection)

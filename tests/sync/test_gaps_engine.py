@@ -20,6 +20,7 @@ from ledgerlink.sync.service import schedule_sync
 from ledgerlink.sync.service.cron import recover_stale_runs
 from ledgerlink.sync.service.engine import execute_run, lock_key, release_lock, take_lock
 from ledgerlink.sync.tasks import sync_account
+from ledgerlink.worker.jobs import service_env
 from tests.sync.factories import SimClock, make_account, make_company, sandbox_transport
 
 DAY = dt.date(2026, 3, 2)
@@ -46,16 +47,20 @@ async def _account(
         company_id,
         psu=psu,
         sync_from=sync_from or DAY - dt.timedelta(days=20),
+        clock=clock,
     )
 
 
-async def _schedule(sessionmaker: Any, account: BankAccount, *, user_present: bool = False) -> uuid.UUID:
+async def _schedule(
+    sessionmaker: Any, clock: SimClock, account: BankAccount, *, user_present: bool = False
+) -> uuid.UUID:
     async with session_scope(sessionmaker) as s:
         run = await schedule_sync(
             s,
             account,
             trigger=SyncTrigger.manual if user_present else SyncTrigger.scheduled,
             user_present=user_present,
+            clock=clock,
         )
     return run.id
 
@@ -75,7 +80,7 @@ async def test_a_live_run_keeps_its_lock_past_the_ttl_and_is_not_taken_over(
 ) -> None:
     settings.sync.lock_ttl_seconds = 1
     account = await _account(settings, sessionmaker, transports, clock, psu="slow", slow_seconds=1.5)
-    run_id = await _schedule(sessionmaker, account, user_present=True)
+    run_id = await _schedule(sessionmaker, clock, account, user_present=True)
 
     async def the_job() -> Any:
         return await sync_account({**job_ctx, "job_id": "t", "job_try": 1}, str(run_id))
@@ -91,24 +96,24 @@ async def test_a_live_run_keeps_its_lock_past_the_ttl_and_is_not_taken_over(
     assert holder is not None
 
     # Another worker cannot take it, and the stale-run sweep (the run looks old by then) leaves it alone.
-    other = await take_lock(job_ctx, run_id)
+    other = await take_lock(service_env(job_ctx), run_id)
     assert other is not None and other.token is None
     clock.at += dt.timedelta(minutes=30)
-    assert await recover_stale_runs(job_ctx) == 0
+    assert await recover_stale_runs(service_env(job_ctx)) == 0
     assert (await _run(sessionmaker, run_id)).status == SyncStatus.running
 
     assert await job == "succeeded"
     assert await arq_redis.get(lock_key(account.id)) is None  # released
-    mine = await take_lock(job_ctx, run_id)
+    mine = await take_lock(service_env(job_ctx), run_id)
     assert mine is not None and mine.token is not None
-    await release_lock(job_ctx, mine)
+    await release_lock(service_env(job_ctx), mine)
 
 
 async def test_a_dead_workers_lock_lapses_and_its_run_is_recovered(
     settings: Any, sessionmaker: Any, transports: Any, clock: SimClock, job_ctx: Any, arq_redis: Any
 ) -> None:
     account = await _account(settings, sessionmaker, transports, clock)
-    run_id = await _schedule(sessionmaker, account)
+    run_id = await _schedule(sessionmaker, clock, account)
     async with session_scope(sessionmaker) as s:
         run = await s.get(SyncRun, run_id)
         assert run is not None
@@ -119,7 +124,7 @@ async def test_a_dead_workers_lock_lapses_and_its_run_is_recovered(
             break
         await asyncio.sleep(0.02)
     clock.at += dt.timedelta(seconds=settings.sync.lock_ttl_seconds + 60)
-    assert await recover_stale_runs(job_ctx) == 1
+    assert await recover_stale_runs(service_env(job_ctx)) == 1
     recovered = await _run(sessionmaker, run_id)
     assert (recovered.status, recovered.error_code) == (SyncStatus.failed, "worker_lost")
 
@@ -160,8 +165,8 @@ async def test_period_invalid_shrinks_the_window_once_to_what_the_bank_serves(
     account = await _account(
         settings, sessionmaker, transports, clock, sync_from=DAY - dt.timedelta(days=200)
     )
-    run_id = await _schedule(sessionmaker, account, user_present=True)  # user present: no 89-day clamp
-    assert (await execute_run(job_ctx, run_id)).status == "succeeded"
+    run_id = await _schedule(sessionmaker, clock, account, user_present=True)  # user present: no 89-day clamp
+    assert (await execute_run(service_env(job_ctx), run_id)).status == "succeeded"
     run = await _run(sessionmaker, run_id)
     floor = DAY - dt.timedelta(days=89)
     assert strict.windows == [(DAY - dt.timedelta(days=200)).isoformat(), floor.isoformat()]
@@ -176,8 +181,8 @@ async def test_period_invalid_within_the_floor_fails_without_a_retry_loop(
     always = PeriodInvalidOnce(sandbox_transport(clock), DAY, max_days=None)
     transports["sandbox"] = always
     account = await _account(settings, sessionmaker, transports, clock)
-    run_id = await _schedule(sessionmaker, account)
-    outcome = await execute_run(job_ctx, run_id)
+    run_id = await _schedule(sessionmaker, clock, account)
+    outcome = await execute_run(service_env(job_ctx), run_id)
     assert outcome.status == "failed" and outcome.retry_in is None
     run = await _run(sessionmaker, run_id)
     assert (run.status, run.error_code, run.error_retryable) == (SyncStatus.failed, "invalid_response", False)
@@ -239,7 +244,7 @@ async def test_schedule_sync_racing_an_uncommitted_run_answers_409_naming_it(
         await other.flush()  # inserted, not committed
 
         async def ours() -> uuid.UUID:
-            return await _schedule(sessionmaker, account, user_present=True)
+            return await _schedule(sessionmaker, clock, account, user_present=True)
 
         racing = asyncio.create_task(ours())
         async with engine.connect() as watcher:

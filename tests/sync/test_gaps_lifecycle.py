@@ -36,6 +36,7 @@ from ledgerlink.models import (
 from ledgerlink.sync.service import schedule_sync
 from ledgerlink.sync.service.cron import schedule_due_accounts, sweep_consents
 from ledgerlink.sync.service.engine import execute_run
+from ledgerlink.worker.jobs import service_env
 from tests.sync.factories import SimClock, make_account, make_company, sandbox_transport
 
 DAY = dt.date(2026, 3, 2)
@@ -72,6 +73,7 @@ async def _account(
         psu=psu,
         sync_from=DAY - dt.timedelta(days=20),
         consent_expires_at=clock.at + dt.timedelta(days=consent_days),
+        clock=clock,
     )
 
 
@@ -123,8 +125,8 @@ async def test_consent_expiring_todo_and_event_from_seven_days_ahead_once(
         sessionmaker, soon.company_id, ["bank_connection.consent_expiring"], transports, settings
     )
 
-    await sweep_consents(job_ctx)
-    await sweep_consents(job_ctx)  # the next hour's pass raises nothing new
+    await sweep_consents(service_env(job_ctx))
+    await sweep_consents(service_env(job_ctx))  # the next hour's pass raises nothing new
 
     [todo] = await _open_todos(sessionmaker, soon.company_id, "consent_expiring")
     async with sessionmaker() as s:
@@ -143,7 +145,7 @@ async def test_consent_expiring_todo_and_event_from_seven_days_ahead_once(
 
     # A day later the second consent enters the 7-day horizon.
     clock.at += dt.timedelta(days=1)
-    await sweep_consents(job_ctx)
+    await sweep_consents(service_env(job_ctx))
     assert len(await _open_todos(sessionmaker, later.company_id, "consent_expiring")) == 1
 
 
@@ -158,12 +160,12 @@ async def test_expired_consent_flips_to_reauth_required_and_the_event_reaches_we
         transports,
         settings,
     )
-    await sweep_consents(job_ctx)
+    await sweep_consents(service_env(job_ctx))
     assert len(await _open_todos(sessionmaker, account.company_id, "consent_expiring")) == 1
 
     clock.at += dt.timedelta(days=4)  # past the consent's end
-    await sweep_consents(job_ctx)
-    await sweep_consents(job_ctx)
+    await sweep_consents(service_env(job_ctx))
+    await sweep_consents(service_env(job_ctx))
 
     async with sessionmaker() as s:
         connection = await s.get(BankConnection, account.connection_id)
@@ -193,8 +195,8 @@ async def test_consent_refused_during_a_sync_delivers_the_reauth_webhook(
     )
     clock.at += dt.timedelta(days=91)  # past validUntil at the bank: 401 CONSENT_EXPIRED
     async with session_scope(sessionmaker) as s:
-        run = await schedule_sync(s, account, trigger=SyncTrigger.scheduled, user_present=False)
-    assert (await execute_run(job_ctx, run.id)).status == "failed"
+        run = await schedule_sync(s, account, trigger=SyncTrigger.scheduled, user_present=False, clock=clock)
+    assert (await execute_run(service_env(job_ctx), run.id)).status == "failed"
     [delivery] = await _deliveries(sessionmaker, account.company_id)
     await run_jobs()
     assert [r["type"] for r in receiver.received] == ["bank_connection.reauth_required"]
@@ -214,8 +216,8 @@ async def test_losing_business_after_the_trial_pauses_without_deleting_and_regai
 
     # In the trial: the free company syncs like a Business one.
     async with session_scope(sessionmaker) as s:
-        run = await schedule_sync(s, account, trigger=SyncTrigger.scheduled, user_present=False)
-    assert (await execute_run(job_ctx, run.id)).status == "succeeded"
+        run = await schedule_sync(s, account, trigger=SyncTrigger.scheduled, user_present=False, clock=clock)
+    assert (await execute_run(service_env(job_ctx), run.id)).status == "succeeded"
     async with sessionmaker() as s:
         imported = (
             await s.execute(select(func.count()).where(BankTransaction.account_id == account.id))
@@ -227,7 +229,7 @@ async def test_losing_business_after_the_trial_pauses_without_deleting_and_regai
     async with sessionmaker() as s:
         await s.execute(update(BankAccount).where(BankAccount.id == account.id).values(next_sync_at=clock.at))
         await s.commit()
-    assert await schedule_due_accounts(job_ctx) == 0
+    assert await schedule_due_accounts(service_env(job_ctx)) == 0
     async with sessionmaker() as s:
         paused = await s.get(BankAccount, account.id)
         kept = (
@@ -252,8 +254,10 @@ async def test_losing_business_after_the_trial_pauses_without_deleting_and_regai
         )
         await s.commit()
     async with session_scope(sessionmaker) as s:
-        stale = await schedule_sync(s, account, trigger=SyncTrigger.scheduled, user_present=False)
-    assert (await execute_run(job_ctx, stale.id)).status == "failed"
+        stale = await schedule_sync(
+            s, account, trigger=SyncTrigger.scheduled, user_present=False, clock=clock
+        )
+    assert (await execute_run(service_env(job_ctx), stale.id)).status == "failed"
     async with sessionmaker() as s:
         failed = await s.get(SyncRun, stale.id)
         again = await s.get(BankAccount, account.id)
@@ -265,7 +269,7 @@ async def test_losing_business_after_the_trial_pauses_without_deleting_and_regai
         await s.execute(update(Company).where(Company.id == account.company_id).values(plan=Plan.business))
         await s.commit()
     clock.at = (again.next_sync_at or clock.at) + dt.timedelta(minutes=1)
-    assert await schedule_due_accounts(job_ctx) == 1
+    assert await schedule_due_accounts(service_env(job_ctx)) == 1
     async with sessionmaker() as s:
         resumed = await s.get(BankAccount, account.id)
         runs = (
@@ -277,4 +281,4 @@ async def test_losing_business_after_the_trial_pauses_without_deleting_and_regai
     assert resumed is not None and resumed.status == AccountStatus.active
     assert [r.trigger for r in queued_runs] == [SyncTrigger.scheduled]
     assert await _open_todos(sessionmaker, account.company_id, "upgrade_required") == []
-    assert (await execute_run(job_ctx, queued_runs[0].id)).status == "succeeded"
+    assert (await execute_run(service_env(job_ctx), queued_runs[0].id)).status == "succeeded"

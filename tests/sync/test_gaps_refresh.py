@@ -33,6 +33,7 @@ from ledgerlink.models import (
 from ledgerlink.models.bank import SyncTrigger
 from ledgerlink.sync.service import schedule_sync
 from ledgerlink.sync.service.engine import execute_run
+from ledgerlink.worker.jobs import service_env
 from tests.sync.factories import make_company
 
 NORDEA = "https://nordea.test"
@@ -139,7 +140,7 @@ async def _connection(
 async def _sync(sessionmaker: Any, job_ctx: Any, account: BankAccount) -> SyncRun:
     async with session_scope(sessionmaker) as s:
         run = await schedule_sync(s, account, trigger=SyncTrigger.scheduled, user_present=False)
-    await execute_run(job_ctx, run.id)
+    await execute_run(service_env(job_ctx), run.id)
     async with sessionmaker() as s:
         done: SyncRun | None = await s.get(SyncRun, run.id)
     assert done is not None

@@ -31,7 +31,12 @@ async def account(
 ) -> BankAccount:
     await make_company(sessionmaker, company_id)
     return await make_account(
-        sessionmaker, settings, transports["sandbox"], company_id, sync_from=DAY - dt.timedelta(days=20)
+        sessionmaker,
+        settings,
+        transports["sandbox"],
+        company_id,
+        sync_from=DAY - dt.timedelta(days=20),
+        clock=clock,
     )
 
 

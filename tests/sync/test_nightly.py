@@ -14,6 +14,7 @@ from ledgerlink.models import BankAccount, BankTransaction, OutboxEvent, SyncRun
 from ledgerlink.sandbox.bank_data import sandbox_transactions
 from ledgerlink.sync.service import schedule_sync
 from ledgerlink.sync.service.cron import schedule_due_accounts
+from ledgerlink.worker.jobs import service_env
 from tests.sync.factories import SimClock, make_account, make_company, sandbox_transport
 
 N_ACCOUNTS = 20
@@ -51,11 +52,12 @@ async def test_nightly_cycle_matches_ground_truth_and_rerun_inserts_nothing(
                 company_id,
                 psu=f"co{i}",
                 sync_from=day0 - dt.timedelta(days=30),
+                clock=clock,
             )
         )
     async with session_scope(sessionmaker) as s:
         for account in accounts:
-            await schedule_sync(s, account, trigger=SyncTrigger.initial, user_present=True)
+            await schedule_sync(s, account, trigger=SyncTrigger.initial, user_present=True, clock=clock)
     await run_jobs()
     for account in accounts:
         assert_matches_bank(await stored(sessionmaker, account.id), account, day0)
@@ -63,7 +65,7 @@ async def test_nightly_cycle_matches_ground_truth_and_rerun_inserts_nothing(
     for night in range(1, 4):
         day = day0 + dt.timedelta(days=night)
         clock.set_local(day, 5, 30)  # after every account's slot in the 01:00-05:00 window
-        assert await schedule_due_accounts(job_ctx) == N_ACCOUNTS
+        assert await schedule_due_accounts(service_env(job_ctx)) == N_ACCOUNTS
         await run_jobs()
         for account in accounts:
             assert_matches_bank(await stored(sessionmaker, account.id), account, day)
@@ -81,7 +83,9 @@ async def test_nightly_cycle_matches_ground_truth_and_rerun_inserts_nothing(
 
     # a re-run the same day (user present) fetches everything again and changes nothing
     async with session_scope(sessionmaker) as s:
-        again = await schedule_sync(s, accounts[0], trigger=SyncTrigger.manual, user_present=True)
+        again = await schedule_sync(
+            s, accounts[0], trigger=SyncTrigger.manual, user_present=True, clock=clock
+        )
     await run_jobs()
     async with sessionmaker() as s:
         run = await s.get(SyncRun, again.id)

@@ -28,6 +28,7 @@ from ledgerlink.models import (
 from ledgerlink.sandbox.bank_data import sandbox_transactions
 from ledgerlink.sync.service import engine, schedule_sync
 from ledgerlink.sync.service.engine import execute_run
+from ledgerlink.worker.jobs import service_env
 from tests.sync.factories import SimClock, make_account, make_company, sandbox_transport
 
 DAY = dt.date(2026, 3, 2)
@@ -48,16 +49,20 @@ async def setup(
         psu=psu,
         kind=kind,
         sync_from=DAY - dt.timedelta(days=20),
+        clock=clock,
     )
 
 
-async def start(sessionmaker: Any, account: BankAccount, *, user_present: bool = False) -> uuid.UUID:
+async def start(
+    sessionmaker: Any, clock: SimClock, account: BankAccount, *, user_present: bool = False
+) -> uuid.UUID:
     async with session_scope(sessionmaker) as s:
         run = await schedule_sync(
             s,
             account,
             trigger=SyncTrigger.manual if user_present else SyncTrigger.scheduled,
             user_present=user_present,
+            clock=clock,
         )
     return run.id
 
@@ -79,8 +84,8 @@ async def test_expired_consent_flips_connection_to_reauth_required(
 ) -> None:
     account = await setup(settings, sessionmaker, transports, clock, "anna")
     clock.at += dt.timedelta(days=91)  # past the consent's validUntil at the bank
-    run_id = await start(sessionmaker, account)
-    outcome = await execute_run(job_ctx, run_id)
+    run_id = await start(sessionmaker, clock, account)
+    outcome = await execute_run(service_env(job_ctx), run_id)
     assert outcome.status == "failed" and outcome.retry_in is None
     run = await load(sessionmaker, SyncRun, run_id)
     assert (run.status, run.error_code, run.error_retryable) == (SyncStatus.failed, "reauth_required", False)
@@ -95,8 +100,8 @@ async def test_rate_limited_defers_to_retry_at(
     settings: Any, sessionmaker: Any, transports: Any, clock: SimClock, job_ctx: Any
 ) -> None:
     account = await setup(settings, sessionmaker, transports, clock, "ratelimited")
-    run_id = await start(sessionmaker, account)
-    outcome = await execute_run(job_ctx, run_id)
+    run_id = await start(sessionmaker, clock, account)
+    outcome = await execute_run(service_env(job_ctx), run_id)
     assert outcome.status == "deferred" and outcome.retry_in is not None and outcome.retry_in > 0
     run = await load(sessionmaker, SyncRun, run_id)
     assert run.status == SyncStatus.deferred and run.error_code == "rate_limited"
@@ -115,10 +120,10 @@ async def test_flapping_5xx_retries_with_backoff_then_succeeds(
     ctx = connection_context(settings, connection, psu_ip_address="192.0.2.10")
     await adapter.list_accounts(ctx, load_credentials(settings, connection))
     await adapter.aclose()
-    run_id = await start(sessionmaker, account, user_present=True)
+    run_id = await start(sessionmaker, clock, account, user_present=True)
     statuses = []
     for _ in range(4):
-        outcome = await execute_run(job_ctx, run_id, psu_ip_address="192.0.2.10")
+        outcome = await execute_run(service_env(job_ctx), run_id, psu_ip_address="192.0.2.10")
         statuses.append(outcome.status)
         if outcome.retry_in is None:
             break
@@ -133,9 +138,9 @@ async def test_temporary_failures_exhaust_attempts_then_fail_with_todo(
     settings.sync.max_attempts = 2
     account = await setup(settings, sessionmaker, transports, clock, "anna")
     transports["sandbox"] = sandbox_transport(clock, fault_rate=1.0)
-    run_id = await start(sessionmaker, account, user_present=True)
-    first = await execute_run(job_ctx, run_id)
-    second = await execute_run(job_ctx, run_id)
+    run_id = await start(sessionmaker, clock, account, user_present=True)
+    first = await execute_run(service_env(job_ctx), run_id)
+    second = await execute_run(service_env(job_ctx), run_id)
     assert first.status == "queued" and second.status == "failed"
     run = await load(sessionmaker, SyncRun, run_id)
     assert run.error_retryable is True and "tried 2 times" in run.error_message
@@ -146,8 +151,8 @@ async def test_malformed_page_fails_without_blind_retry(
     settings: Any, sessionmaker: Any, transports: Any, clock: SimClock, job_ctx: Any
 ) -> None:
     account = await setup(settings, sessionmaker, transports, clock, "malformed")
-    run_id = await start(sessionmaker, account, user_present=True)
-    outcome = await execute_run(job_ctx, run_id)
+    run_id = await start(sessionmaker, clock, account, user_present=True)
+    outcome = await execute_run(service_env(job_ctx), run_id)
     assert outcome.status == "failed" and outcome.retry_in is None
     run = await load(sessionmaker, SyncRun, run_id)
     assert (run.error_code, run.error_retryable) == ("invalid_response", False)
@@ -158,8 +163,8 @@ async def test_vanished_account_is_paused_with_a_todo_naming_it(
     settings: Any, sessionmaker: Any, transports: Any, clock: SimClock, job_ctx: Any
 ) -> None:
     account = await setup(settings, sessionmaker, transports, clock, "vanishing", kind="gone")
-    run_id = await start(sessionmaker, account, user_present=True)
-    assert (await execute_run(job_ctx, run_id)).status == "failed"
+    run_id = await start(sessionmaker, clock, account, user_present=True)
+    assert (await execute_run(service_env(job_ctx), run_id)).status == "failed"
     stored = await load(sessionmaker, BankAccount, account.id)
     assert stored.status == AccountStatus.paused and stored.next_sync_at is None
     [todo] = await todos(sessionmaker, "sync_failed")
@@ -172,18 +177,18 @@ async def test_slow_bank_still_syncs(
     clock.set_local(DAY, 14)
     transports["sandbox"] = sandbox_transport(clock, slow_seconds=0.2)
     account = await setup(settings, sessionmaker, transports, clock, "slow")
-    run_id = await start(sessionmaker, account, user_present=True)
-    assert (await execute_run(job_ctx, run_id)).status == "succeeded"
+    run_id = await start(sessionmaker, clock, account, user_present=True)
+    assert (await execute_run(service_env(job_ctx), run_id)).status == "succeeded"
 
 
 async def test_noids_rows_keep_genuine_duplicates_and_resync_is_stable(
     settings: Any, sessionmaker: Any, transports: Any, clock: SimClock, job_ctx: Any
 ) -> None:
     account = await setup(settings, sessionmaker, transports, clock, "noids")
-    first = await start(sessionmaker, account, user_present=True)
-    await execute_run(job_ctx, first)
-    second = await start(sessionmaker, account, user_present=True)
-    await execute_run(job_ctx, second)
+    first = await start(sessionmaker, clock, account, user_present=True)
+    await execute_run(service_env(job_ctx), first)
+    second = await start(sessionmaker, clock, account, user_present=True)
+    await execute_run(service_env(job_ctx), second)
     run = await load(sessionmaker, SyncRun, second)
     truth = sandbox_transactions(account.external_id, account.sync_from, DAY, DAY, with_ids=False)
     async with sessionmaker() as s:
@@ -201,11 +206,11 @@ async def test_allowance_never_exceeded_with_concurrent_sync_now_and_cron(
     account = await setup(settings, sessionmaker, transports, clock, "anna")
     outcomes = []
     for _ in range(6):  # 6 unattended runs in one day: 4 read, the rest defer
-        run_id = await start(sessionmaker, account)
-        outcomes.append((await execute_run(job_ctx, run_id)).status)
+        run_id = await start(sessionmaker, clock, account)
+        outcomes.append((await execute_run(service_env(job_ctx), run_id)).status)
         # a user-present "sync now" in between never spends the allowance
-        manual = await start(sessionmaker, account, user_present=True)
-        assert (await execute_run(job_ctx, manual)).status == "succeeded"
+        manual = await start(sessionmaker, clock, account, user_present=True)
+        assert (await execute_run(service_env(job_ctx), manual)).status == "succeeded"
     assert outcomes == ["succeeded"] * 4 + ["deferred"] * 2
     async with sessionmaker() as s:
         reads = (
@@ -252,9 +257,9 @@ async def test_interrupted_write_then_new_run_leaves_exactly_the_right_rows(
             monkeypatch.setattr(TransactionWriteRepository, "upsert", original)
 
     monkeypatch.setattr(engine, "write_transactions", dying_write)
-    run_id = await start(sessionmaker, account, user_present=True)
+    run_id = await start(sessionmaker, clock, account, user_present=True)
     with pytest.raises(KeyboardInterrupt):
-        await execute_run(job_ctx, run_id)
+        await execute_run(service_env(job_ctx), run_id)
     assert (await load(sessionmaker, SyncRun, run_id)).status == SyncStatus.running
     partial = await load_rows(sessionmaker, account.id)
     assert len(partial) == 14
@@ -263,10 +268,10 @@ async def test_interrupted_write_then_new_run_leaves_exactly_the_right_rows(
     clock.at += dt.timedelta(seconds=settings.sync.lock_ttl_seconds + 1)
     from ledgerlink.sync.service.cron import recover_stale_runs
 
-    assert await recover_stale_runs(job_ctx) == 1
+    assert await recover_stale_runs(service_env(job_ctx)) == 1
     assert (await load(sessionmaker, SyncRun, run_id)).error_code == "worker_lost"
-    again = await start(sessionmaker, account, user_present=True)
-    assert (await execute_run(job_ctx, again)).status == "succeeded"
+    again = await start(sessionmaker, clock, account, user_present=True)
+    assert (await execute_run(service_env(job_ctx), again)).status == "succeeded"
     rows = await load_rows(sessionmaker, account.id)
     truth = sandbox_transactions(account.external_id, account.sync_from, DAY, DAY)
     assert sorted(r.provider_id for r in rows) == sorted(t.provider_id for t in truth)
@@ -287,8 +292,8 @@ async def test_pending_rows_book_and_ignored_rows_stay_ignored(
     settings: Any, sessionmaker: Any, transports: Any, clock: SimClock, job_ctx: Any
 ) -> None:
     account = await setup(settings, sessionmaker, transports, clock, "anna")
-    first = await start(sessionmaker, account, user_present=True)
-    await execute_run(job_ctx, first)
+    first = await start(sessionmaker, clock, account, user_present=True)
+    await execute_run(service_env(job_ctx), first)
     rows = await load_rows(sessionmaker, account.id)
     pending_before = {r.provider_id for r in rows if r.booking_status == "pending"}
     ignored = next(r for r in rows if r.booking_status == "booked")
@@ -296,8 +301,8 @@ async def test_pending_rows_book_and_ignored_rows_stay_ignored(
         row = await s.get(BankTransaction, ignored.id)
         row.status = "ignored"
     clock.set_local(DAY + dt.timedelta(days=3), 14)
-    second = await start(sessionmaker, account, user_present=True)
-    await execute_run(job_ctx, second)
+    second = await start(sessionmaker, clock, account, user_present=True)
+    await execute_run(service_env(job_ctx), second)
     rows = await load_rows(sessionmaker, account.id)
     today = DAY + dt.timedelta(days=3)
     truth = sandbox_transactions(account.external_id, account.sync_from, today, today)
@@ -319,7 +324,9 @@ async def test_deleting_a_failed_account_resolves_its_sync_failed_todo_only(
     other = await setup(settings, sessionmaker, transports, clock, "malformed")
     for account in (failed, other):
         assert (
-            await execute_run(job_ctx, await start(sessionmaker, account, user_present=True))
+            await execute_run(
+                service_env(job_ctx), await start(sessionmaker, clock, account, user_present=True)
+            )
         ).status == "failed"
     headers = {"Authorization": f"Bearer {make_token(settings, failed.company_id)}"}
     listed = (await client.get("/v1/todos", headers=headers)).json()["items"]
@@ -339,7 +346,7 @@ async def test_deleting_a_connection_resolves_the_todos_of_its_accounts(
 
     account = await setup(settings, sessionmaker, transports, clock, "vanishing", kind="gone")
     assert (
-        await execute_run(job_ctx, await start(sessionmaker, account, user_present=True))
+        await execute_run(service_env(job_ctx), await start(sessionmaker, clock, account, user_present=True))
     ).status == "failed"
     assert len(await todos(sessionmaker, "sync_failed")) == 1
     headers = {"Authorization": f"Bearer {make_token(settings, account.company_id)}"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Annotated, Any
 
@@ -32,7 +33,7 @@ from ledgerlink.banks.schemas import (
     LedgerAccountList,
     ReauthorizationCreate,
 )
-from ledgerlink.banks.service.accounts import bank_accounts, ledger_suggestions
+from ledgerlink.banks.service.accounts import ScheduleSync, bank_accounts, ledger_suggestions
 from ledgerlink.banks.service.connections import BankCall, connections
 from ledgerlink.db.session import SessionDep
 from ledgerlink.errors import responses
@@ -279,6 +280,11 @@ async def get_bank_account(
     return await bank_accounts.get(session, principal, bank_account_id)
 
 
+def _scheduler(request: Request) -> ScheduleSync:
+    """The sync feature's scheduling, on the app's service clock (the bank services get it passed in)."""
+    return functools.partial(schedule_sync, clock=request.app.state.clock)
+
+
 @router.patch(
     "/bank-accounts/{bank_account_id}",
     response_model=BankAccountUpdated,
@@ -294,7 +300,7 @@ async def update_bank_account(
     """Change the sync window, mapping or display name. Moving `sync_from` earlier schedules a backfill
     (409 if a sync of the account is already queued or running); later only narrows future syncs."""
     account, backfill = await bank_accounts.update(
-        session, principal, bank_account_id, data, request.app.state.settings, schedule_sync
+        session, principal, bank_account_id, data, request.app.state.settings, _scheduler(request)
     )
     return BankAccountUpdated(**account.model_dump(), backfill=backfill)
 
@@ -319,7 +325,7 @@ async def confirm_bank_account(
     ):
         return replay
     run = await bank_accounts.confirm(
-        session, principal, bank_account_id, request.app.state.settings, schedule_sync
+        session, principal, bank_account_id, request.app.state.settings, _scheduler(request)
     )
     await idempotency.complete(session, principal.company_id, idempotency_key, 202, run)
     return run

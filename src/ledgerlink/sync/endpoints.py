@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from ledgerlink.auth.dependencies import AnyPrincipal, BankingPrincipal
 from ledgerlink.banks.service.accounts import run_read
+from ledgerlink.clock import today_stockholm
 from ledgerlink.companies.service import company
 from ledgerlink.db.session import SessionDep
 from ledgerlink.errors import Unprocessable, responses
@@ -19,7 +20,7 @@ from ledgerlink.pagination import Cursor, Limit, Page, decode_cursor, encode_cur
 from ledgerlink.sync.errors import BankAccountNotFound
 from ledgerlink.sync.repository import AccountRepository, SyncRunRepository
 from ledgerlink.sync.schemas import SyncRequest, SyncRunRead, SyncSchedule
-from ledgerlink.sync.service import schedule_sync, today_stockholm
+from ledgerlink.sync.service import schedule_sync
 
 router = APIRouter(tags=["syncs"])
 
@@ -48,7 +49,7 @@ async def sync_now(
     )
     if replay is not None:
         return JSONResponse(replay.body, status_code=replay.status_code)
-    today = today_stockholm()
+    today = today_stockholm(request.app.state.clock)
     if data.to is not None and data.to > today:
         raise Unprocessable("to must not be in the future", loc=["body", "to"])
     if data.from_ is not None and data.from_ > (data.to or today):
@@ -70,6 +71,7 @@ async def sync_now(
         window_from=data.from_,
         window_to=data.to,
         psu_ip_address=request.client.host if request.client else None,
+        clock=request.app.state.clock,
     )
     read = run_read(run)
     await idempotency.complete(

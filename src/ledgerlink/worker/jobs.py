@@ -6,7 +6,6 @@ the worker's business (:mod:`ledgerlink.worker.settings`), so this module import
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -14,19 +13,34 @@ from typing import Any, TypedDict
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ledgerlink.clock import Clock, system_clock
 from ledgerlink.config import Settings
+from ledgerlink.runtime import ServiceEnv
 
 
 class JobContext(TypedDict, total=False):
-    """What a job receives. ``redis`` is None in the embedded default."""
+    """What a job receives. ``redis`` is None in the embedded default; ``clock`` is the process's service
+    clock (the wall clock unless a simulation gave the app or worker another): jobs pass it on to the
+    services they call."""
 
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Any
     transports: dict[str, httpx.AsyncBaseTransport]
-    clock: Callable[[], dt.datetime]
+    clock: Clock
     job_id: str
     job_try: int
+
+
+def service_env(ctx: JobContext) -> ServiceEnv:
+    """What the services a job calls are given: the parts of the job's context they need."""
+    return ServiceEnv(
+        settings=ctx["settings"],
+        sessionmaker=ctx["sessionmaker"],
+        clock=ctx.get("clock", system_clock),
+        redis=ctx.get("redis"),
+        transports=ctx.get("transports", {}),
+    )
 
 
 TaskFn = Callable[..., Awaitable[Any]]

@@ -11,6 +11,7 @@ import httpx
 from arq import cron as arq_cron
 from arq.connections import RedisSettings
 
+from ledgerlink.clock import Clock, system_clock
 from ledgerlink.config import Settings
 from ledgerlink.db.session import create_engine, create_sessionmaker
 from ledgerlink.logging import configure_logging, get_logger
@@ -55,8 +56,10 @@ def build_worker_settings(
     *,
     transports: dict[str, httpx.AsyncBaseTransport] | None = None,
     configure_logs: bool = True,
+    clock: Clock = system_clock,
 ) -> dict[str, Any]:
-    """Keyword arguments for ``arq.Worker``: every registered task and cron, with our job context."""
+    """Keyword arguments for ``arq.Worker``: every registered task and cron, with our job context
+    (``clock``: the service clock the jobs pass on; simulations give their own)."""
     if not settings.redis_url:
         raise RuntimeError("the arq worker needs LEDGERLINK_REDIS_URL")
     load_all_tasks()
@@ -72,6 +75,7 @@ def build_worker_settings(
             "sessionmaker": create_sessionmaker(engine),
             "redis": ctx["redis"],
             "transports": dict(transports or {}),
+            "clock": clock,
         }
         log.info("worker.started", tasks=sorted(TASKS))
 

@@ -23,9 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
-from zoneinfo import ZoneInfo
 
-STOCKHOLM = ZoneInfo("Europe/Stockholm")
+from ledgerlink.clock import STOCKHOLM as STOCKHOLM  # the adapters and their callers take it from here
 
 AccountUsage = Literal["business", "private"]
 ScaMethod = Literal["redirect", "decoupled"]

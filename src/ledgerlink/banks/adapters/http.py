@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import httpx
 
 from ledgerlink.banks.adapters.base import (
-    STOCKHOLM,
     AdapterError,
     BankUnavailable,
     ConnectionContext,
@@ -30,6 +29,7 @@ from ledgerlink.banks.adapters.base import (
     TemporaryFailure,
     stockholm_date,
 )
+from ledgerlink.clock import today_stockholm
 
 if TYPE_CHECKING:
     from ledgerlink.banks.adapters.registry import BankEntry
@@ -205,10 +205,6 @@ class HttpAdapter:
 
 def _path(url: str) -> str:
     return url.split("?", 1)[0]
-
-
-def today_stockholm() -> dt.date:
-    return dt.datetime.now(STOCKHOLM).date()
 
 
 __all__ = ["AdapterError", "HttpAdapter", "new_request_id", "retry_at_from", "today_stockholm", "utcnow"]

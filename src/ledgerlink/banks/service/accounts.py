@@ -12,7 +12,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledgerlink.auth.principal import Principal
-from ledgerlink.banks.adapters.base import STOCKHOLM
 from ledgerlink.banks.adapters.registry import get_entry
 from ledgerlink.banks.errors import (
     AccountAlreadyLinked,
@@ -42,6 +41,7 @@ from ledgerlink.banks.schemas import (
 )
 from ledgerlink.banks.service.common import SYNC_FAILED_TODO
 from ledgerlink.banks.service.connections import available_of, identity_key
+from ledgerlink.clock import today_stockholm
 from ledgerlink.companies.service import company as company_service
 from ledgerlink.config import Settings
 from ledgerlink.errors import Unprocessable
@@ -94,10 +94,6 @@ def check_ledger_account(value: str, loc: list[str | int]) -> str:
 
 #: Queues a sync run of an account (``ledgerlink.sync.service.schedule_sync``, given by the endpoint).
 ScheduleSync = Callable[..., Awaitable[SyncRun]]
-
-
-def today_stockholm() -> dt.date:
-    return dt.datetime.now(STOCKHOLM).date()
 
 
 def check_sync_from(sync_from: dt.date, bank_id: str) -> None:

@@ -54,8 +54,8 @@ from ledgerlink.models.closing import (
     JobStatus,
 )
 from ledgerlink.money import round_to_ore
+from ledgerlink.runtime import ServiceEnv
 from ledgerlink.worker.enqueue import enqueue
-from ledgerlink.worker.jobs import JobContext
 
 log = get_logger(__name__)
 
@@ -211,8 +211,8 @@ class ExportRun:
         return self.years[day]
 
 
-async def run_export(ctx: JobContext, company_id: uuid.UUID, export_id: uuid.UUID) -> None:
-    sessionmaker = ctx["sessionmaker"]
+async def run_export(ctx: ServiceEnv, company_id: uuid.UUID, export_id: uuid.UUID) -> None:
+    sessionmaker = ctx.sessionmaker
     async with session_scope(sessionmaker) as session:
         repo = ClosingRepository(session)
         export: ClosingExport | None = await repo.get_job(ClosingExport, company_id, export_id)
@@ -239,11 +239,11 @@ async def run_export(ctx: JobContext, company_id: uuid.UUID, export_id: uuid.UUI
     outcomes: dict[uuid.UUID, Outcome] = {}
     try:
         async with fortnox_service.open_client(
-            settings=ctx["settings"],
+            settings=ctx.settings,
             sessionmaker=sessionmaker,
-            redis=ctx.get("redis"),
+            redis=ctx.redis,
             company_id=company_id,
-            transport=ctx.get("transports", {}).get("fortnox"),
+            transport=ctx.transports.get("fortnox"),
         ) as client:
             run = ExportRun(client, sessionmaker, company_id, closing_id, export_id, series, year, chart)
             for done, adjustment_id in enumerate(items, start=1):
@@ -281,7 +281,7 @@ async def run_export(ctx: JobContext, company_id: uuid.UUID, export_id: uuid.UUI
             progress_done=len(items),
             finished_at=now,
         )
-        await fortnox_service.renew(session, company_id, settings=ctx["settings"], now=now)
+        await fortnox_service.renew(session, company_id, settings=ctx.settings, now=now)
         await emit(
             session,
             company_id,

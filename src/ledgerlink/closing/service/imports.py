@@ -50,8 +50,8 @@ from ledgerlink.models.closing import (
     DataSource,
     JobStatus,
 )
+from ledgerlink.runtime import ServiceEnv
 from ledgerlink.worker.enqueue import enqueue
-from ledgerlink.worker.jobs import JobContext
 
 log = get_logger(__name__)
 
@@ -187,8 +187,8 @@ class ImportSource:
 Progress = Callable[[str], Awaitable[None]]
 
 
-async def run_import(ctx: JobContext, company_id: uuid.UUID, import_id: uuid.UUID) -> None:
-    sessionmaker = ctx["sessionmaker"]
+async def run_import(ctx: ServiceEnv, company_id: uuid.UUID, import_id: uuid.UUID) -> None:
+    sessionmaker = ctx.sessionmaker
     async with session_scope(sessionmaker) as session:
         repo = ClosingRepository(session)
         job: ClosingImport | None = await repo.get_job(ClosingImport, company_id, import_id)
@@ -273,15 +273,15 @@ async def _fail(
 
 
 async def _fetch_from_fortnox(
-    ctx: JobContext, company_id: uuid.UUID, year: tuple[dt.date, dt.date], progress: Progress
+    ctx: ServiceEnv, company_id: uuid.UUID, year: tuple[dt.date, dt.date], progress: Progress
 ) -> ImportSource:
     start, end = year
     async with fortnox_service.open_client(
-        settings=ctx["settings"],
-        sessionmaker=ctx["sessionmaker"],
-        redis=ctx.get("redis"),
+        settings=ctx.settings,
+        sessionmaker=ctx.sessionmaker,
+        redis=ctx.redis,
         company_id=company_id,
-        transport=ctx.get("transports", {}).get("fortnox"),
+        transport=ctx.transports.get("fortnox"),
     ) as client:
         await progress("company_information")
         info = await client.company_information()
@@ -310,7 +310,7 @@ async def _fetch_from_fortnox(
 
 
 async def _write(
-    ctx: JobContext,
+    ctx: ServiceEnv,
     company_id: uuid.UUID,
     closing_id: uuid.UUID,
     import_id: uuid.UUID,
@@ -318,7 +318,7 @@ async def _write(
     data: ImportSource,
 ) -> None:
     """One transaction: the ledger tables, the switch of the closing, the job's success and the event."""
-    async with session_scope(ctx["sessionmaker"]) as session:
+    async with session_scope(ctx.sessionmaker) as session:
         repo = ClosingRepository(session)
         await repo.delete_import_data(company_id, [import_id])  # leftovers of an interrupted attempt
         movement: dict[str, Decimal] = defaultdict(Decimal)
@@ -422,7 +422,7 @@ async def _write(
             finished_at=now,
         )
         if source == DataSource.fortnox:
-            await fortnox_service.renew(session, company_id, settings=ctx["settings"], now=now)
+            await fortnox_service.renew(session, company_id, settings=ctx.settings, now=now)
             await emit(
                 session,
                 company_id,

@@ -1,7 +1,8 @@
-"""Sync scheduling and the sync engine (windows, the PSD2 allowance, runs, pending rules).
+"""What the sync services share: scheduling a run (:func:`schedule_sync`), the window of a run, and
+the write path (:func:`write_transactions`).
 
-The clock is injectable: jobs read ``ctx["clock"]`` and everything else calls :func:`now`, which tests
-and multi-night simulations can override with :func:`set_clock`.
+Time comes from the clock passed in (``ServiceEnv.clock``, or ``clock=`` of :func:`schedule_sync`), so
+simulated nights move every service the same way.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from ledgerlink.banks.adapters.base import (
     transaction_identities,
 )
 from ledgerlink.banks.adapters.berlingroup.errors import UNATTENDED_MAX_DAYS
+from ledgerlink.clock import Clock, system_clock
 from ledgerlink.config import SyncSettings
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.session import session_scope
@@ -37,23 +39,7 @@ from ledgerlink.sync.repository import (
 )
 from ledgerlink.worker.enqueue import enqueue
 
-_clock: Callable[[], dt.datetime] | None = None
 WRITE_BATCH = 5000
-
-
-def set_clock(clock: Callable[[], dt.datetime] | None) -> None:
-    """Override the service clock (tests and simulations); None restores the wall clock."""
-    global _clock
-    _clock = clock
-
-
-def now() -> dt.datetime:
-    """Current UTC time (aware), from the injected clock when one is set."""
-    return _clock() if _clock is not None else utcnow()
-
-
-def today_stockholm(at: dt.datetime | None = None) -> dt.date:
-    return (at or now()).astimezone(STOCKHOLM).date()
 
 
 def _in_progress(active: SyncRun) -> SyncInProgress:
@@ -77,6 +63,7 @@ async def schedule_sync(
     window_to: dt.date | None = None,
     psu_ip_address: str | None = None,
     defer_until: dt.datetime | None = None,
+    clock: Clock = system_clock,
 ) -> SyncRun:
     """Create a queued run for ``account`` and enqueue ``sync.account`` (sent after the commit).
 
@@ -84,7 +71,7 @@ async def schedule_sync(
     skips that lock, the partial unique index ``uq_sync_run_active_account`` refuses a second active
     run. A run already queued or running raises :class:`SyncInProgress` (409) naming it. ``psu_ip_address`` (the user's IP,
     user-present runs only) travels with the job, never stored. A ``deferred`` run (waiting for a
-    bank's rate limit) is superseded: the new run covers it.
+    bank's rate limit) is superseded: the new run covers it. ``clock`` dates the run (the service clock).
     """
     accounts = AccountRepository(session)
     locked = await accounts.get_for_update(account.id)
@@ -99,7 +86,7 @@ async def schedule_sync(
     active = await runs.active_run(account.id)
     if active is not None:
         raise _in_progress(active)
-    at = now()
+    at = clock()
     for deferred in await runs.deferred_runs(account.id):
         deferred.status = SyncStatus.failed
         deferred.finished_at = at
@@ -252,7 +239,7 @@ async def write_transactions(
     and it commits with the last batch or not at all)."""
     rows = to_write_rows(transactions)
     result = WriteResult(fetched=len(rows))
-    at = seen_at or now()
+    at = seen_at or utcnow()
     starts = list(range(0, len(rows), batch_size)) or [0]
     for start in starts:
         async with session_scope(sessionmaker) as session:

@@ -15,6 +15,7 @@ import uuid
 from collections import defaultdict
 
 from ledgerlink.banks.service import CONSENT_TODO, mark_reauth_required
+from ledgerlink.clock import today_stockholm
 from ledgerlink.companies.service import bank_import_entitlement, company
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.session import session_scope
@@ -22,6 +23,7 @@ from ledgerlink.events.service import emit
 from ledgerlink.inbox.repository import TodoRepository
 from ledgerlink.logging import get_logger
 from ledgerlink.models.bank import AccountStatus, ConnectionStatus, SyncStatus, SyncTrigger
+from ledgerlink.runtime import ServiceEnv
 from ledgerlink.sync.errors import SyncInProgress
 from ledgerlink.sync.repository import (
     AccountRepository,
@@ -29,10 +31,9 @@ from ledgerlink.sync.repository import (
     SyncRunRepository,
     UnattendedReadRepository,
 )
-from ledgerlink.sync.service.common import next_night_slot, schedule_sync, today_stockholm
-from ledgerlink.sync.service.engine import UPGRADE_TODO, clock_of, lock_is_held, lock_key, pause_for_plan
+from ledgerlink.sync.service.common import next_night_slot, schedule_sync
+from ledgerlink.sync.service.engine import UPGRADE_TODO, lock_is_held, lock_key, pause_for_plan
 from ledgerlink.worker.enqueue import enqueue
-from ledgerlink.worker.jobs import JobContext
 
 log = get_logger(__name__)
 SLOT_SECONDS = 30
@@ -40,15 +41,15 @@ SLOTS_PER_PASS = 20
 CONSENT_EVENT = "bank_connection.consent_expiring"
 
 
-async def recover_stale_runs(ctx: JobContext) -> int:
+async def recover_stale_runs(ctx: ServiceEnv) -> int:
     """A run left ``running`` by a dead worker (lock gone, untouched for a lock TTL) fails as
     ``worker_lost`` and its account becomes due again; a queued run whose job was lost is re-sent."""
-    settings = ctx["settings"]
-    at = clock_of(ctx)
+    settings = ctx.settings
+    at = ctx.clock()
     ttl = dt.timedelta(seconds=settings.sync.lock_ttl_seconds)
-    redis = ctx.get("redis")
+    redis = ctx.redis
     recovered = 0
-    async with session_scope(ctx["sessionmaker"]) as session:
+    async with session_scope(ctx.sessionmaker) as session:
         runs = await SyncRunRepository(session).stale_runs(at - ttl, at - ttl)
         accounts = AccountRepository(session)
         for run in runs:
@@ -74,12 +75,12 @@ async def recover_stale_runs(ctx: JobContext) -> int:
     return recovered
 
 
-async def resend_unfinished_runs(ctx: JobContext) -> int:
+async def resend_unfinished_runs(ctx: ServiceEnv) -> int:
     """Embedded default only (jobs in this process): at startup every unfinished run lost its job with
     the previous process, so each is sent again (a deferred one at its time); a ``running`` one is simply
     claimed again. Never call this with other workers alive: they may be running those runs."""
-    at = clock_of(ctx)
-    async with session_scope(ctx["sessionmaker"]) as session:
+    at = ctx.clock()
+    async with session_scope(ctx.sessionmaker) as session:
         runs = await SyncRunRepository(session).unfinished_runs()
         for run in runs:
             due = run.next_attempt_at
@@ -94,15 +95,15 @@ async def resend_unfinished_runs(ctx: JobContext) -> int:
     return len(runs)
 
 
-async def schedule_due_accounts(ctx: JobContext) -> int:
-    settings = ctx["settings"]
+async def schedule_due_accounts(ctx: ServiceEnv) -> int:
+    settings = ctx.settings
     await recover_stale_runs(ctx)
-    at = clock_of(ctx)
+    at = ctx.clock()
     today = today_stockholm(at)
     conc = max(1, settings.sync.per_bank_concurrency)
     per_bank: dict[str, int] = defaultdict(int)
     scheduled = 0
-    async with session_scope(ctx["sessionmaker"]) as session:
+    async with session_scope(ctx.sessionmaker) as session:
         due = await AccountRepository(session).due_accounts(at, limit=5000)
         entitled: dict[uuid.UUID, bool] = {}
         todos = TodoRepository(session)
@@ -126,7 +127,12 @@ async def schedule_due_accounts(ctx: JobContext) -> int:
             account.next_sync_at = next_night_slot(account.id, settings.sync, at)
             try:
                 await schedule_sync(
-                    session, account, trigger=SyncTrigger.scheduled, user_present=False, defer_until=defer
+                    session,
+                    account,
+                    trigger=SyncTrigger.scheduled,
+                    user_present=False,
+                    defer_until=defer,
+                    clock=ctx.clock,
                 )
             except SyncInProgress:
                 continue  # a "sync now" got there first; that run covers tonight
@@ -136,15 +142,15 @@ async def schedule_due_accounts(ctx: JobContext) -> int:
     return scheduled
 
 
-async def sweep_consents(ctx: JobContext) -> int:
+async def sweep_consents(ctx: ServiceEnv) -> int:
     """``consent_expiring`` to-dos (with ``expires_at``) and events from N days before the consent's
     end; a consent past its end flips the connection to ``reauth_required``; to-dos of connections
     that were re-authorised are resolved."""
-    settings = ctx["settings"]
-    at = clock_of(ctx)
+    settings = ctx.settings
+    at = ctx.clock()
     horizon = at + dt.timedelta(days=settings.sync.consent_expiry_warning_days)
     touched = 0
-    async with session_scope(ctx["sessionmaker"]) as session:
+    async with session_scope(ctx.sessionmaker) as session:
         repo = LifecycleRepository(session)
         todos = TodoRepository(session)
         expiring = await repo.expiring_connections(horizon)

@@ -52,6 +52,7 @@ from ledgerlink.banks.service import (
     mark_reauth_required,
     store_credentials,
 )
+from ledgerlink.clock import today_stockholm
 from ledgerlink.companies.service import bank_import_entitlement, company
 from ledgerlink.config import Settings, SyncSettings
 from ledgerlink.db.base import utcnow
@@ -68,17 +69,15 @@ from ledgerlink.models.bank import (
     SyncStatus,
     SyncTrigger,
 )
+from ledgerlink.runtime import ServiceEnv
 from ledgerlink.sync.repository import SyncRunRepository, TransactionWriteRepository, UnattendedReadRepository
 from ledgerlink.sync.service.common import (
     next_night_slot,
-    now,
     plan_window,
-    today_stockholm,
     unattended_floor,
     write_transactions,
 )
 from ledgerlink.worker.backoff import compute_backoff
-from ledgerlink.worker.jobs import JobContext
 
 log = get_logger(__name__)
 
@@ -90,17 +89,12 @@ _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
 
 
-def clock_of(ctx: JobContext) -> dt.datetime:
-    fn = ctx.get("clock")
-    return fn() if fn is not None else now()
-
-
-def service_instant(ctx: JobContext, wall: dt.datetime) -> dt.datetime:
+def service_instant(ctx: ServiceEnv, wall: dt.datetime) -> dt.datetime:
     """An adapter's instant (``RateLimited.retry_at``: the wall clock plus the bank's Retry-After) on the
-    service clock: the same delay from :func:`clock_of`. Identical under the wall clock; under an injected
+    service clock: the same delay from ``ctx.clock()``. Identical under the wall clock; under an injected
     clock (simulated nights) the run is deferred by the bank's delay instead of to a wall-clock instant
     the simulation never reaches (nor one it passed long ago)."""
-    return clock_of(ctx) + max(wall - utcnow(), dt.timedelta(0))
+    return ctx.clock() + max(wall - utcnow(), dt.timedelta(0))
 
 
 # --------------------------------------------------------------------------- the account lock
@@ -118,7 +112,7 @@ def lock_key(account_id: uuid.UUID) -> str:
     return f"ledgerlink:lock:sync:{account_id}"
 
 
-async def take_lock(ctx: JobContext, run_id: uuid.UUID) -> Lock | None:
+async def take_lock(ctx: ServiceEnv, run_id: uuid.UUID) -> Lock | None:
     """The lock of the run's account (None when the run no longer exists; ``token`` None when busy).
 
     Redis: ``SET key token NX PX ttl``, renewed (compare-and-pexpire) every third of the TTL while the
@@ -126,15 +120,15 @@ async def take_lock(ctx: JobContext, run_id: uuid.UUID) -> Lock | None:
     lock, and a dead worker's lock lapses after one TTL; released by compare-and-delete. Embedded default (no Redis):
     a PostgreSQL session advisory lock on a dedicated connection, or a process-local lock on SQLite
     (the embedded default is one process)."""
-    async with ctx["sessionmaker"]() as session:
+    async with ctx.sessionmaker() as session:
         # One read: in autocommit, so it costs no BEGIN/ROLLBACK round trips.
         await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         run = await session.get(SyncRun, run_id)
         if run is None:
             return None
         account_id = run.account_id
-    redis = ctx.get("redis")
-    ttl_ms = ctx["settings"].sync.lock_ttl_seconds * 1000
+    redis = ctx.redis
+    ttl_ms = ctx.settings.sync.lock_ttl_seconds * 1000
     token = secrets.token_hex(16)
     if redis is not None:
         ok = await redis.set(lock_key(account_id), token, nx=True, px=ttl_ms)
@@ -143,13 +137,13 @@ async def take_lock(ctx: JobContext, run_id: uuid.UUID) -> Lock | None:
         return Lock(
             account_id, token, keeper=asyncio.create_task(_keep_lock(redis, account_id, token, ttl_ms))
         )
-    if ctx["settings"].uses_sqlite:
+    if ctx.settings.uses_sqlite:
         lock = _LOCAL_LOCKS.setdefault(account_id, asyncio.Lock())
         if lock.locked():
             return Lock(account_id, None)
         await lock.acquire()
         return Lock(account_id, token, lock)
-    conn = await ctx["sessionmaker"]().connection()
+    conn = await ctx.sessionmaker().connection()
     key = advisory_key(account_id)
     got = (await conn.execute(text("SELECT pg_try_advisory_lock(42, :k)"), {"k": key})).scalar_one()
     if not got:
@@ -183,8 +177,8 @@ def lock_is_held(account_id: uuid.UUID) -> bool:
     return lock is not None and lock.locked()
 
 
-async def release_lock(ctx: JobContext, lock: Lock) -> None:
-    redis = ctx.get("redis")
+async def release_lock(ctx: ServiceEnv, lock: Lock) -> None:
+    redis = ctx.redis
     if lock.keeper is not None:
         lock.keeper.cancel()
         await asyncio.gather(lock.keeper, return_exceptions=True)
@@ -241,8 +235,8 @@ def _error(run: SyncRun, code: str, message: str, *, retryable: bool) -> None:
     run.error_code, run.error_message, run.error_retryable = code, message[:1000], retryable
 
 
-async def execute_run(ctx: JobContext, run_id: uuid.UUID, *, psu_ip_address: str | None = None) -> Outcome:
-    settings = ctx["settings"]
+async def execute_run(ctx: ServiceEnv, run_id: uuid.UUID, *, psu_ip_address: str | None = None) -> Outcome:
+    settings = ctx.settings
     plan_or_outcome = await _claim(ctx, run_id, psu_ip_address)
     if isinstance(plan_or_outcome, Outcome):
         return plan_or_outcome
@@ -250,12 +244,12 @@ async def execute_run(ctx: JobContext, run_id: uuid.UUID, *, psu_ip_address: str
     try:
         transactions, window = await _fetch(ctx, plan)
         result = await write_transactions(
-            ctx["sessionmaker"],
+            ctx.sessionmaker,
             plan.company_id,
             plan.account_id,
             transactions,
             window=window,
-            seen_at=clock_of(ctx),
+            seen_at=ctx.clock(),
         )
         balance = await _balance(ctx, plan)
     except Deferred as deferred:
@@ -328,11 +322,11 @@ async def execute_run(ctx: JobContext, run_id: uuid.UUID, *, psu_ip_address: str
     return await _succeed(ctx, plan, run_id, result, window, balance, settings)
 
 
-async def _claim(ctx: JobContext, run_id: uuid.UUID, psu_ip_address: str | None) -> ClaimedRun | Outcome:
-    settings = ctx["settings"]
-    at = clock_of(ctx)
+async def _claim(ctx: ServiceEnv, run_id: uuid.UUID, psu_ip_address: str | None) -> ClaimedRun | Outcome:
+    settings = ctx.settings
+    at = ctx.clock()
     today = today_stockholm(at)
-    async with session_scope(ctx["sessionmaker"]) as session:
+    async with session_scope(ctx.sessionmaker) as session:
         run = await SyncRunRepository(session).get_for_update(run_id)
         if run is None or run.status not in (SyncStatus.queued, SyncStatus.running, SyncStatus.deferred):
             return Outcome("done")
@@ -389,16 +383,16 @@ async def pause_for_plan(
     )
 
 
-async def spend_read(ctx: JobContext, plan: ClaimedRun, endpoint: str, *, defer: bool = True) -> bool:
+async def spend_read(ctx: ServiceEnv, plan: ClaimedRun, endpoint: str, *, defer: bool = True) -> bool:
     """Spend one unattended read of ``endpoint`` (free with the user present). At the limit: raise
     :class:`Deferred` (or return False when ``defer`` is off)."""
     if plan.user_present:
         return True
-    settings = ctx["settings"]
-    at = clock_of(ctx)
+    settings = ctx.settings
+    at = ctx.clock()
     midnight = dt.datetime.combine(at.astimezone(STOCKHOLM).date(), dt.time(0), STOCKHOLM).astimezone(dt.UTC)
     since = min(at - dt.timedelta(hours=24), midnight)
-    async with session_scope(ctx["sessionmaker"]) as session:
+    async with session_scope(ctx.sessionmaker) as session:
         reads = UnattendedReadRepository(session)
         used = await reads.count_since(plan.account_id, endpoint, since)
         if used >= settings.sync.unattended_reads_per_day:
@@ -411,10 +405,10 @@ async def spend_read(ctx: JobContext, plan: ClaimedRun, endpoint: str, *, defer:
 
 
 async def _fetch(
-    ctx: JobContext, plan: ClaimedRun
+    ctx: ServiceEnv, plan: ClaimedRun
 ) -> tuple[Sequence[BankTransaction], tuple[dt.date, dt.date]]:
-    settings = ctx["settings"]
-    adapter = build_adapter(settings, plan.bank_id, ctx.get("transports"))
+    settings = ctx.settings
+    adapter = build_adapter(settings, plan.bank_id, ctx.transports)
     window = plan.window
     try:
         credentials = await _fresh_credentials(ctx, plan, adapter)
@@ -424,7 +418,7 @@ async def _fetch(
                 plan.context, credentials, plan.external_id, *window
             )
         except PeriodInvalid as exc:
-            floor = unattended_floor(today_stockholm(clock_of(ctx)), exc.max_days)
+            floor = unattended_floor(today_stockholm(ctx.clock()), exc.max_days)
             if window[0] >= floor:
                 raise
             window = (floor, window[1])
@@ -451,7 +445,7 @@ def _token_expiring(credentials: Credentials, at: dt.datetime) -> bool:
     return expires <= at + TOKEN_REFRESH_MARGIN
 
 
-async def _fresh_credentials(ctx: JobContext, plan: ClaimedRun, adapter: Any) -> Credentials:
+async def _fresh_credentials(ctx: ServiceEnv, plan: ClaimedRun, adapter: Any) -> Credentials:
     """The plan's credentials, refreshed first when the access token is near or past its expiry.
 
     The refresh and :func:`store_credentials` are one unit of work under the connection's row lock:
@@ -459,11 +453,11 @@ async def _fresh_credentials(ctx: JobContext, plan: ClaimedRun, adapter: Any) ->
     the same one (the second re-reads the rotated tokens and uses them). This is the one bank call made
     inside a transaction, and it is a single short token request. ``ReauthRequired`` (the bank refused
     the refresh token) rolls back and flips the connection like any consent error."""
-    at = clock_of(ctx)
+    at = ctx.clock()
     if not _token_expiring(plan.credentials, at):
         return plan.credentials
-    settings = ctx["settings"]
-    async with session_scope(ctx["sessionmaker"]) as session:
+    settings = ctx.settings
+    async with session_scope(ctx.sessionmaker) as session:
         connection = await session.get(
             BankConnection, plan.connection_id, with_for_update=True, populate_existing=True
         )
@@ -478,18 +472,18 @@ async def _fresh_credentials(ctx: JobContext, plan: ClaimedRun, adapter: Any) ->
     return current
 
 
-async def _record_window(ctx: JobContext, plan: ClaimedRun, window: tuple[dt.date, dt.date]) -> None:
-    async with session_scope(ctx["sessionmaker"]) as session:
+async def _record_window(ctx: ServiceEnv, plan: ClaimedRun, window: tuple[dt.date, dt.date]) -> None:
+    async with session_scope(ctx.sessionmaker) as session:
         run = await session.get(SyncRun, plan.run_id)
         if run is not None:
             run.window_from, run.window_to = window
 
 
-async def _balance(ctx: JobContext, plan: ClaimedRun) -> Any:
+async def _balance(ctx: ServiceEnv, plan: ClaimedRun) -> Any:
     """The balance after a successful fetch, only within the allowance when unattended; best effort."""
     if not await spend_read(ctx, plan, "balances", defer=False):
         return None
-    adapter = build_adapter(ctx["settings"], plan.bank_id, ctx.get("transports"))
+    adapter = build_adapter(ctx.settings, plan.bank_id, ctx.transports)
     try:
         return await adapter.fetch_balance(plan.context, plan.credentials, plan.external_id)
     except AdapterError as exc:
@@ -500,7 +494,7 @@ async def _balance(ctx: JobContext, plan: ClaimedRun) -> Any:
 
 
 async def _fail(
-    ctx: JobContext,
+    ctx: ServiceEnv,
     plan: ClaimedRun,
     run_id: uuid.UUID,
     code: str,
@@ -514,9 +508,9 @@ async def _fail(
 ) -> Outcome:
     """Record a run that did not succeed: deferred, queued for a backoff retry, or failed (with the
     account's state, to-dos and events that go with it)."""
-    settings = ctx["settings"]
-    at = clock_of(ctx)
-    async with session_scope(ctx["sessionmaker"]) as session:
+    settings = ctx.settings
+    at = ctx.clock()
+    async with session_scope(ctx.sessionmaker) as session:
         run = await SyncRunRepository(session).get_for_update(run_id)
         account = await session.get(BankAccount, plan.account_id, with_for_update=True)
         if run is None or account is None:
@@ -572,7 +566,7 @@ async def _fail(
 
 
 async def _succeed(
-    ctx: JobContext,
+    ctx: ServiceEnv,
     plan: ClaimedRun,
     run_id: uuid.UUID,
     result: Any,
@@ -580,8 +574,8 @@ async def _succeed(
     balance: Any,
     settings: Settings,
 ) -> Outcome:
-    at = clock_of(ctx)
-    async with session_scope(ctx["sessionmaker"]) as session:
+    at = ctx.clock()
+    async with session_scope(ctx.sessionmaker) as session:
         run = await SyncRunRepository(session).get_for_update(run_id)
         account = await session.get(BankAccount, plan.account_id, with_for_update=True)
         if run is None or account is None:

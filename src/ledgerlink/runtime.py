@@ -1,0 +1,29 @@
+"""What a service is given by the process that runs it (a worker's job, or the app): :class:`ServiceEnv`.
+
+Services take it (or the parts they need) as an argument; they never see the worker's job context, so
+they run the same from a job, an endpoint, a script or a test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ledgerlink.clock import Clock, system_clock
+from ledgerlink.config import Settings
+
+
+@dataclass(frozen=True)
+class ServiceEnv:
+    """Settings, the session factory, the service clock, the Redis pool (None in the embedded default)
+    and the httpx transports injected by tests and dev (by bank id, or ``"fortnox"``)."""
+
+    settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession]
+    clock: Clock = system_clock
+    redis: Any = None
+    transports: Mapping[str, httpx.AsyncBaseTransport] = field(default_factory=dict)

@@ -5,6 +5,10 @@ app, or the worker) holds one (the wall clock, :func:`system_clock`, unless a si
 and passes it down: jobs find it in their context (``ctx["clock"]``), endpoints in
 ``request.app.state.clock``, and services take it as an argument; nothing reads a global clock.
 
+The service clock is business time (sync windows and nights, consents, runs). What paces calls to the
+outside world (webhook retries, Fortnox token lifetimes, the spread of calls to a bank) runs on the wall
+clock, whatever a simulation does to the service clock.
+
 Dates are Stockholm dates (Swedish banks book, and Swedish bookkeeping counts, in Swedish time):
 :func:`today_stockholm` is the one place a day is derived from an instant.
 """

@@ -13,7 +13,7 @@ from ledgerlink.worker.jobs import JobContext, cron_task, task
 
 @task("events.deliver", max_tries=1, timeout_seconds=120)
 async def deliver_job(ctx: JobContext, delivery_id: str) -> str | None:
-    clock = ctx.get("clock") or utcnow
+    clock = utcnow  # deliveries pace real calls to receivers: the wall clock, not the service clock
     async with session_scope(ctx["sessionmaker"]) as session:
         delivery = await deliver(
             session,
@@ -28,7 +28,7 @@ async def deliver_job(ctx: JobContext, delivery_id: str) -> str | None:
 @cron_task("events.deliver_due", minute=set(range(60)))
 async def deliver_due(ctx: JobContext) -> int:
     """Attempt every pending delivery whose time has come (at least once, whatever happened to jobs)."""
-    clock = ctx.get("clock") or utcnow
+    clock = utcnow  # deliveries pace real calls to receivers: the wall clock, not the service clock
     async with session_scope(ctx["sessionmaker"]) as session:
         ids = await DeliveryRepository(session).due_ids(clock(), limit=500)
     for delivery_id in ids:

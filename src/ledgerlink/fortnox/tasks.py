@@ -15,7 +15,7 @@ async def refresh_due(ctx: JobContext) -> dict[str, int]:
     """Every active connection once: see :func:`ledgerlink.fortnox.service.maintain_connection`.
 
     One company's failure is logged and does not stop the others. Returns a count per outcome."""
-    clock = ctx.get("clock") or utcnow
+    clock = utcnow  # Fortnox tokens expire in wall time, whatever the service clock says
     outcomes: dict[str, int] = {}
     for company_id in await active_company_ids(ctx["sessionmaker"]):
         try:

@@ -334,3 +334,38 @@ def test_services_do_not_depend_on_the_worker_runtime(graph: dict[str, set[str]]
         if _in(t, "ledgerlink.worker") and t not in allowed
     ]
     assert bad == []
+
+
+#: Where the features are put together: the app, the CLI and the worker's task discovery.
+COMPOSITION = (
+    "ledgerlink.api",
+    "ledgerlink.main",
+    "ledgerlink.cli",
+    "ledgerlink.dev",
+    "ledgerlink.openapi",
+    "ledgerlink.ops",
+    "ledgerlink.worker",
+)
+
+
+def test_the_foundation_imports_no_feature(graph: dict[str, set[str]]) -> None:
+    """Config, errors, the database, models, the clock, money, security…: below every feature."""
+    foundation = [m for m in graph if m != "ledgerlink" and not _in(m, *FEATURES, *COMPOSITION)]
+    assert "ledgerlink.clock" in foundation and "ledgerlink.money" in foundation
+    assert _violations(graph, foundation, (*FEATURES, "ledgerlink.worker"), direct=False) == []
+
+
+def _feature_of(module: str) -> str | None:
+    return next((f for f in FEATURES if _in(module, f)), None)
+
+
+def test_the_features_without_their_endpoints_form_no_circle(graph: dict[str, set[str]]) -> None:
+    """Feature by feature (an endpoint may compose two features; nothing below it may)."""
+    packages: dict[str, set[str]] = {f: set() for f in FEATURES}
+    for module, targets in graph.items():
+        source = _feature_of(module)
+        if source is None or module.rpartition(".")[2] == "endpoints":
+            continue
+        packages[source] |= {t for t in map(_feature_of, targets) if t is not None and t != source}
+    message = describe_cycles(packages)
+    assert not message, "feature packages in a circle:\n" + message

@@ -7,7 +7,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ledgerlink.banks.adapters.base import STOCKHOLM
+from ledgerlink.clock import today_stockholm
 from ledgerlink.companies.repository import CompanyRepository
 from ledgerlink.companies.schemas import CompanyRead, CompanyUpdate, Entitlement, Entitlements
 from ledgerlink.config import Settings
@@ -19,7 +19,7 @@ def bank_import_entitlement(plan: Plan, settings: Settings, *, today: dt.date | 
     """Business always; everyone until the trial date (inclusive, Stockholm); otherwise an upgrade."""
     if plan == Plan.business:
         return Entitlement(enabled=True, reason="business_plan")
-    today = today or dt.datetime.now(STOCKHOLM).date()
+    today = today or today_stockholm()
     trial = settings.bank_import_trial_until
     if trial is not None and today <= trial:
         return Entitlement(enabled=True, reason="trial")

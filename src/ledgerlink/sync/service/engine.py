@@ -390,7 +390,7 @@ async def spend_read(ctx: ServiceEnv, plan: ClaimedRun, endpoint: str, *, defer:
         return True
     settings = ctx.settings
     at = ctx.clock()
-    midnight = dt.datetime.combine(at.astimezone(STOCKHOLM).date(), dt.time(0), STOCKHOLM).astimezone(dt.UTC)
+    midnight = dt.datetime.combine(today_stockholm(at), dt.time(0), STOCKHOLM).astimezone(dt.UTC)
     since = min(at - dt.timedelta(hours=24), midnight)
     async with session_scope(ctx.sessionmaker) as session:
         reads = UnattendedReadRepository(session)

@@ -62,6 +62,13 @@ class BankEndpointSettings(BaseModel):
     client_secret: SecretStr | None = None
     app_id: str | None = None
     timeout_seconds: float = 30.0
+    #: eIDAS QWAC for mutual TLS (PEM files) and an optional CA bundle that replaces the default one.
+    client_cert_file: str | None = None
+    client_key_file: str | None = None
+    ca_bundle_file: str | None = None
+    #: eIDAS QSealC for signed requests (PEM private key and certificate).
+    signing_key_file: str | None = None
+    signing_cert_file: str | None = None
 
 
 class FortnoxSettings(BaseModel):

@@ -38,7 +38,7 @@ from ledgerlink.banks.adapters.base import (
     TemporaryFailure,
 )
 from ledgerlink.banks.adapters.http import HttpAdapter, retry_at_from, utcnow
-from ledgerlink.banks.adapters.obie.jws import looks_like_private_key, sign_jwt
+from ledgerlink.banks.adapters.signing import looks_like_private_key, sign_jwt
 
 if TYPE_CHECKING:
     from ledgerlink.banks.adapters.registry import BankEntry

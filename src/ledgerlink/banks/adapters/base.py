@@ -9,7 +9,9 @@ database and never retries (the sync engine decides what to do with each error k
     ├── RateLimited          the bank refused for quota reasons (429 / ACCESS_EXCEEDED); retry_at is when
     ├── TemporaryFailure     5xx, timeouts, connection errors: retry with backoff
     ├── BankUnavailable      the bank (or this bank id) cannot be reached at all / is not offered
-    └── InvalidResponse      the bank answered something we cannot read (names bank and field)
+    ├── InvalidResponse      the bank answered something we cannot read (names bank and field)
+    ├── CertificateInvalid   mutual TLS failed: our QWAC (or the bank's certificate) was refused
+    └── SignatureInvalid     the bank refused our request signature (QSealC)
 
 Nothing else may escape an adapter.
 """
@@ -87,6 +89,16 @@ class InvalidResponse(AdapterError):
     def __init__(self, bank_id: str, message: str, field: str | None = None) -> None:
         super().__init__(bank_id, f"{message}" + (f" (field {field})" if field else ""))
         self.field = field
+
+
+class CertificateInvalid(AdapterError):
+    """Our TLS client certificate (QWAC) or the bank's server certificate was refused or is unusable:
+    an operator must fix the bank's certificate settings; retrying will not help."""
+
+
+class SignatureInvalid(AdapterError):
+    """The bank refused our request signature (QSealC), or the signing key is unusable: an operator
+    must fix the bank's signing settings; retrying will not help."""
 
 
 # --------------------------------------------------------------------------- DTOs

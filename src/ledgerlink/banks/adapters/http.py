@@ -9,26 +9,26 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
-import functools
 import json
-import ssl
 import uuid
-from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import httpx
 
 from ledgerlink.banks.adapters.base import (
     AdapterError,
     BankUnavailable,
+    CertificateInvalid,
     ConnectionContext,
     Credentials,
     InvalidResponse,
     RateLimited,
     ReauthRequired,
     TemporaryFailure,
-    stockholm_date,
 )
+from ledgerlink.banks.adapters.parsing import PayloadReader
+from ledgerlink.banks.adapters.signing import HttpSignatureProfile, RequestSigner, signer_for
+from ledgerlink.banks.adapters.tls import tls_context, tls_failure
 from ledgerlink.clock import today_stockholm
 
 if TYPE_CHECKING:
@@ -63,15 +63,19 @@ def retry_at_from(response: httpx.Response, *, default: dt.timedelta = DEFAULT_R
     return now + default
 
 
-@functools.cache
-def shared_ssl_context() -> ssl.SSLContext:
-    """One TLS context (certifi's CA bundle, as httpx's default) for every adapter's client: building
-    one costs ~50 ms of CPU, and a sync run builds an adapter per phase."""
-    return httpx.create_ssl_context()
+class HttpAdapter(PayloadReader):
+    """Base for adapters that talk HTTP. Requests have timeouts; retries belong to the caller.
 
+    The strict payload checks (``require``, ``parse_amount``, ``parse_date``...) come from
+    :class:`~ledgerlink.banks.adapters.parsing.PayloadReader`; requests may be signed by a
+    :class:`~ledgerlink.banks.adapters.signing.RequestSigner` (``self.signer``) built from the
+    bank's QSealC settings (a family sets ``signature_profile``).
 
-class HttpAdapter:
-    """Base for adapters that talk HTTP. Requests have timeouts; retries belong to the caller."""
+    The client's TLS context carries the bank's QWAC when one is configured (:mod:`.tls`); a refused
+    handshake is :class:`CertificateInvalid`, never a retryable connection error."""
+
+    #: How this family signs requests when a QSealC is configured (None: it does not sign).
+    signature_profile: ClassVar[HttpSignatureProfile | None] = None
 
     def __init__(
         self,
@@ -91,8 +95,10 @@ class HttpAdapter:
             base_url=self.base_url,
             timeout=httpx.Timeout(endpoint.timeout_seconds, connect=min(10.0, endpoint.timeout_seconds)),
             transport=transport,
-            verify=shared_ssl_context() if transport is None else True,
+            verify=tls_context(entry.id, endpoint) if transport is None else True,
         )
+        profile = self.signature_profile
+        self.signer: RequestSigner | None = signer_for(entry.id, endpoint, profile) if profile else None
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -114,26 +120,37 @@ class HttpAdapter:
         data: dict[str, str] | None = None,
         auth: httpx.Auth | None = None,
     ) -> httpx.Response:
-        """Send one request; map transport failures and error statuses onto the adapter errors."""
+        """Send one request (signed when the bank wants it); map transport failures and error statuses
+        onto the adapter errors."""
+        request = self.client.build_request(
+            method,
+            url,
+            headers=headers,
+            # None, not {}: httpx 0.28 replaces a URL's own query (a next-page href) with any params dict
+            params={k: v for k, v in (params or {}).items() if v is not None} or None,
+            json=json_body,
+            data=data,
+        )
+        self.sign_request(request)
         try:
-            response = await self.client.request(
-                method,
-                url,
-                headers=headers,
-                # None, not {}: httpx 0.28 replaces a URL's own query (a next-page href) with any params dict
-                params={k: v for k, v in (params or {}).items() if v is not None} or None,
-                json=json_body,
-                data=data,
-                auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
+            response = await self.client.send(
+                request, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT
             )
         except httpx.TimeoutException as exc:
             raise TemporaryFailure(self.bank_id, f"timeout on {method} {_path(url)}") from exc
         except httpx.TransportError as exc:
+            if reason := tls_failure(exc):
+                raise CertificateInvalid(self.bank_id, f"{reason} on {method} {_path(url)}") from exc
             raise TemporaryFailure(self.bank_id, f"connection error on {method} {_path(url)}") from exc
         if response.status_code >= 400:
             self.map_error_response(response)
             self.raise_generic(response)
         return response
+
+    def sign_request(self, request: httpx.Request) -> None:
+        """Hook: add the bank's signature headers to a built request (the OBIE family signs with JWS)."""
+        if self.signer is not None:
+            self.signer.sign(request)
 
     async def get_json(self, url: str, **kwargs: Any) -> Any:
         return self.decode_json(await self.request("GET", url, **kwargs))
@@ -161,46 +178,6 @@ class HttpAdapter:
         if status in (502, 503, 504) or status >= 500:
             raise TemporaryFailure(self.bank_id, f"HTTP {status} on {path}")
         raise InvalidResponse(self.bank_id, f"unexpected HTTP {status} on {path}")
-
-    # -- strict parsers ---------------------------------------------------------------------------
-
-    def fail(self, message: str, field: str | None = None) -> NoReturn:
-        raise InvalidResponse(self.bank_id, message, field)
-
-    def require(self, obj: Any, key: str, field: str | None = None) -> Any:
-        if not isinstance(obj, dict) or obj.get(key) in (None, ""):
-            self.fail("missing value", field or key)
-        return obj[key]
-
-    def parse_amount(self, value: Any, field: str) -> Decimal:
-        if isinstance(value, bool) or value is None:
-            self.fail("missing or invalid amount", field)
-        if isinstance(value, float):
-            value = repr(value)  # JSON numbers: keep the digits the bank sent
-        try:
-            amount = Decimal(str(value).strip().replace(" ", ""))
-        except InvalidOperation:
-            self.fail(f"unparseable amount {str(value)[:40]!r}", field)
-        if not amount.is_finite():
-            self.fail("amount is not finite", field)
-        return amount
-
-    def parse_date(self, value: Any, field: str, *, required: bool = True) -> dt.date | None:
-        """A bank date: ``YYYY-MM-DD`` taken as Stockholm-local, or a timestamp converted to Stockholm."""
-        if value in (None, ""):
-            if required:
-                self.fail("missing date", field)
-            return None
-        if not isinstance(value, str):
-            self.fail(f"unparseable date {value!r}", field)
-        text = value.strip()
-        try:
-            if len(text) == 10:
-                return dt.date.fromisoformat(text)
-            stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            self.fail(f"unparseable date {text[:40]!r}", field)
-        return stockholm_date(stamp)
 
 
 def _path(url: str) -> str:

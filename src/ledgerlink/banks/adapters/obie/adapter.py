@@ -37,7 +37,7 @@ from ledgerlink.banks.adapters.base import (
 )
 from ledgerlink.banks.adapters.http import HttpAdapter, new_request_id, utcnow
 from ledgerlink.banks.adapters.obie import normalize
-from ledgerlink.banks.adapters.obie.jws import SigningAlg, looks_like_private_key, sign_jwt
+from ledgerlink.banks.adapters.signing import SigningAlg, looks_like_private_key, sign_jwt
 
 if TYPE_CHECKING:
     from ledgerlink.banks.adapters.registry import BankEntry

@@ -17,11 +17,10 @@ from ledgerlink.banks.adapters.base import (
     InvalidResponse,
     transaction_identities,
 )
-from ledgerlink.banks.adapters.berlingroup import BerlinGroupAdapter
-from ledgerlink.banks.adapters.registry import BANKS
-from ledgerlink.config import BankEndpointSettings
+from ledgerlink.banks.adapters.berlingroup.parsing import BerlinGroupParser
 
-ADAPTER = BerlinGroupAdapter(BANKS["sandbox"], BankEndpointSettings(base_url="https://bg.bank.test"))
+#: The pure Berlin Group parser (no HTTP client): the normalisation under test.
+ADAPTER = BerlinGroupParser("sandbox")
 
 amounts = st.decimals(min_value=Decimal("-99999999.99"), max_value=Decimal("99999999.99"), places=2).filter(
     lambda d: d != 0

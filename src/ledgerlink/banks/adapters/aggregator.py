@@ -1,5 +1,5 @@
 """Banks reached through an Enable Banking-shaped aggregator: Ekobanken, JAK Medlemsbank, Lån & Spar
-Bank and Brabank (banks.md §3.13–3.14: none has a documented API of its own).
+Bank and Brabank (docs/banks.md, "Through the aggregator": none has a documented API of its own).
 
 Flow: ``GET /aspsps?country=SE`` finds the bank → ``POST /auth`` returns the URL the user is sent to
 (the aggregator runs BankID redirect or decoupled on its own page) → ``POST /sessions`` with the
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 COUNTRY = "SE"
 
-#: Our bank id → the aggregator's ASPSP name. **[UNCONFIRMED]** (banks.md §3.13): checked against the
+#: Our bank id → the aggregator's ASPSP name. **[UNCONFIRMED]** (docs/banks.md): checked against the
 #: live ``GET /aspsps`` answer on every authorisation, matched case-insensitively, BIC as fallback.
 ASPSP_NAMES: dict[str, str] = {
     "ekobanken": "Ekobanken",
@@ -86,7 +86,7 @@ RATE_ERRORS = frozenset({"ASPSP_RATE_LIMIT_EXCEEDED"})
 TRANSIENT_ERRORS = frozenset({"ASPSP_ERROR", "ASPSP_TIMEOUT"})
 
 #: Positional entry references (``2024-03-15-2``: booking date + index) shift when a row is added
-#: earlier that day, so they are no identity (banks.md §5.1, actualbudget/actual#8701).
+#: earlier that day, so they are no identity (actualbudget/actual#8701).
 POSITIONAL_REFERENCE = re.compile(r"^\d{4}-?\d{2}-?\d{2}[-_.:/ ]?\d{1,4}$")
 
 JWT_LIFETIME = dt.timedelta(minutes=55)  # the aggregator rejects application JWTs living over 24 h

@@ -1,4 +1,4 @@
-"""Ålandsbanken Sweden (UK OBIE v3.1 profile run by Crosskey), banks.md §3.12.
+"""Ålandsbanken Sweden (UK OBIE v3.1 profile run by Crosskey), docs/banks.md, "Ålandsbanken".
 
 Differences from the OBIE base: AIS under ``/open-banking/v3.1/aisp``, OIDC on
 ``open.alandsbanken.se`` (``/oidc/auth``, ``/oidc/v1.0/token``), Crosskey's ``X-API-Key`` header (our

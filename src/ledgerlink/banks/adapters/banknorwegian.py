@@ -1,4 +1,4 @@
-"""Bank Norwegian (Swedish customers): BG-like with its own headers and numbered pages (§3.9).
+"""Bank Norwegian (Swedish customers): BG-like with its own headers and numbered pages (docs/banks.md, "Bank Norwegian").
 
 * Headers: ``Request-ID`` (not ``X-Request-ID``), ``Region-ID: SE``, ``TPP-Client-ID``.
 * Paths without the ``/v1`` segment: ``/consents``, ``/consents/{id}``, ``/accounts``,
@@ -23,6 +23,7 @@ from ledgerlink.banks.adapters.base import (
     Credentials,
 )
 from ledgerlink.banks.adapters.berlingroup import BerlinGroupAdapter, NextPage, pkce_pair, with_query
+from ledgerlink.banks.adapters.signing import BANK_NORWEGIAN
 
 TOKEN_URL = "https://identity.banknorwegian.no/connect/token"
 
@@ -31,6 +32,7 @@ class BankNorwegianAdapter(BerlinGroupAdapter):
     consents_path = "/consents"
     accounts_path = "/accounts"
     request_id_header = "Request-ID"
+    signature_profile = BANK_NORWEGIAN
 
     def token_url(self) -> str:
         if self.endpoint.auth_base_url:
@@ -84,7 +86,7 @@ class BankNorwegianAdapter(BerlinGroupAdapter):
         return {**super().transactions_params(date_from, date_to), "page": 1}
 
     def next_page(self, body: Any, url: str, params: dict[str, Any] | None, page: int) -> NextPage | None:
-        if self.link(body, "next") is None and self.link(self.report_of(body), "next") is None:
+        if self.parser.next_link(body) is None:
             return None
         current = dict(params or {})
         current["page"] = int(current.get("page", 1)) + 1

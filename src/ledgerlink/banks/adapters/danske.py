@@ -1,4 +1,4 @@
-"""Danske Bank Sweden (UK OBIE v3.1-style "aisp" API), banks.md §3.5.
+"""Danske Bank Sweden (UK OBIE v3.1-style "aisp" API), docs/banks.md, "Danske Bank".
 
 Differences from the OBIE base: the AIS resources live under ``/psd2/v3.1/aisp`` and the OIDC
 endpoints come from discovery documents, one for private and one for business customers (the

@@ -1,6 +1,6 @@
 """Handelsbanken: its own PSD2 API (Berlin Group-inspired, own headers and consent body).
 
-Facts (shared/reference/banks.md §3.4): a client-credentials token (scope ``AIS``) creates the consent
+Facts (docs/banks.md, "Handelsbanken"): a client-credentials token (scope ``AIS``) creates the consent
 ``POST /psd2/v1/consents {"access": "ALL_ACCOUNTS"}``; the user authorises it by OAuth redirect with
 ``scope=AIS:<consentId>`` or by decoupled Mobile BankID (``/decoupled/mbid/initAuthorization/1.0``,
 polled through its ``_links.token``); the code is exchanged with the same scope. Calls carry

@@ -1,4 +1,4 @@
-"""ICA Banken: its own PSD2 API, BG-shaped payloads, OAuth2 redirect with the personnummer (§3.7).
+"""ICA Banken: its own PSD2 API, BG-shaped payloads, OAuth2 redirect with the personnummer (docs/banks.md, "ICA Banken").
 
 * Authorization: no BG consent resource. The user is sent to ICA's authorize endpoint
   (``ssn`` = personnummer, scope ``account``); the code is exchanged for tokens in
@@ -36,8 +36,8 @@ from ledgerlink.banks.adapters.base import (
     ReauthRequired,
     ScaMethod,
 )
-from ledgerlink.banks.adapters.berlingroup import BerlinGroupAdapter, with_query
-from ledgerlink.banks.adapters.berlingroup.adapter import blank_to_none
+from ledgerlink.banks.adapters.berlingroup import BerlinGroupAdapter
+from ledgerlink.banks.adapters.berlingroup.parsing import BerlinGroupParser, blank_to_none
 
 AUTH_BASE_URL = "https://ims.icagruppen.se/oauth/v2"
 TOKEN_URL = "https://mtls-ims.icagruppen.se/oauth/v2/mtls-token"
@@ -47,8 +47,14 @@ class EmptyWindow(Exception):
     """ICA's "Transaction not found": the window has no rows."""
 
 
+class IcaBankenParser(BerlinGroupParser):
+    def description(self, raw: dict[str, Any]) -> str | None:
+        return blank_to_none(raw.get("transactionText")) or super().description(raw)
+
+
 class IcaBankenAdapter(BerlinGroupAdapter):
     accounts_path = "/Accounts"
+    parser_class = IcaBankenParser
 
     def authorize_url(self) -> str:
         return (self.endpoint.auth_base_url or AUTH_BASE_URL).rstrip("/") + "/authorize"
@@ -61,21 +67,8 @@ class IcaBankenAdapter(BerlinGroupAdapter):
     async def start_authorization(
         self, ctx: ConnectionContext, *, redirect_uri: str, state: str, sca_method: ScaMethod | None = None
     ) -> AuthorizationStart:
-        if sca_method not in (None, "redirect"):
-            raise BankUnavailable(self.bank_id, f"SCA method {sca_method} is not offered")
-        client_id, _ = self.oauth_client()
-        url = with_query(
-            self.authorize_url(),
-            {
-                "client_id": client_id,
-                "response_type": "code",
-                "scope": "account",
-                "redirect_uri": redirect_uri,
-                "state": state,
-                "ssn": ctx.psu_id,
-            },
-        )
-        return AuthorizationStart(method="redirect", credentials=Credentials(), url=url)
+        params = {"scope": "account", "redirect_uri": redirect_uri, "state": state, "ssn": ctx.psu_id}
+        return await self.start_oauth_redirect(sca_method, self.authorize_url(), params)
 
     async def complete_authorization(
         self, ctx: ConnectionContext, credentials: Credentials, *, code: str | None, redirect_uri: str
@@ -121,9 +114,6 @@ class IcaBankenAdapter(BerlinGroupAdapter):
                     self.fail("account has no balance", "balances")
                 return account.balance
         self.fail("account not in the account list", "account_id")
-
-    def description(self, raw: dict[str, Any]) -> str | None:
-        return blank_to_none(raw.get("transactionText")) or super().description(raw)
 
     def map_error_response(self, response: httpx.Response) -> None:
         text = response.text.casefold()

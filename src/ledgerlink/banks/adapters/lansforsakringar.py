@@ -1,4 +1,4 @@
-"""Länsförsäkringar Bank: Berlin Group with LF path segments (banks.md §3.6).
+"""Länsförsäkringar Bank: Berlin Group with LF path segments (docs/banks.md, "Länsförsäkringar").
 
 Differences from the shared adapter: consents under ``/ano/v3``, consent status and SCA status under
 ``/sec/v2``/``/sec/v3``, AIS under ``/ais/v1``; ``PSU-ID`` with ``PSU-ID-Type: SSSN``; decoupled
@@ -21,10 +21,20 @@ from ledgerlink.banks.adapters.base import (
     ScaMethod,
 )
 from ledgerlink.banks.adapters.berlingroup import BerlinGroupAdapter
-from ledgerlink.banks.adapters.berlingroup.adapter import blank_to_none
+from ledgerlink.banks.adapters.berlingroup.parsing import BerlinGroupParser, blank_to_none
+
+
+class LansforsakringarParser(BerlinGroupParser):
+    def description(self, raw: dict[str, Any]) -> str | None:
+        return (
+            super().description(raw)
+            or blank_to_none(raw.get("merchantName"))
+            or blank_to_none(raw.get("text"))
+        )
 
 
 class LansforsakringarAdapter(BerlinGroupAdapter):
+    parser_class = LansforsakringarParser
     consents_path = "/ano/v3/consents"
     accounts_path = "/ais/v1/accounts"
     psu_id_type = "SSSN"
@@ -50,13 +60,6 @@ class LansforsakringarAdapter(BerlinGroupAdapter):
         if sca_method == "redirect":
             headers["TPP-Explicit-Authorisation-Preferred"] = "true"
         return headers
-
-    def description(self, raw: dict[str, Any]) -> str | None:
-        return (
-            super().description(raw)
-            or blank_to_none(raw.get("merchantName"))
-            or blank_to_none(raw.get("text"))
-        )
 
     def map_error_response(self, response: httpx.Response) -> None:
         if "authorization code is invalid or expired" in response.text.casefold():

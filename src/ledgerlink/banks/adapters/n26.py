@@ -1,4 +1,4 @@
-"""N26: Berlin Group under ``/v1/berlin-group/v1/`` behind OAuth2 with PKCE (banks.md §3.10).
+"""N26: Berlin Group under ``/v1/berlin-group/v1/`` behind OAuth2 with PKCE (docs/banks.md, "N26").
 
 * Authorization: redirect to ``/oauth2/authorize`` (scope ``DEDICATED_AISP``, PKCE S256, our state);
   :meth:`complete_authorization` exchanges the code at ``/oauth2/token?role=DEFAULT`` and then creates
@@ -15,13 +15,12 @@ from __future__ import annotations
 from ledgerlink.banks.adapters.base import (
     AuthorizationStart,
     AuthorizationStatus,
-    BankUnavailable,
     ConnectionContext,
     ConsentStatus,
     Credentials,
     ScaMethod,
 )
-from ledgerlink.banks.adapters.berlingroup import BerlinGroupAdapter, pkce_pair, with_query
+from ledgerlink.banks.adapters.berlingroup import BerlinGroupAdapter
 
 
 class N26Adapter(BerlinGroupAdapter):
@@ -34,24 +33,9 @@ class N26Adapter(BerlinGroupAdapter):
     async def start_authorization(
         self, ctx: ConnectionContext, *, redirect_uri: str, state: str, sca_method: ScaMethod | None = None
     ) -> AuthorizationStart:
-        if sca_method not in (None, "redirect"):
-            raise BankUnavailable(self.bank_id, f"SCA method {sca_method} is not offered")
-        client_id, _ = self.oauth_client()
-        verifier, challenge = pkce_pair()
-        url = with_query(
-            self.auth_base() + "/oauth2/authorize",
-            {
-                "client_id": client_id,
-                "scope": "DEDICATED_AISP",
-                "response_type": "code",
-                "redirect_uri": redirect_uri,
-                "state": state,
-                "code_challenge": challenge,
-                "code_challenge_method": "S256",
-            },
-        )
-        return AuthorizationStart(
-            method="redirect", credentials=Credentials(extra={"code_verifier": verifier}), url=url
+        params = {"scope": "DEDICATED_AISP", "redirect_uri": redirect_uri, "state": state}
+        return await self.start_oauth_redirect(
+            sca_method, self.auth_base() + "/oauth2/authorize", params, pkce=True
         )
 
     async def complete_authorization(

@@ -1,6 +1,6 @@
 """Nordea: Nordea's own Open Banking API (not Berlin Group), private and business.
 
-Facts (shared/reference/banks.md §3.1): personal AIS under ``/personal`` (``v5``), business AIS under
+Facts (docs/banks.md, "Nordea"): personal AIS under ``/personal`` (``v5``), business AIS under
 ``/business`` (``v4``), OAuth2 redirect (``/v5/authorize`` answers 302 to the bank's page) or
 decoupled Mobile BankID (``/v5/decoupled/authentications`` → poll → ``/v5/decoupled/authorizations``
 → ``/v5/decoupled/token``). Payloads are snake_case and wrapped in ``{"group_header", "response"}``;

@@ -44,7 +44,7 @@ def _entry(**kw: Any) -> BankEntry:
 
 
 # Banks reached through the aggregator are redirect-only for us: the aggregator runs Mobile BankID on its
-# own page. Facts from shared/reference/banks.md §3 (history = what the bank serves with the user present, right
+# own page. Facts in docs/banks.md (history = what the bank serves with the user present, right
 # after SCA; consents are read back from the bank, consent_max_days is only the ceiling we ask for).
 BANKS: dict[str, BankEntry] = {
     "nordea": _entry(

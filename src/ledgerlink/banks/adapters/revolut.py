@@ -1,4 +1,4 @@
-"""Revolut (UK OBIE v3.1 at ``oba.revolut.com``), banks.md §3.11.
+"""Revolut (UK OBIE v3.1 at ``oba.revolut.com``), docs/banks.md, "Revolut".
 
 Differences from the OBIE base: Revolut's ``x-fapi-financial-id``, the token endpoint on
 ``oba-auth.revolut.com``, the consent UI on the API host (``/ui/index.html``) with ``scope=accounts``,

@@ -1,6 +1,6 @@
 """SEB: Berlin Group-shaped AIS data behind an OAuth2 token instead of a BG consent resource.
 
-Facts (shared/reference/banks.md §3.2): access is an OAuth2 token (scope ``psd2_accounts``) obtained by
+Facts (docs/banks.md, "SEB"): access is an OAuth2 token (scope ``psd2_accounts``) obtained by
 redirect (``/mga/sps/oauth/oauth20/dpsd2/authorize`` + token endpoint) or decoupled BankID
 (``/auth/v3/authorizations`` with ``start_mode``, polled, then ``/auth/v3/tokens``); AIS lives under
 ``/ais/v7/identified2`` and its ``_links.next.href`` is relative to that path. Quirks handled here:
@@ -47,6 +47,7 @@ from ledgerlink.banks.adapters.berlingroup import (
     credentials_from_token,
     with_query,
 )
+from ledgerlink.banks.adapters.berlingroup.parsing import BerlinGroupParser
 
 SCOPE = "psd2_accounts"
 #: PSD2 RTS Art. 10a: SCA renewal at the latest every 180 days (used when SEB states no lifetime).
@@ -54,8 +55,49 @@ PSD2_MAX_DAYS = 180
 _BALANCE_ALIASES = {"interimAvaliable": "interimAvailable"}
 
 
+class SebParser(BerlinGroupParser):
+    """SEB's row and balance quirks (see the module docstring)."""
+
+    def pick_balance(self, balances: list[Any], where: str) -> Balance | None:
+        fixed = [
+            {**b, "balanceType": _BALANCE_ALIASES.get(str(b.get("balanceType")), b.get("balanceType"))}
+            if isinstance(b, dict)
+            else b
+            for b in balances
+        ]
+        return super().pick_balance(fixed, where)
+
+    def provider_id(self, raw: dict[str, Any], status: BookingStatus) -> str | None:
+        if status is BookingStatus.pending:
+            return None  # SEB never sets ids on pending rows; they are replaced on every sync
+        return super().provider_id(raw, status)
+
+    def description(self, raw: dict[str, Any]) -> str | None:
+        text = raw.get("descriptiveText")
+        if isinstance(text, str) and text.strip():
+            return text.strip()
+        return super().description(raw)
+
+    def normalise_transaction(
+        self, raw: dict[str, Any], status: BookingStatus, where: str
+    ) -> BankTransaction:
+        tx = super().normalise_transaction(raw, status, where)
+        if (
+            status is BookingStatus.pending
+            and str(raw.get("pendingType", "")).lower() == "reserved"
+            and tx.amount > 0
+        ):
+            # Card reservations come positive although they are money out (Tink negates them too).
+            return dataclasses.replace(
+                tx, amount=-tx.amount, counterparty=self.counterparty(raw, True) or tx.counterparty
+            )
+        return tx
+
+
 class SebAdapter(BerlinGroupAdapter):
     """SEB private and business (BG data, OAuth2 token access)."""
+
+    parser_class = SebParser
 
     ais_base: ClassVar[str] = "/ais/v7/identified2"
     accounts_path: ClassVar[str] = "/ais/v7/identified2/accounts"
@@ -230,15 +272,6 @@ class SebAdapter(BerlinGroupAdapter):
         # SEB does not always send `usage`; the connection type (corporate id or not) decides then.
         return [a if a.usage else dataclasses.replace(a, usage=ctx.account_type) for a in accounts]
 
-    def pick_balance(self, balances: list[Any], where: str) -> Balance | None:
-        fixed = [
-            {**b, "balanceType": _BALANCE_ALIASES.get(str(b.get("balanceType")), b.get("balanceType"))}
-            if isinstance(b, dict)
-            else b
-            for b in balances
-        ]
-        return super().pick_balance(fixed, where)
-
     async def fetch_balance(
         self, ctx: ConnectionContext, credentials: Credentials, account_id: str
     ) -> Balance:
@@ -253,39 +286,7 @@ class SebAdapter(BerlinGroupAdapter):
         )
         nested = body.get("account")
         account: dict[str, Any] = nested if isinstance(nested, dict) else body
-        balances = account.get("balances")
-        if not isinstance(balances, list):
-            self.fail("no balance list", "balances")
-        balance = self.pick_balance(balances, "balances")
-        if balance is None:
-            self.fail("no usable balance", "balances")
-        return balance
-
-    def provider_id(self, raw: dict[str, Any], status: BookingStatus) -> str | None:
-        if status is BookingStatus.pending:
-            return None  # SEB never sets ids on pending rows; they are replaced on every sync
-        return super().provider_id(raw, status)
-
-    def description(self, raw: dict[str, Any]) -> str | None:
-        text = raw.get("descriptiveText")
-        if isinstance(text, str) and text.strip():
-            return text.strip()
-        return super().description(raw)
-
-    def normalise_transaction(
-        self, raw: dict[str, Any], status: BookingStatus, where: str
-    ) -> BankTransaction:
-        tx = super().normalise_transaction(raw, status, where)
-        if (
-            status is BookingStatus.pending
-            and str(raw.get("pendingType", "")).lower() == "reserved"
-            and tx.amount > 0
-        ):
-            # Card reservations come positive although they are money out (Tink negates them too).
-            return dataclasses.replace(
-                tx, amount=-tx.amount, counterparty=self.counterparty(raw, True) or tx.counterparty
-            )
-        return tx
+        return self.parser.balance(account)
 
 
 def _oauth_error(response: httpx.Response) -> str:

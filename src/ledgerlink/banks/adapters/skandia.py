@@ -1,4 +1,4 @@
-"""Skandiabanken: BG-like AIS behind OAuth2 (banks.md §3.8).
+"""Skandiabanken: BG-like AIS behind OAuth2 (docs/banks.md, "Skandiabanken").
 
 * Authorization: redirect to Skandia's OAuth server (``/as/authorization.oauth2``, BankID at the
   bank), code exchanged at ``/as/token.oauth2`` in :meth:`complete_authorization`. ``auth_base_url``
@@ -27,7 +27,7 @@ from ledgerlink.banks.adapters.base import (
     Credentials,
     ScaMethod,
 )
-from ledgerlink.banks.adapters.berlingroup import BerlinGroupAdapter, with_query
+from ledgerlink.banks.adapters.berlingroup import BerlinGroupAdapter
 
 AUTH_BASE_URL = "https://fsts.skandia.se"
 SCOPE = "psd2.aisp"  # [UNCONFIRMED] scope name; configure per the bank's onboarding letter
@@ -42,20 +42,10 @@ class SkandiaAdapter(BerlinGroupAdapter):
     async def start_authorization(
         self, ctx: ConnectionContext, *, redirect_uri: str, state: str, sca_method: ScaMethod | None = None
     ) -> AuthorizationStart:
-        if sca_method not in (None, "redirect"):
-            raise BankUnavailable(self.bank_id, f"SCA method {sca_method} is not offered")
-        client_id, _ = self.oauth_client()
-        url = with_query(
-            self.auth_base() + "/as/authorization.oauth2",
-            {
-                "client_id": client_id,
-                "response_type": "code",
-                "scope": SCOPE,
-                "redirect_uri": redirect_uri,
-                "state": state,
-            },
+        params = {"scope": SCOPE, "redirect_uri": redirect_uri, "state": state}
+        return await self.start_oauth_redirect(
+            sca_method, self.auth_base() + "/as/authorization.oauth2", params
         )
-        return AuthorizationStart(method="redirect", credentials=Credentials(), url=url)
 
     async def complete_authorization(
         self, ctx: ConnectionContext, credentials: Credentials, *, code: str | None, redirect_uri: str

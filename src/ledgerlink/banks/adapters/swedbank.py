@@ -1,6 +1,6 @@
 """Swedbank (and the savings banks on its platform): Berlin Group NextGenPSD2 with extras.
 
-Facts (shared/reference/banks.md §3.3): host ``psd2.api.swedbank.com``, paths ``/v4/...``; **every**
+Facts (docs/banks.md, "Swedbank"): host ``psd2.api.swedbank.com``, paths ``/v4/...``; **every**
 call carries the query parameters ``bic`` (``SWEDSESS``) and ``app-id`` (our client id). Consents come
 in two steps: an account-list consent (``availableAccounts: allAccounts``, no SCA) to learn the
 IBANs, then the detailed consent for those IBANs (balances + transactions, recurring, 4 a day) that
@@ -32,11 +32,27 @@ from ledgerlink.banks.adapters.base import (
     ScaMethod,
 )
 from ledgerlink.banks.adapters.berlingroup import BerlinGroupAdapter, PeriodInvalid, tpp_messages
+from ledgerlink.banks.adapters.berlingroup.parsing import BerlinGroupParser
+from ledgerlink.banks.adapters.signing import HttpSignatureProfile
 
 #: Days the online transactions endpoint serves (Tink ``ONLINE_STATEMENT_MAX_DAYS``).
 ONLINE_MAX_DAYS = 89
 _USER_ACTION_CODES = frozenset({"KYC_INVALID", "SCA_REQUIRED", "USER_CANCEL"})
 _NOT_OFFERED_CODES = frozenset({"MISSING_BANK_AGREEMENT"})
+#: Swedbank signs ``x-request-id``, ``tpp-redirect-uri`` (when sent), ``date`` and ``digest``.
+SWEDBANK_SIGNATURE = HttpSignatureProfile(headers=("x-request-id", "tpp-redirect-uri", "date", "digest"))
+
+
+class SwedbankParser(BerlinGroupParser):
+    def description(self, raw: dict[str, Any]) -> str | None:
+        """Unstructured remittance text, falling back to the structured one (Tink does the same)."""
+        text = super().description(raw)
+        if text:
+            return text
+        structured = raw.get("remittanceInformationStructured")
+        if isinstance(structured, dict):
+            structured = structured.get("reference")
+        return structured.strip() if isinstance(structured, str) and structured.strip() else None
 
 
 class SwedbankAdapter(BerlinGroupAdapter):
@@ -45,6 +61,8 @@ class SwedbankAdapter(BerlinGroupAdapter):
     consents_path: ClassVar[str] = "/v4/consents"
     accounts_path: ClassVar[str] = "/v4/accounts"
     consent_access_mode = "all_accounts"
+    parser_class = SwedbankParser
+    signature_profile = SWEDBANK_SIGNATURE
 
     # -- every call: bic and app-id ---------------------------------------------------------------
 
@@ -125,7 +143,7 @@ class SwedbankAdapter(BerlinGroupAdapter):
         )
         ibans = [
             str(raw["iban"])
-            for raw in self.accounts_from(accounts_body)
+            for raw in self.parser.accounts_from(accounts_body)
             if isinstance(raw, dict) and isinstance(raw.get("iban"), str) and raw["iban"].strip()
         ]
         if not ibans:
@@ -166,13 +184,3 @@ class SwedbankAdapter(BerlinGroupAdapter):
                 ONLINE_MAX_DAYS,
             )
         return await super().fetch_transactions(ctx, credentials, account_id, date_from, date_to)
-
-    def description(self, raw: dict[str, Any]) -> str | None:
-        """Unstructured remittance text, falling back to the structured one (Tink does the same)."""
-        text = super().description(raw)
-        if text:
-            return text
-        structured = raw.get("remittanceInformationStructured")
-        if isinstance(structured, dict):
-            structured = structured.get("reference")
-        return structured.strip() if isinstance(structured, str) and structured.strip() else None

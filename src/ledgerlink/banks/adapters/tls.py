@@ -57,7 +57,8 @@ def tls_context(bank_id: str, endpoint: BankEndpointSettings) -> ssl.SSLContext:
     except (ssl.SSLError, OSError, ValueError) as exc:
         field = "ca_bundle_file" if ca and not cert else "client_cert_file"
         raise CertificateInvalid(
-            bank_id, f"the QWAC or key is unusable ({type(exc).__name__}); check {setting_name(bank_id, field)}"
+            bank_id,
+            f"the QWAC or key is unusable ({type(exc).__name__}); check {setting_name(bank_id, field)}",
         ) from exc
 
 

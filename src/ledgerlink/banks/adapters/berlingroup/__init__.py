@@ -1,14 +1,14 @@
 """Berlin Group NextGenPSD2 XS2A: the shared adapter every BG-style bank module subclasses.
 
-Flow (banks.md §1): ``POST /v1/consents`` (``recurringIndicator``, ``validUntil`` = today + the
-catalogue's ``consent_max_days``, ``frequencyPerDay: 4``, bank-offered access) → redirect SCA
+Flow (docs/banks.md, "Berlin Group"): ``POST /v1/consents`` (``recurringIndicator``, ``validUntil`` =
+today + the catalogue's ``consent_max_days``, ``frequencyPerDay: 4``, bank-offered access) → redirect SCA
 (``_links.scaRedirect``; ``TPP-Redirect-URI`` carries our ``state``) or decoupled SCA
 (``POST .../authorisations`` with ``PSU-ID``, autostart token from ``challengeData``/the bank's field,
 then poll ``scaStatus``) → ``GET /v1/consents/{id}`` for the granted status and ``validUntil`` →
 AIS reads → ``DELETE /v1/consents/{id}``.
 
 Override hooks (a bank module overrides only what differs; everything is a method or class attribute
-on :class:`BerlinGroupAdapter`):
+on :class:`BerlinGroupAdapter`, or on its parser, :class:`BerlinGroupParser` in :mod:`.parsing`):
 
 =============================  ======================================================================
 what                           hook
@@ -27,29 +27,28 @@ consent body                   ``consent_access_mode`` (``bank_offered``/``all_a
                                ``consent_access(ctx)``, ``consent_body(ctx)``, ``consent_valid_until()``,
                                ``frequency_per_day``, ``today()``
 SCA                            ``default_sca_method()``, ``start_redirect(...)``, ``start_decoupled(...)``,
-                               ``autostart_token_from(payload)``, ``complete_authorization`` (OAuth
-                               banks exchange the code here, see :mod:`.oauth`),
+                               ``start_oauth_redirect(...)`` (redirect-only OAuth banks),
+                               ``complete_authorization`` (OAuth banks exchange the code here, see
+                               :mod:`.oauth`),
                                ``get_authorization_status``
-consent read-back              ``parse_consent(body)``
-accounts / balances            ``accounts_params()``, ``accounts_from(body)``, ``parse_account(raw, where)``,
-                               ``pick_balance(balances, where)``
-transactions                   ``transactions_params(date_from, date_to)``, ``report_of(body)``,
-                               ``parse_transactions_page(body, page)``
+consent read-back              parser ``consent(body)``
+accounts / balances            ``accounts_params()``; parser ``accounts(body)``, ``account(raw, where)``,
+                               ``balance(body)``, ``pick_balance(balances, where)``
+transactions                   ``transactions_params(date_from, date_to)``; parser ``report_of(body)``,
+                               ``transactions_page(body, page)``
 pagination                     ``next_page(body, url, params, page) -> (url, params) | None``
                                (default: ``transactions._links.next.href`` until absent; loops and more
                                than ``MAX_PAGES`` pages are InvalidResponse)
-normalisation                  ``normalise_transaction(raw, status, where)``, ``transaction_dates``,
+normalisation                  ``parser_class`` (a :class:`BerlinGroupParser` subclass, pure, no I/O):
+                               ``normalise_transaction(raw, status, where)``, ``transaction_dates``,
                                ``provider_id``, ``counterparty``, ``description``, ``reference``
+signing                        ``signature_profile`` (default: the Berlin Group way, used only when a
+                               QSealC is configured; see :mod:`ledgerlink.banks.adapters.signing`)
 error mapping                  ``map_error_response(response)`` (``tppMessages`` → error family; see
                                :mod:`.errors`); call ``super()`` to keep the BG codes
 =============================  ======================================================================
 
-Normalisation: signed ``Decimal`` from the ``transactionAmount.amount`` string; bank-local dates
-(timestamps converted to Europe/Stockholm); counterparty = ``creditorName`` for debits, ``debtorName``
-for credits; description = ``remittanceInformationUnstructured`` (+ ``...Array``); reference = the
-structured (OCR) reference, else ``endToEndId``; ``provider_id`` = ``transactionId`` else
-``entryReference`` (blank → None). A malformed payload raises :class:`InvalidResponse` naming the
-bank and the field (``where`` strings such as ``transactions.booked[3].transactionAmount.amount``).
+Normalisation rules: see :mod:`.parsing`.
 
 Error choices: ``PERIOD_INVALID`` → :class:`PeriodInvalid` (an ``InvalidResponse`` with
 ``max_days=89``; the sync engine re-asks with a shorter window, the adapter never retries);
@@ -64,9 +63,11 @@ from ledgerlink.banks.adapters.berlingroup.errors import (
     tpp_messages,
 )
 from ledgerlink.banks.adapters.berlingroup.oauth import credentials_from_token, pkce_pair, with_query
+from ledgerlink.banks.adapters.berlingroup.parsing import BerlinGroupParser
 
 __all__ = [
     "BerlinGroupAdapter",
+    "BerlinGroupParser",
     "NextPage",
     "PeriodInvalid",
     "ResourceUnknown",

@@ -1,4 +1,5 @@
-"""The shared Berlin Group NextGenPSD2 adapter (consents, redirect/decoupled SCA, AIS reads).
+"""The shared Berlin Group NextGenPSD2 adapter: the HTTP side (consents, redirect/decoupled SCA, AIS
+reads, error answers). Payloads are read by :mod:`.parsing` (pure, no I/O; ``parser_class``).
 
 See the package docstring for the override hooks a bank module uses.
 """
@@ -7,21 +8,20 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
-from typing import Any, ClassVar, Literal
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import httpx
 
 from ledgerlink.banks.adapters.base import (
-    AccountUsage,
     AuthorizationStart,
     AuthorizationStatus,
     Balance,
     BankAccountInfo,
     BankTransaction,
     BankUnavailable,
-    BookingStatus,
+    CertificateInvalid,
     ConnectionContext,
     ConsentExpired,
     ConsentInfo,
@@ -30,6 +30,7 @@ from ledgerlink.banks.adapters.base import (
     RateLimited,
     ReauthRequired,
     ScaMethod,
+    SignatureInvalid,
     TemporaryFailure,
 )
 from ledgerlink.banks.adapters.berlingroup.errors import (
@@ -44,45 +45,48 @@ from ledgerlink.banks.adapters.berlingroup.errors import (
     first_code,
     tpp_messages,
 )
-from ledgerlink.banks.adapters.berlingroup.oauth import credentials_from_token, with_query
-from ledgerlink.banks.adapters.http import HttpAdapter, new_request_id, retry_at_from, today_stockholm
-
-CONSENT_STATUSES: dict[str, ConsentStatus] = {
-    "received": ConsentStatus.received,
-    "partiallyauthorised": ConsentStatus.received,
-    "valid": ConsentStatus.valid,
-    "rejected": ConsentStatus.rejected,
-    "expired": ConsentStatus.expired,
-    "revokedbypsu": ConsentStatus.revoked,
-    "terminatedbytpp": ConsentStatus.revoked,
-}
-SCA_FINAL_OK = frozenset({"finalised", "exempted"})
-SCA_FAILED = frozenset({"failed"})
-USAGES: dict[str, AccountUsage] = {"PRIV": "private", "ORGA": "business"}
-BALANCE_PREFERENCE = (
-    "closingBooked",
-    "interimBooked",
-    "expected",
-    "interimAvailable",
-    "openingBooked",
-    "forwardAvailable",
+from ledgerlink.banks.adapters.berlingroup.oauth import credentials_from_token, pkce_pair, with_query
+from ledgerlink.banks.adapters.berlingroup.parsing import (
+    SCA_FAILED,
+    SCA_FINAL_OK,
+    BerlinGroupParser,
+    authorisation_id_from_link,
+    autostart_token_from,
+    link,
 )
-AUTOSTART_KEYS = ("autoStartToken", "autostartToken", "bankIdAutoStartToken", "autoStart")
+from ledgerlink.banks.adapters.http import HttpAdapter, new_request_id, retry_at_from, today_stockholm
+from ledgerlink.banks.adapters.parsing import blank_to_none
+from ledgerlink.banks.adapters.signing import BERLIN_GROUP, HttpSignatureProfile
+
+if TYPE_CHECKING:
+    from ledgerlink.banks.adapters.registry import BankEntry
+    from ledgerlink.config import BankEndpointSettings
+
 MAX_PAGES = 1000
 OAUTH_REAUTH_ERRORS = frozenset({"invalid_grant", "invalid_token", "access_denied", "unauthorized_client"})
+#: 401 codes about our certificate or signature (an operator fixes settings; the user cannot).
+CERTIFICATE_CODES = frozenset(
+    {
+        "CERTIFICATE_INVALID",
+        "CERTIFICATE_EXPIRED",
+        "CERTIFICATE_BLOCKED",
+        "CERTIFICATE_REVOKED",
+        "CERTIFICATE_MISSING",
+        "ROLE_INVALID",
+    }
+)
+SIGNATURE_CODES = frozenset({"SIGNATURE_INVALID", "SIGNATURE_MISSING"})
 
 NextPage = tuple[str, dict[str, Any] | None]
 
 
-def blank_to_none(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
-
-
 class BerlinGroupAdapter(HttpAdapter):
-    """Berlin Group NextGenPSD2 XS2A v1 AIS, as in banks.md §1."""
+    """Berlin Group NextGenPSD2 XS2A v1 AIS (docs/banks.md, "Berlin Group")."""
+
+    #: Reads this bank's payloads (a bank with its own row quirks sets a subclass).
+    parser_class: ClassVar[type[BerlinGroupParser]] = BerlinGroupParser
+    #: Signed with a QSealC the Berlin Group way when one is configured.
+    signature_profile: ClassVar[HttpSignatureProfile | None] = BERLIN_GROUP
 
     #: Paths relative to the base URL.
     consents_path: ClassVar[str] = "/v1/consents"
@@ -95,6 +99,16 @@ class BerlinGroupAdapter(HttpAdapter):
     psu_id_type: ClassVar[str | None] = None
     frequency_per_day: ClassVar[int] = 4
     default_poll_interval_seconds: ClassVar[int] = 2
+
+    def __init__(
+        self,
+        entry: BankEntry,
+        endpoint: BankEndpointSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(entry, endpoint, transport=transport)
+        self.parser = self.parser_class(self.bank_id)
 
     # -- paths (hooks) ----------------------------------------------------------------------------
 
@@ -229,9 +243,9 @@ class BerlinGroupAdapter(HttpAdapter):
     ) -> AuthorizationStart:
         """The consent answer's ``scaRedirect``; if the bank wants an explicit authorisation first,
         start it and take the link from that answer."""
-        url = self.link(consent, "scaRedirect")
+        url = link(consent, "scaRedirect")
         if url is None:
-            start = self.link(consent, "startAuthorisation") or self.authorisations_url(
+            start = link(consent, "startAuthorisation") or self.authorisations_url(
                 str(credentials.consent_id)
             )
             response = await self.request(
@@ -243,7 +257,7 @@ class BerlinGroupAdapter(HttpAdapter):
                 json_body={},
             )
             auth = self.expect_object(self.decode_json(response), "authorisation")
-            url = self.link(auth, "scaRedirect")
+            url = link(auth, "scaRedirect")
             if auth.get("authorisationId"):
                 credentials = self.with_extra(credentials, authorisation_id=str(auth["authorisationId"]))
         if url is None:
@@ -256,8 +270,8 @@ class BerlinGroupAdapter(HttpAdapter):
         """Start the authorisation resource with the PSU id and read the BankID autostart token."""
         consent_id = str(credentials.consent_id)
         start = (
-            self.link(consent, "startAuthorisationWithPsuIdentification")
-            or self.link(consent, "startAuthorisation")
+            link(consent, "startAuthorisationWithPsuIdentification")
+            or link(consent, "startAuthorisation")
             or self.authorisations_url(consent_id)
         )
         headers = self.base_headers(ctx)
@@ -266,41 +280,16 @@ class BerlinGroupAdapter(HttpAdapter):
         auth = self.expect_object(self.decode_json(response), "authorisation")
         authorisation_id = blank_to_none(auth.get("authorisationId"))
         if authorisation_id is None:
-            authorisation_id = self.authorisation_id_from_link(auth)
+            authorisation_id = authorisation_id_from_link(auth)
         if authorisation_id is None:
             self.fail("authorisation answer has no id", "authorisationId")
-        token = self.autostart_token_from(auth) or self.autostart_token_from(consent)
+        token = autostart_token_from(auth) or autostart_token_from(consent)
         return AuthorizationStart(
             method="decoupled",
             credentials=self.with_extra(credentials, authorisation_id=authorisation_id),
             autostart_token=token,
             poll_interval_seconds=self.default_poll_interval_seconds,
         )
-
-    def authorisation_id_from_link(self, auth: dict[str, Any]) -> str | None:
-        href = self.link(auth, "scaStatus")
-        if href and "/authorisations/" in href:
-            return href.rstrip("/").rsplit("/", 1)[-1] or None
-        return None
-
-    def autostart_token_from(self, payload: dict[str, Any]) -> str | None:
-        """The BankID autostart token: ``challengeData.data[0]`` (or ``.additionalInformation``), a
-        bank field (``autoStartToken``...), or a ``psuMessage`` that is a bare token."""
-        challenge = payload.get("challengeData")
-        if isinstance(challenge, dict):
-            data = challenge.get("data")
-            if isinstance(data, list) and data and blank_to_none(data[0]):
-                return str(data[0]).strip()
-            if blank_to_none(challenge.get("additionalInformation")):
-                return str(challenge["additionalInformation"]).strip()
-        for key in AUTOSTART_KEYS:
-            value = blank_to_none(payload.get(key))
-            if value:
-                return value
-        message = blank_to_none(payload.get("psuMessage"))
-        if message and " " not in message and len(message) >= 16:
-            return message
-        return None
 
     async def get_authorization_status(
         self, ctx: ConnectionContext, credentials: Credentials
@@ -312,11 +301,10 @@ class BerlinGroupAdapter(HttpAdapter):
         body = await self.get_json(
             self.authorisation_url(consent_id, authorisation_id), headers=self.base_headers(ctx, credentials)
         )
-        sca_status = str(self.require(body, "scaStatus")).strip()
+        sca_status, message = self.parser.sca_status(body)
         if sca_status in SCA_FINAL_OK:
             return AuthorizationStatus(status="finalised", credentials=credentials)
         if sca_status in SCA_FAILED:
-            message = blank_to_none(body.get("psuMessage")) if isinstance(body, dict) else None
             return AuthorizationStatus(
                 status="failed", credentials=credentials, message=message or sca_status
             )
@@ -341,6 +329,30 @@ class BerlinGroupAdapter(HttpAdapter):
             raise BankUnavailable(self.bank_id, "no client_id configured")
         secret = self.endpoint.client_secret.get_secret_value() if self.endpoint.client_secret else None
         return self.endpoint.client_id, secret
+
+    async def start_oauth_redirect(
+        self,
+        sca_method: ScaMethod | None,
+        authorize_url: str,
+        params: Mapping[str, str | None],
+        *,
+        pkce: bool = False,
+    ) -> AuthorizationStart:
+        """Redirect-only banks without a consent resource before SCA (ICA Banken, Skandia, N26): send
+        the user to the bank's OAuth ``authorize_url`` with our client id, ``params`` (redirect URI,
+        state, scope...) and, with ``pkce``, an S256 challenge whose verifier waits in the credentials."""
+        if sca_method not in (None, "redirect"):
+            raise BankUnavailable(self.bank_id, f"SCA method {sca_method} is not offered")
+        client_id, _ = self.oauth_client()
+        query: dict[str, str | None] = {"client_id": client_id, "response_type": "code", **params}
+        extra: dict[str, str] = {}
+        if pkce:
+            verifier, challenge = pkce_pair()
+            query.update(code_challenge=challenge, code_challenge_method="S256")
+            extra["code_verifier"] = verifier
+        return AuthorizationStart(
+            method="redirect", credentials=Credentials(extra=extra), url=with_query(authorize_url, query)
+        )
 
     async def exchange_code(
         self, token_url: str, credentials: Credentials, *, code: str | None, redirect_uri: str
@@ -370,15 +382,7 @@ class BerlinGroupAdapter(HttpAdapter):
         body = await self.get_json(
             self.consent_url(self.consent_id_of(credentials)), headers=self.base_headers(ctx, credentials)
         )
-        return self.parse_consent(body)
-
-    def parse_consent(self, body: Any) -> ConsentInfo:
-        raw_status = str(self.require(body, "consentStatus")).strip()
-        status = CONSENT_STATUSES.get(raw_status.casefold())
-        if status is None:
-            self.fail(f"unknown consent status {raw_status[:40]!r}", "consentStatus")
-        valid_until = self.parse_date(body.get("validUntil"), "validUntil", required=False)
-        return ConsentInfo(status=status, valid_until=valid_until)
+        return self.parser.consent(body)
 
     async def revoke(self, ctx: ConnectionContext, credentials: Credentials) -> None:
         await self.request(
@@ -396,34 +400,7 @@ class BerlinGroupAdapter(HttpAdapter):
         body = await self.get_json(
             self.accounts_url(), headers=self.ais_headers(ctx, credentials), params=self.accounts_params()
         )
-        raw_accounts = self.accounts_from(body)
-        return [self.parse_account(raw, f"accounts[{i}]") for i, raw in enumerate(raw_accounts)]
-
-    def accounts_from(self, body: Any) -> list[Any]:
-        accounts = body.get("accounts") if isinstance(body, dict) else None
-        if not isinstance(accounts, list):
-            self.fail("no account list", "accounts")
-        return accounts
-
-    def parse_account(self, raw: Any, where: str) -> BankAccountInfo:
-        if not isinstance(raw, dict):
-            self.fail("account is not an object", where)
-        external_id = str(self.require(raw, "resourceId", f"{where}.resourceId"))
-        currency = str(self.require(raw, "currency", f"{where}.currency"))
-        usage = USAGES.get(str(raw.get("usage") or "").upper())
-        balances = raw.get("balances")
-        balance = self.pick_balance(balances, f"{where}.balances") if isinstance(balances, list) else None
-        return BankAccountInfo(
-            external_id=external_id,
-            currency=currency,
-            iban=blank_to_none(raw.get("iban")),
-            bban=blank_to_none(raw.get("bban")),
-            name=blank_to_none(raw.get("name"))
-            or blank_to_none(raw.get("displayName"))
-            or blank_to_none(raw.get("product")),
-            usage=usage,
-            balance=balance,
-        )
+        return self.parser.accounts(body)
 
     # -- balances ---------------------------------------------------------------------------------
 
@@ -431,37 +408,7 @@ class BerlinGroupAdapter(HttpAdapter):
         self, ctx: ConnectionContext, credentials: Credentials, account_id: str
     ) -> Balance:
         body = await self.get_json(self.balances_url(account_id), headers=self.ais_headers(ctx, credentials))
-        balances = body.get("balances") if isinstance(body, dict) else None
-        if not isinstance(balances, list):
-            self.fail("no balance list", "balances")
-        balance = self.pick_balance(balances, "balances")
-        if balance is None:
-            self.fail("no usable balance", "balances")
-        return balance
-
-    def pick_balance(self, balances: list[Any], where: str) -> Balance | None:
-        """The booked balance by preference (closingBooked, interimBooked, expected, ...)."""
-        by_type: dict[str, tuple[int, dict[str, Any]]] = {}
-        for i, item in enumerate(balances):
-            if isinstance(item, dict) and item.get("balanceType"):
-                by_type.setdefault(str(item["balanceType"]).casefold(), (i, item))
-        chosen = next((by_type[t.casefold()] for t in BALANCE_PREFERENCE if t.casefold() in by_type), None)
-        if chosen is None:
-            return None
-        i, item = chosen
-        amount_obj = self.require_object(item, "balanceAmount", f"{where}[{i}].balanceAmount")
-        return Balance(
-            amount=self.parse_amount(
-                self.require(amount_obj, "amount", f"{where}[{i}].balanceAmount.amount"),
-                f"{where}[{i}].balanceAmount.amount",
-            ),
-            currency=str(self.require(amount_obj, "currency", f"{where}[{i}].balanceAmount.currency")),
-            as_of=self.parse_date(
-                item.get("referenceDate") or item.get("lastChangeDateTime"),
-                f"{where}[{i}].referenceDate",
-                required=False,
-            ),
-        )
+        return self.parser.balance(body)
 
     # -- transactions -----------------------------------------------------------------------------
 
@@ -482,7 +429,7 @@ class BerlinGroupAdapter(HttpAdapter):
         seen: set[str] = set()
         for page in range(MAX_PAGES):
             body = await self.get_json(url, headers=self.ais_headers(ctx, credentials), params=params)
-            out.extend(self.parse_transactions_page(body, page))
+            out.extend(self.parser.transactions_page(body, page))
             nxt = self.next_page(body, url, params, page)
             if nxt is None:
                 return out
@@ -493,107 +440,13 @@ class BerlinGroupAdapter(HttpAdapter):
             seen.add(key)
         self.fail(f"more than {MAX_PAGES} pages", "_links.next")
 
-    def report_of(self, body: Any) -> dict[str, Any]:
-        report = body.get("transactions") if isinstance(body, dict) else None
-        if not isinstance(report, dict):
-            self.fail("no transaction report", "transactions")
-        return report
-
     def next_page(self, body: Any, url: str, params: dict[str, Any] | None, page: int) -> NextPage | None:
         """Follow ``transactions._links.next.href`` (or a top-level ``_links.next``) until absent.
         The href carries its own query, so no params are re-sent."""
-        href = self.link(self.report_of(body), "next") or self.link(body, "next")
+        href = self.parser.next_link(body)
         if href is None:
             return None
         return self.resolve_link(href), None
-
-    def parse_transactions_page(self, body: Any, page: int) -> list[BankTransaction]:
-        report = self.report_of(body)
-        out: list[BankTransaction] = []
-        for status in (BookingStatus.booked, BookingStatus.pending):
-            rows = report.get(status.value)
-            if rows is None:
-                continue
-            if not isinstance(rows, list):
-                self.fail("rows are not a list", f"transactions.{status.value}")
-            for i, raw in enumerate(rows):
-                where = f"transactions.{status.value}[{i}]" + (f" (page {page + 1})" if page else "")
-                if not isinstance(raw, dict):
-                    self.fail("transaction is not an object", where)
-                out.append(self.normalise_transaction(raw, status, where))
-        return out
-
-    # -- normalisation (hooks) --------------------------------------------------------------------
-
-    def normalise_transaction(
-        self, raw: dict[str, Any], status: BookingStatus, where: str
-    ) -> BankTransaction:
-        amount_obj = self.require_object(raw, "transactionAmount", f"{where}.transactionAmount")
-        amount = self.parse_amount(amount_obj.get("amount"), f"{where}.transactionAmount.amount")
-        currency = str(self.require(amount_obj, "currency", f"{where}.transactionAmount.currency")).upper()
-        booking_date, value_date = self.transaction_dates(raw, status, where)
-        return BankTransaction(
-            booking_status=status,
-            amount=amount,
-            currency=currency,
-            booking_date=booking_date,
-            value_date=value_date,
-            provider_id=self.provider_id(raw, status),
-            counterparty=self.counterparty(raw, amount.is_signed()),
-            description=self.description(raw),
-            reference=self.reference(raw),
-            raw=raw,
-        )
-
-    def transaction_dates(
-        self, raw: dict[str, Any], status: BookingStatus, where: str
-    ) -> tuple[dt.date | None, dt.date | None]:
-        """Booked rows need a booking date (falling back to the value date); pending ones may lack it."""
-        value_date = self.parse_date(raw.get("valueDate"), f"{where}.valueDate", required=False)
-        booking_date = self.parse_date(
-            raw.get("bookingDate") or raw.get("transactionDate"), f"{where}.bookingDate", required=False
-        )
-        if booking_date is None:
-            booking_date = value_date
-        if booking_date is None and status is BookingStatus.booked:
-            self.fail("missing date", f"{where}.bookingDate")
-        return booking_date, value_date
-
-    def provider_id(self, raw: dict[str, Any], status: BookingStatus) -> str | None:
-        return blank_to_none(raw.get("transactionId")) or blank_to_none(raw.get("entryReference"))
-
-    def counterparty(self, raw: dict[str, Any], is_debit: bool) -> str | None:
-        if is_debit:
-            return blank_to_none(raw.get("creditorName")) or blank_to_none(raw.get("ultimateCreditor"))
-        return blank_to_none(raw.get("debtorName")) or blank_to_none(raw.get("ultimateDebtor"))
-
-    def description(self, raw: dict[str, Any]) -> str | None:
-        parts: list[str] = []
-        single = blank_to_none(raw.get("remittanceInformationUnstructured"))
-        if single:
-            parts.append(single)
-        array = raw.get("remittanceInformationUnstructuredArray")
-        if isinstance(array, list):
-            parts.extend(text for item in array if (text := blank_to_none(item)) and text not in parts)
-        if parts:
-            return " ".join(parts)
-        return blank_to_none(raw.get("additionalInformation"))
-
-    def reference(self, raw: dict[str, Any]) -> str | None:
-        """OCR/structured reference, else the end-to-end id (``NOTPROVIDED`` is no reference)."""
-        candidates: list[Any] = [raw.get("remittanceInformationStructured")]
-        array = raw.get("remittanceInformationStructuredArray")
-        if isinstance(array, list):
-            candidates.extend(array)
-        for item in candidates:
-            value = item.get("reference") if isinstance(item, dict) else item
-            text = blank_to_none(value) if not isinstance(value, dict | list) else None
-            if text:
-                return text
-        end_to_end = blank_to_none(raw.get("endToEndId"))
-        if end_to_end and end_to_end.upper() != "NOTPROVIDED":
-            return end_to_end
-        return None
 
     # -- errors -----------------------------------------------------------------------------------
 
@@ -608,6 +461,10 @@ class BerlinGroupAdapter(HttpAdapter):
         status = response.status_code
         if isinstance(body, dict) and body.get("error") in OAUTH_REAUTH_ERRORS:
             raise ReauthRequired(self.bank_id, f"OAuth {body['error']} on {path}")
+        if hit := first_code(messages, CERTIFICATE_CODES):
+            raise CertificateInvalid(self.bank_id, f"{hit.code} on {path}")
+        if hit := first_code(messages, SIGNATURE_CODES):
+            raise SignatureInvalid(self.bank_id, f"{hit.code} on {path}")
         if hit := first_code(messages, EXPIRED_CODES):
             raise ConsentExpired(self.bank_id, f"{hit.code} on {path}")
         if hit := first_code(messages, REAUTH_CODES):
@@ -633,28 +490,6 @@ class BerlinGroupAdapter(HttpAdapter):
         if not credentials.consent_id:
             self.fail("credentials carry no consent id", "consent_id")
         return credentials.consent_id
-
-    def require_object(self, obj: Any, key: str, field: str) -> dict[str, Any]:
-        value = self.require(obj, key, field)
-        if not isinstance(value, dict):
-            self.fail("not an object", field)
-        return value
-
-    def expect_object(self, body: Any, what: str) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            self.fail(f"{what} answer is not an object", what)
-        return body
-
-    @staticmethod
-    def link(body: Any, name: str) -> str | None:
-        """``body._links[name].href`` (or a bare string link), or None."""
-        links = body.get("_links") if isinstance(body, dict) else None
-        if not isinstance(links, dict):
-            return None
-        value = links.get(name)
-        if isinstance(value, dict):
-            value = value.get("href")
-        return blank_to_none(value)
 
     @staticmethod
     def with_extra(credentials: Credentials, **values: str) -> Credentials:

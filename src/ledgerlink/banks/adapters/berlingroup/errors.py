@@ -1,6 +1,6 @@
 """Berlin Group ``tppMessages`` codes mapped onto the adapter error family.
 
-Choices that the spec leaves open (banks.md §1.6, §5.3):
+Choices that the spec leaves open (docs/banks.md, "Berlin Group"):
 
 * ``PERIOD_INVALID`` (the bank refuses the date range, typically > 90 days without fresh SCA) raises
   :class:`PeriodInvalid`, a subclass of :class:`InvalidResponse` carrying ``max_days = 89``. The adapter
@@ -39,7 +39,7 @@ UNAVAILABLE_CODES = frozenset({"SERVICE_BLOCKED"})
 PERIOD_CODES = frozenset({"PERIOD_INVALID"})
 UNKNOWN_RESOURCE_CODES = frozenset({"RESOURCE_UNKNOWN"})
 
-#: What a bank serves without fresh SCA (banks.md §2 "How far back").
+#: What a bank serves without fresh SCA (PSD2 RTS: ~90 days without fresh SCA).
 UNATTENDED_MAX_DAYS = 89
 
 

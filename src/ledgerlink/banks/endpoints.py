@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from ledgerlink.auth.dependencies import BankingPrincipal
 from ledgerlink.banks.adapters.registry import catalogue
+from ledgerlink.banks.service.catalogue import is_configured
 from ledgerlink.banks.schemas import (
     AccountMappingList,
     AccountMappingRead,
@@ -110,6 +111,7 @@ async def list_banks(
             sca_methods=list(b.sca_methods),
             max_history_days=b.max_history_days,
             consent_max_days=b.consent_max_days,
+            configured=is_configured(settings, b),
         )
         for b in catalogue(include_sandbox=settings.sandbox)
         if account_type is None or account_type in b.account_types

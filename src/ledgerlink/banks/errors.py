@@ -8,9 +8,11 @@ import math
 from ledgerlink.banks.adapters.base import (
     AdapterError,
     BankUnavailable,
+    CertificateInvalid,
     InvalidResponse,
     RateLimited,
     ReauthRequired,
+    SignatureInvalid,
     TemporaryFailure,
 )
 from ledgerlink.errors import (
@@ -35,6 +37,12 @@ class BankNotOffered(Conflict):
     """A catalogue bank that is ``coming_soon``."""
 
     code, title = "bank_unavailable", "Bank not available yet"
+
+
+class BankNotConfigured(Conflict):
+    """The bank requires a client certificate or signing key that this deployment has not set."""
+
+    code, title = "bank_not_configured", "Bank not configured"
 
 
 class ConnectionNotActive(Conflict):
@@ -65,33 +73,36 @@ def ledger_account_invalid(value: str, loc: list[str | int]) -> Unprocessable:
     )
 
 
+#: Adapter error kind → (problem class, code, what the user is told, retryable). First match wins.
+_PROBLEMS: tuple[tuple[type[AdapterError], type[AppError], str, str, bool], ...] = (
+    (RateLimited, ServiceUnavailable, "bank_rate_limited", "the bank is rate limiting requests", True),
+    (BankUnavailable, ServiceUnavailable, "bank_unavailable", "the bank cannot be reached right now", True),
+    (TemporaryFailure, ServiceUnavailable, "bank_unavailable", "the bank cannot be reached right now", True),
+    (CertificateInvalid, BadGateway, "certificate_invalid", "the bank refused our client certificate", False),
+    (SignatureInvalid, BadGateway, "signature_invalid", "the bank refused our request signature", False),
+    (ReauthRequired, BadGateway, "bank_error", "the bank refused the authorization", False),
+    (InvalidResponse, BadGateway, "bank_error", "the bank answered something we could not read", False),
+)
+
+
 def adapter_problem(exc: AdapterError) -> AppError:
     """An adapter error during a user-present call, as a problem the frontend can show (never a 500).
 
     Messages are the adapter's own (bank id, path, bank code): they carry no secrets."""
+    cls: type[AppError] = BadGateway
+    code, what, retryable = "bank_error", "the bank answered something we could not read", False
+    detail = str(exc)
+    for kind, problem, problem_code, text, can_retry in _PROBLEMS:
+        if isinstance(exc, kind):
+            cls, code, what, retryable, detail = problem, problem_code, text, can_retry, exc.message
+            break
+    headers = None
     if isinstance(exc, RateLimited):
         seconds = max(1, math.ceil((exc.retry_at - dt.datetime.now(dt.UTC)).total_seconds()))
-        return ServiceUnavailable(
-            f"the bank is rate limiting requests: {exc.message}",
-            code="bank_rate_limited",
-            headers={"Retry-After": str(seconds)},
-            extra={"bank_id": exc.bank_id, "retryable": True},
-        )
-    if isinstance(exc, BankUnavailable | TemporaryFailure):
-        return ServiceUnavailable(
-            f"the bank cannot be reached right now: {exc.message}",
-            code="bank_unavailable",
-            extra={"bank_id": exc.bank_id, "retryable": True},
-        )
-    if isinstance(exc, ReauthRequired):
-        return BadGateway(
-            f"the bank refused the authorization: {exc.message}",
-            code="bank_error",
-            extra={"bank_id": exc.bank_id, "retryable": False},
-        )
-    detail = exc.message if isinstance(exc, InvalidResponse) else str(exc)
-    return BadGateway(
-        f"the bank answered something we could not read: {detail}",
-        code="bank_error",
-        extra={"bank_id": exc.bank_id, "retryable": False},
+        headers = {"Retry-After": str(seconds)}
+    return cls(
+        f"{what}: {detail}",
+        code=code,
+        headers=headers,
+        extra={"bank_id": exc.bank_id, "retryable": retryable},
     )

@@ -22,6 +22,10 @@ class BankRead(BaseModel):
     sca_methods: list[ScaMethodName]
     max_history_days: int
     consent_max_days: int
+    configured: bool = Field(
+        description="Whether the client certificate and signing key this bank requires are set up here; "
+        "connecting to a bank that is not configured answers 409 bank_not_configured"
+    )
 
 
 class BankList(BaseModel):

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import httpx
 
 from ledgerlink.banks.adapters.base import AccountUsage, BankAdapter, BankUnavailable, ScaMethod
+from ledgerlink.banks.adapters.tls import setting_name
 from ledgerlink.config import BankEndpointSettings
 
 BankStatus = Literal["available", "coming_soon"]
@@ -37,15 +38,21 @@ class BankEntry:
     adapter: str | None  # "module:Class"
     default_base_url: str | None = None
     sandbox_only: bool = False
+    #: PSD2 RTS art. 34: the bank identifies us by an eIDAS QWAC in the TLS handshake (mutual TLS).
+    requires_client_cert: bool = False
+    #: The bank wants requests signed with our eIDAS QSealC (see :mod:`.signing`).
+    requires_signing: bool = False
 
 
 def _entry(**kw: Any) -> BankEntry:
     return BankEntry(**kw)
 
 
-# Banks reached through the aggregator are redirect-only for us: the aggregator runs Mobile BankID on its
-# own page. Facts in docs/banks.md (history = what the bank serves with the user present, right
-# after SCA; consents are read back from the bank, consent_max_days is only the ceiling we ask for).
+# Every bank we reach directly requires our QWAC (PSD2 RTS art. 34); Nordea, Swedbank and Bank
+# Norwegian also want signed requests (QSealC). Banks reached through the aggregator are redirect-only
+# for us: the aggregator runs Mobile BankID on its own page. Facts in docs/banks.md (history = what the
+# bank serves with the user present, right after SCA; consents are read back from the bank,
+# consent_max_days is only the ceiling we ask for).
 BANKS: dict[str, BankEntry] = {
     "nordea": _entry(
         id="nordea",
@@ -58,6 +65,8 @@ BANKS: dict[str, BankEntry] = {
         consent_max_days=180,
         adapter="ledgerlink.banks.adapters.nordea:NordeaAdapter",
         default_base_url="https://api.nordeaopenbanking.com",
+        requires_client_cert=True,
+        requires_signing=True,
     ),
     "seb": _entry(
         id="seb",
@@ -70,6 +79,7 @@ BANKS: dict[str, BankEntry] = {
         consent_max_days=180,
         adapter="ledgerlink.banks.adapters.seb:SebAdapter",
         default_base_url="https://api.seb.se/open",
+        requires_client_cert=True,
     ),
     "handelsbanken": _entry(
         id="handelsbanken",
@@ -82,6 +92,7 @@ BANKS: dict[str, BankEntry] = {
         consent_max_days=180,
         adapter="ledgerlink.banks.adapters.handelsbanken:HandelsbankenAdapter",
         default_base_url="https://api.handelsbanken.com/openbanking",
+        requires_client_cert=True,
     ),
     "swedbank": _entry(
         id="swedbank",
@@ -94,6 +105,8 @@ BANKS: dict[str, BankEntry] = {
         consent_max_days=180,
         adapter="ledgerlink.banks.adapters.swedbank:SwedbankAdapter",
         default_base_url="https://psd2.api.swedbank.com",
+        requires_client_cert=True,
+        requires_signing=True,
     ),
     "revolut": _entry(
         id="revolut",
@@ -106,6 +119,7 @@ BANKS: dict[str, BankEntry] = {
         consent_max_days=180,
         adapter="ledgerlink.banks.adapters.revolut:RevolutAdapter",
         default_base_url="https://oba.revolut.com",
+        requires_client_cert=True,
     ),
     "ekobanken": _entry(
         id="ekobanken",
@@ -130,6 +144,7 @@ BANKS: dict[str, BankEntry] = {
         consent_max_days=180,
         adapter="ledgerlink.banks.adapters.danske:DanskeAdapter",
         default_base_url="https://psd2-api.danskebank.com",
+        requires_client_cert=True,
     ),
     "seb_enkla_firman": _entry(
         id="seb_enkla_firman",
@@ -165,6 +180,7 @@ BANKS: dict[str, BankEntry] = {
         consent_max_days=180,
         adapter="ledgerlink.banks.adapters.lansforsakringar:LansforsakringarAdapter",
         default_base_url="https://api.bank.lansforsakringar.se/openbanking",
+        requires_client_cert=True,
     ),
     "icabanken": _entry(
         id="icabanken",
@@ -177,6 +193,7 @@ BANKS: dict[str, BankEntry] = {
         consent_max_days=180,
         adapter="ledgerlink.banks.adapters.icabanken:IcaBankenAdapter",
         default_base_url="https://api.icabanken.se",
+        requires_client_cert=True,
     ),
     "skandia": _entry(
         id="skandia",
@@ -189,6 +206,7 @@ BANKS: dict[str, BankEntry] = {
         consent_max_days=180,
         adapter="ledgerlink.banks.adapters.skandia:SkandiaAdapter",
         default_base_url="https://apis.skandia.se/open-banking/core-bank",
+        requires_client_cert=True,
     ),
     "banknorwegian": _entry(
         id="banknorwegian",
@@ -201,6 +219,8 @@ BANKS: dict[str, BankEntry] = {
         consent_max_days=180,
         adapter="ledgerlink.banks.adapters.banknorwegian:BankNorwegianAdapter",
         default_base_url="https://api.banknorwegian.com/openbanking",
+        requires_client_cert=True,
+        requires_signing=True,
     ),
     "n26": _entry(
         id="n26",
@@ -213,6 +233,7 @@ BANKS: dict[str, BankEntry] = {
         consent_max_days=180,
         adapter="ledgerlink.banks.adapters.n26:N26Adapter",
         default_base_url="https://xs2a.tech26.de",
+        requires_client_cert=True,
     ),
     "alandsbanken": _entry(
         id="alandsbanken",
@@ -225,6 +246,7 @@ BANKS: dict[str, BankEntry] = {
         consent_max_days=180,
         adapter="ledgerlink.banks.adapters.alandsbanken:AlandsbankenAdapter",
         default_base_url="https://api.alandsbanken.se",
+        requires_client_cert=True,
     ),
     "lanospar": _entry(
         id="lanospar",
@@ -264,6 +286,19 @@ BANKS: dict[str, BankEntry] = {
         sandbox_only=True,
     ),
 }
+
+
+#: What each requirement needs configured, as ``BankEndpointSettings`` field names.
+CERT_SETTINGS = ("client_cert_file", "client_key_file")
+SIGNING_SETTINGS = ("signing_key_file", "signing_cert_file")
+
+
+def missing_settings(entry: BankEntry, endpoint: BankEndpointSettings) -> list[str]:
+    """The settings this bank requires that are not set, as environment variable names."""
+    wanted = (CERT_SETTINGS if entry.requires_client_cert else ()) + (
+        SIGNING_SETTINGS if entry.requires_signing else ()
+    )
+    return [setting_name(entry.id, name) for name in wanted if not getattr(endpoint, name)]
 
 
 def catalogue(*, include_sandbox: bool) -> list[BankEntry]:

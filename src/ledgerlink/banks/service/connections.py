@@ -8,18 +8,17 @@ its credentials wait in ``ConnectionSecrets.pending`` meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledgerlink.auth.principal import Principal
 from ledgerlink.banks.adapters.base import (
-    STOCKHOLM,
     AdapterError,
     BankAccountInfo,
     BankAdapter,
@@ -29,9 +28,8 @@ from ledgerlink.banks.adapters.base import (
     ReauthRequired,
     ScaMethod,
 )
-from ledgerlink.banks.adapters.registry import BankEntry, get_entry
+from ledgerlink.banks.adapters.registry import BankEntry
 from ledgerlink.banks.errors import (
-    BankNotOffered,
     ConnectionNotActive,
     ConnectionNotFound,
     ConnectionStateConflict,
@@ -47,10 +45,17 @@ from ledgerlink.banks.schemas import (
     ConnectionCreate,
     ConnectionCreated,
     DecoupledAuthorization,
-    MoneyRead,
     ReauthorizationCreate,
     RedirectAuthorization,
 )
+from ledgerlink.banks.service.available import (
+    account_json,
+    available_account,
+    consent_end,
+)
+from ledgerlink.banks.service.available import available_of as available_of  # re-export
+from ledgerlink.banks.service.available import identity_key as identity_key  # re-export
+from ledgerlink.banks.service.catalogue import catalogue_entry, require_configured
 from ledgerlink.banks.service.common import (
     CONSENT_TODO,
     REAUTH_TODO,
@@ -66,7 +71,7 @@ from ledgerlink.config import Settings
 from ledgerlink.db.base import utcnow
 from ledgerlink.errors import Unprocessable
 from ledgerlink.logging import get_logger
-from ledgerlink.models.bank import AccountStatus, BankConnection, ConnectionStatus
+from ledgerlink.models.bank import AccountStatus, BankConnection, ConnectionStatus, OAuthState
 from ledgerlink.oauth.repository import OAuthStateRepository
 from ledgerlink.oauth.service import check_redirect_uri, consume_state, issue_state
 from ledgerlink.pagination import decode_cursor, encode_cursor
@@ -87,62 +92,21 @@ class BankCall:
     psu_ip_address: str | None
 
 
-def identity_key(iban: str | None, bban: str | None, external_id: str) -> str:
-    """What identifies a bank account across consents: IBAN, else BBAN, else the bank's id."""
-    if iban and iban.strip():
-        return "iban:" + "".join(iban.split()).upper()
-    if bban and bban.strip():
-        return "bban:" + "".join(bban.split()).upper()
-    return "ext:" + external_id.strip()
-
-
-def consent_end(valid_until: dt.date | None) -> dt.datetime | None:
-    """The end of the consent's last valid day, Stockholm time."""
-    if valid_until is None:
-        return None
-    return dt.datetime.combine(valid_until, dt.time(23, 59, 59), STOCKHOLM)
-
-
-def account_json(info: BankAccountInfo) -> dict[str, Any]:
-    balance = (
-        {
-            "amount": format(info.balance.amount, "f"),
-            "currency": info.balance.currency,
-            "as_of": info.balance.as_of.isoformat() if info.balance.as_of else None,
-        }
-        if info.balance is not None
-        else None
-    )
-    return {
-        "external_id": info.external_id,
-        "iban": info.iban,
-        "bban": info.bban,
-        "name": info.name,
-        "currency": info.currency,
-        "usage": info.usage,
-        "balance": balance,
-    }
-
-
-def available_of(connection: BankConnection) -> list[dict[str, Any]]:
-    return list(connection.available_accounts or [])
-
-
-def catalogue_entry(settings: Settings, bank_id: str) -> BankEntry:
-    """The bank's catalogue entry; unknown (or the sandbox when it is off) → 422, coming soon → 409."""
-    entry = get_entry(bank_id)
-    if entry is None or (entry.sandbox_only and not settings.sandbox):
-        raise Unprocessable(f"unknown bank {bank_id!r}", loc=["body", "bank_id"], code="unknown_bank")
-    if entry.status != "available" or entry.adapter is None:
-        raise BankNotOffered(f"{entry.name} is coming soon and cannot be connected yet")
-    return entry
-
-
-async def _close(adapter: BankAdapter) -> None:
+@contextlib.asynccontextmanager
+async def open_bank(
+    connection: BankConnection, call: BankCall
+) -> AsyncIterator[tuple[BankAdapter, ConnectionContext]]:
+    """The connection's adapter and who we act for (the PSU's IP: the user is here); the adapter's
+    client is closed on the way out. Building the adapter raises the adapter's own errors."""
+    ctx = connection_context(call.settings, connection, psu_ip_address=call.psu_ip_address)
+    adapter = build_adapter(call.settings, connection.bank_id, call.transports)
     try:
-        await adapter.aclose()
-    except Exception:  # pragma: no cover - closing a client must not mask the answer
-        log.warning("bank_adapter.close_failed", bank_id=adapter.bank_id)
+        yield adapter, ctx
+    finally:
+        try:
+            await adapter.aclose()
+        except Exception:  # pragma: no cover - closing a client must not mask the answer
+            log.warning("bank_adapter.close_failed", bank_id=adapter.bank_id)
 
 
 class ConnectionService:
@@ -161,6 +125,7 @@ class ConnectionService:
             )
         check_redirect_uri(settings, data.redirect_uri)
         method = self._method(entry, data.sca_method, psu_id=data.psu_id)
+        require_configured(settings, entry)
         await company_service.require_bank_import(session, principal.company_id, settings)
 
         connection = BankConnection(
@@ -200,6 +165,7 @@ class ConnectionService:
         check_redirect_uri(call.settings, redirect_uri)
         psu_id = load_secrets(call.settings, connection).psu_id
         method = self._method(entry, data.sca_method or _sca(connection.sca_method), psu_id=psu_id)
+        require_configured(call.settings, entry)
         await company_service.require_bank_import(session, principal.company_id, call.settings)
         if connection.status == ConnectionStatus.failed:
             connection.status = ConnectionStatus.awaiting_authorization
@@ -242,19 +208,13 @@ class ConnectionService:
             redirect_uri=redirect_uri,
             connection_id=connection.id,
         )
-        ctx = connection_context(call.settings, connection, psu_ip_address=call.psu_ip_address)
         try:
-            adapter = build_adapter(call.settings, connection.bank_id, call.transports)
+            async with open_bank(connection, call) as (adapter, ctx):
+                start = await adapter.start_authorization(
+                    ctx, redirect_uri=redirect_uri, state=state, sca_method=method
+                )
         except AdapterError as exc:
             raise adapter_problem(exc) from exc
-        try:
-            start = await adapter.start_authorization(
-                ctx, redirect_uri=redirect_uri, state=state, sca_method=method
-            )
-        except AdapterError as exc:
-            raise adapter_problem(exc) from exc
-        finally:
-            await _close(adapter)
         current = load_secrets(call.settings, connection)
         save_secrets(call.settings, connection, dataclasses.replace(current, pending=start.credentials))
         connection.sca_method = start.method
@@ -311,17 +271,13 @@ class ConnectionService:
         code: str | None,
         redirect_uri: str,
     ) -> None:
-        ctx = connection_context(call.settings, connection, psu_ip_address=call.psu_ip_address)
         try:
-            adapter = build_adapter(call.settings, connection.bank_id, call.transports)
-        except AdapterError as exc:
+            async with open_bank(connection, call) as (adapter, ctx):
+                await self._finish_authorization(
+                    session, connection, adapter, ctx, pending, call, code=code, redirect_uri=redirect_uri
+                )
+        except AdapterError as exc:  # the adapter could not be built
             raise adapter_problem(exc) from exc
-        try:
-            await self._finish_authorization(
-                session, connection, adapter, ctx, pending, call, code=code, redirect_uri=redirect_uri
-            )
-        finally:
-            await _close(adapter)
 
     async def _finish_authorization(
         self,
@@ -447,50 +403,56 @@ class ConnectionService:
             await self._authorization_failed(session, connection, call.settings, "the BankID login timed out")
             return
         connection.decoupled_polls += 1
-        ctx = connection_context(call.settings, connection, psu_ip_address=call.psu_ip_address)
         try:
-            adapter = build_adapter(call.settings, connection.bank_id, call.transports)
-        except AdapterError as exc:
+            async with open_bank(connection, call) as (adapter, ctx):
+                await self._poll_once(session, connection, call, adapter, ctx, secrets, pending, row, now)
+        except AdapterError as exc:  # the adapter could not be built
             raise adapter_problem(exc) from exc
+
+    async def _poll_once(
+        self,
+        session: AsyncSession,
+        connection: BankConnection,
+        call: BankCall,
+        adapter: BankAdapter,
+        ctx: ConnectionContext,
+        secrets: ConnectionSecrets,
+        pending: Credentials,
+        row: OAuthState,
+        now: dt.datetime,
+    ) -> None:
         try:
             status = await adapter.get_authorization_status(ctx, pending)
         except ReauthRequired as exc:
-            await _close(adapter)
             await self._authorization_failed(session, connection, call.settings, exc.message)
             return
         except AdapterError as exc:
             # a read must not fail because one poll did: report it and poll again on the next read
-            await _close(adapter)
             log.warning(
                 "bank_connection.poll_failed", connection_id=str(connection.id), error=type(exc).__name__
             )
             await session.flush()
             return
-        try:
-            if status.status == "pending":
-                save_secrets(
-                    call.settings, connection, dataclasses.replace(secrets, pending=status.credentials)
-                )
-                await session.flush()
-                return
-            if status.status == "failed":
-                await self._authorization_failed(
-                    session, connection, call.settings, status.message or "the login was not approved"
-                )
-                return
-            row.used_at = now
-            await self._finish_authorization(
-                session,
-                connection,
-                adapter,
-                ctx,
-                status.credentials,
-                call,
-                code=None,
-                redirect_uri=row.redirect_uri,
+        if status.status == "pending":
+            save_secrets(call.settings, connection, dataclasses.replace(secrets, pending=status.credentials))
+            await session.flush()
+            return
+        if status.status == "failed":
+            await self._authorization_failed(
+                session, connection, call.settings, status.message or "the login was not approved"
             )
-        finally:
-            await _close(adapter)
+            return
+        row.used_at = now
+        await self._finish_authorization(
+            session,
+            connection,
+            adapter,
+            ctx,
+            status.credentials,
+            call,
+            code=None,
+            redirect_uri=row.redirect_uri,
+        )
 
     async def list_page(
         self, session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None
@@ -524,22 +486,7 @@ class ConnectionService:
             a.external_id: a.id
             for a in await BankAccountRepository(session).of_connection(principal, connection.id)
         }
-        items = []
-        for raw in available_of(connection):
-            balance = raw.get("balance")
-            items.append(
-                AvailableAccount(
-                    external_id=raw["external_id"],
-                    iban=raw.get("iban"),
-                    bban=raw.get("bban"),
-                    name=raw.get("name"),
-                    currency=raw["currency"],
-                    usage=raw.get("usage"),
-                    balance=MoneyRead(**balance) if balance else None,
-                    linked_bank_account_id=linked.get(raw["external_id"]),
-                )
-            )
-        return items
+        return [available_account(raw, linked.get(raw["external_id"])) for raw in available_of(connection)]
 
     # ------------------------------------------------------------------ revoke
 
@@ -573,16 +520,9 @@ class ConnectionService:
     async def _revoke_at_bank(
         self, connection: BankConnection, credentials: Credentials, call: BankCall
     ) -> None:
-        ctx = connection_context(call.settings, connection, psu_ip_address=call.psu_ip_address)
         try:
-            adapter = build_adapter(call.settings, connection.bank_id, call.transports)
-        except AdapterError as exc:
-            log.warning(
-                "bank_connection.revoke_failed", connection_id=str(connection.id), error=type(exc).__name__
-            )
-            return
-        try:
-            await adapter.revoke(ctx, credentials)
+            async with open_bank(connection, call) as (adapter, ctx):
+                await adapter.revoke(ctx, credentials)
         except AdapterError as exc:
             log.warning(
                 "bank_connection.revoke_failed",
@@ -590,8 +530,6 @@ class ConnectionService:
                 bank_id=connection.bank_id,
                 error=type(exc).__name__,
             )
-        finally:
-            await _close(adapter)
 
     async def _get_locked(
         self, session: AsyncSession, principal: Principal, connection_id: uuid.UUID

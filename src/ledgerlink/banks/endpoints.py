@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse
 
 from ledgerlink.auth.dependencies import BankingPrincipal
 from ledgerlink.banks.adapters.registry import catalogue
-from ledgerlink.banks.service.catalogue import is_configured
 from ledgerlink.banks.schemas import (
     AccountMappingList,
     AccountMappingRead,
@@ -35,6 +34,7 @@ from ledgerlink.banks.schemas import (
     ReauthorizationCreate,
 )
 from ledgerlink.banks.service.accounts import ScheduleSync, bank_accounts, ledger_suggestions
+from ledgerlink.banks.service.catalogue import is_configured
 from ledgerlink.banks.service.connections import BankCall, connections
 from ledgerlink.db.session import SessionDep
 from ledgerlink.errors import responses

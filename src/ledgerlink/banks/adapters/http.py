@@ -7,9 +7,11 @@ A protocol family (Berlin Group, OBIE, aggregator) subclasses :class:`HttpAdapte
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import email.utils
 import json
+import ssl
 import uuid
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
@@ -28,7 +30,7 @@ from ledgerlink.banks.adapters.base import (
 )
 from ledgerlink.banks.adapters.parsing import PayloadReader
 from ledgerlink.banks.adapters.signing import HttpSignatureProfile, RequestSigner, signer_for
-from ledgerlink.banks.adapters.tls import tls_context, tls_failure
+from ledgerlink.banks.adapters.tls import probe_refusal, tls_context, tls_failure
 from ledgerlink.clock import today_stockholm
 
 if TYPE_CHECKING:
@@ -91,11 +93,13 @@ class HttpAdapter(PayloadReader):
         if not base_url:
             raise BankUnavailable(entry.id, "no base URL configured")
         self.base_url = base_url.rstrip("/")
+        #: The TLS context of the real network (None when a test injects a transport).
+        self.tls: ssl.SSLContext | None = tls_context(entry.id, endpoint) if transport is None else None
         self.client = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(endpoint.timeout_seconds, connect=min(10.0, endpoint.timeout_seconds)),
             transport=transport,
-            verify=tls_context(entry.id, endpoint) if transport is None else True,
+            verify=self.tls if self.tls is not None else True,
         )
         profile = self.signature_profile
         self.signer: RequestSigner | None = signer_for(entry.id, endpoint, profile) if profile else None
@@ -139,13 +143,22 @@ class HttpAdapter(PayloadReader):
         except httpx.TimeoutException as exc:
             raise TemporaryFailure(self.bank_id, f"timeout on {method} {_path(url)}") from exc
         except httpx.TransportError as exc:
-            if reason := tls_failure(exc):
+            if reason := tls_failure(exc) or await self._refused_after_handshake(request, exc):
                 raise CertificateInvalid(self.bank_id, f"{reason} on {method} {_path(url)}") from exc
             raise TemporaryFailure(self.bank_id, f"connection error on {method} {_path(url)}") from exc
         if response.status_code >= 400:
             self.map_error_response(response)
             self.raise_generic(response)
         return response
+
+    async def _refused_after_handshake(self, request: httpx.Request, exc: httpx.TransportError) -> str | None:
+        """A connection that broke after TLS: did the bank refuse our client certificate? (see
+        :func:`~ledgerlink.banks.adapters.tls.probe_refusal`)."""
+        broken = isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.RemoteProtocolError)
+        if not broken or self.tls is None or request.url.scheme != "https" or not request.url.host:
+            return None
+        port = request.url.port or 443
+        return await asyncio.to_thread(probe_refusal, request.url.host, port, self.tls)
 
     def sign_request(self, request: httpx.Request) -> None:
         """Hook: add the bank's signature headers to a built request (the OBIE family signs with JWS)."""

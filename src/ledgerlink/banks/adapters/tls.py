@@ -10,6 +10,7 @@ every adapter of that bank (building one costs ~50 ms of CPU; a sync run builds 
 from __future__ import annotations
 
 import functools
+import socket
 import ssl
 from typing import TYPE_CHECKING
 
@@ -84,4 +85,30 @@ def tls_failure(exc: BaseException) -> str | None:
     return None
 
 
-__all__ = ["setting_name", "shared_ssl_context", "tls_context", "tls_failure"]
+def probe_refusal(host: str, port: int, context: ssl.SSLContext, *, timeout: float = 3.0) -> str | None:
+    """After a connection broke: open a fresh TLS connection with the same context and send nothing.
+
+    With TLS 1.3 a server that refuses our client certificate closes the connection just after the
+    handshake, and the request we had written meets a broken pipe: nothing in that error says why. An
+    HTTP server never closes a fresh connection before a request unless it refused it, so an immediate
+    close (or a TLS error) here is the answer; a server that waits for our request refused nothing.
+    Blocking: run it in a thread."""
+    try:
+        with (
+            socket.create_connection((host, port), timeout=timeout) as raw,
+            context.wrap_socket(raw, server_hostname=host) as tls,
+        ):
+            if tls.recv(1) == b"":
+                return "TLS refused: the bank closed the connection right after the handshake"
+    except ssl.SSLCertVerificationError:
+        return "the bank's server certificate is not trusted"
+    except ssl.SSLError as exc:
+        return f"TLS refused: {(exc.reason or 'handshake failed').lower().replace('_', ' ')}"
+    except ConnectionResetError:
+        return "TLS refused: the bank reset the connection right after the handshake"
+    except OSError:  # timeout (the server waits for a request), unreachable: not a refusal
+        return None
+    return None
+
+
+__all__ = ["probe_refusal", "setting_name", "shared_ssl_context", "tls_context", "tls_failure"]

@@ -37,7 +37,13 @@ from ledgerlink.banks.adapters.base import (
 )
 from ledgerlink.banks.adapters.http import HttpAdapter, new_request_id, utcnow
 from ledgerlink.banks.adapters.obie import normalize
-from ledgerlink.banks.adapters.signing import SigningAlg, looks_like_private_key, sign_jwt
+from ledgerlink.banks.adapters.signing import (
+    SigningAlg,
+    detached_jws,
+    looks_like_private_key,
+    sign_jwt,
+    signing_material,
+)
 
 if TYPE_CHECKING:
     from ledgerlink.banks.adapters.registry import BankEntry
@@ -66,6 +72,8 @@ GRANT_ERRORS = frozenset({"invalid_grant", "access_denied", "consent_required", 
 CLIENT_ERRORS = frozenset({"invalid_client", "unauthorized_client", "invalid_scope"})
 
 TOKEN_LEEWAY = dt.timedelta(seconds=30)
+#: ``http://openbanking.org.uk/tan`` of the detached JWS: the trust anchor of our signing certificate.
+JWS_TRUST_ANCHOR = "openbanking.org.uk"
 
 
 class _AlreadyGone(InvalidResponse):
@@ -122,6 +130,24 @@ class ObieAdapter(HttpAdapter):
         #: ``app_id``); a deployment with an HSM/KMS replaces it with its own callable.
         self.request_object_signer: RequestObjectSigner | None = (
             self._sign_with_configured_key if looks_like_private_key(secret) else None
+        )
+        #: The QSealC that signs request bodies as a detached JWS (``x-jws-signature``), when set.
+        self.jws_material = signing_material(entry.id, endpoint)
+
+    def sign_request(self, request: httpx.Request) -> None:
+        """OBIE: a resource request with a JSON body carries its detached JWS in ``x-jws-signature``
+        (token requests are form posts and are not signed)."""
+        body = request.read()
+        json_body = request.headers.get("content-type", "").startswith("application/json")
+        if self.jws_material is None or not body or not json_body:
+            return
+        request.headers["x-jws-signature"] = detached_jws(
+            body,
+            self.jws_material,
+            kid=self.endpoint.app_id or self.jws_material.key_id,
+            issuer=self.endpoint.client_id or self.bank_id,
+            trust_anchor=JWS_TRUST_ANCHOR,
+            iat=int(utcnow().timestamp()),
         )
 
     # -- URLs and headers -----------------------------------------------------------------------

@@ -42,6 +42,7 @@ from ledgerlink.banks.adapters.base import (
     ScaMethod,
 )
 from ledgerlink.banks.adapters.http import HttpAdapter, new_request_id, today_stockholm, utcnow
+from ledgerlink.banks.adapters.signing import NORDEA
 
 #: Access duration requested at authorisation, in minutes (180 days; the bank may grant less).
 ACCESS_DURATION_MINUTES = 180 * 24 * 60
@@ -56,6 +57,8 @@ class NordeaAdapter(HttpAdapter):
     """Nordea Open Banking (own API). Business connections use the ``/business`` API."""
 
     auth_version = "/v5"
+    #: Every request is signed (draft-cavage-10, keyId = our client id) when a QSealC is configured.
+    signature_profile = NORDEA
     personal_ais = "/personal/v5"
     business_ais = "/business/v4"
 

@@ -25,6 +25,7 @@ from test_connect_journey import (
 )
 from tests.conftest import make_token
 
+from ledgerlink.banks.testbank.pki import make_pki
 from ledgerlink.config import BankEndpointSettings, Settings
 from ledgerlink.models import AccountStatus, BankAccount, Plan
 
@@ -33,6 +34,18 @@ NORDEA_DATA = Path(__file__).parent.parent / "data" / "banks" / "nordea"
 
 # the journey helpers' fixtures, reused here
 from test_connect_journey import business, sandbox_transport, transports  # noqa: E402, F401
+
+
+@pytest.fixture(scope="module")
+def nordea_certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Nordea requires a QWAC and a QSealC: test ones, so connecting is allowed."""
+    pki = make_pki(tmp_path_factory.mktemp("nordea-pki"))
+    return {
+        "client_cert_file": str(pki.qwac_cert),
+        "client_key_file": str(pki.qwac_key),
+        "signing_key_file": str(pki.qseal_key),
+        "signing_cert_file": str(pki.qseal_cert),
+    }
 
 
 def nordea_payload(name: str) -> Any:
@@ -48,9 +61,10 @@ async def test_nordea_redirect_journey_to_a_queued_initial_import(
     business: uuid.UUID,  # noqa: F811
     settings: Settings,
     arq_redis: Any,
+    nordea_certs: dict[str, str],
 ) -> None:
     settings.banks["nordea"] = BankEndpointSettings(
-        base_url=NORDEA, client_id="client-1", client_secret=SecretStr("secret-1")
+        base_url=NORDEA, client_id="client-1", client_secret=SecretStr("secret-1"), **nordea_certs
     )
     with respx.mock(base_url=NORDEA, assert_all_called=False) as bank:
         authorize = bank.post("/personal/v5/authorize").respond(
@@ -109,8 +123,9 @@ async def test_bank_outage_during_connection_start_is_503_not_500(
     auth_headers: dict[str, str],
     business: uuid.UUID,  # noqa: F811
     settings: Settings,
+    nordea_certs: dict[str, str],
 ) -> None:
-    settings.banks["nordea"] = BankEndpointSettings(base_url=NORDEA, client_id="c")
+    settings.banks["nordea"] = BankEndpointSettings(base_url=NORDEA, client_id="c", **nordea_certs)
     with respx.mock(base_url=NORDEA, assert_all_called=False) as bank:
         bank.post("/personal/v5/authorize").respond(503)
         answer = await client.post(

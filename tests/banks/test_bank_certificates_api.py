@@ -1,0 +1,151 @@
+"""Certificates through the API: the catalogue says which banks are configured, connecting to one that
+is not answers 409 naming the missing settings (nothing written, nothing sent), and a bank that
+refuses our certificate is a clear 502 problem, never a 500 — against the TLS test bank."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+# the journey helpers' fixtures, reused here
+# the journey's company fixture; no injected transport: the adapter goes to the TLS test bank (loopback)
+from test_connect_journey import REDIRECT, business, start_connection  # noqa: F401
+
+from ledgerlink.banks.testbank.pki import PkiFiles, make_pki
+from ledgerlink.banks.testbank.server import running_tls_bank
+from ledgerlink.config import BankEndpointSettings, Settings
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiFiles:
+    return make_pki(tmp_path_factory.mktemp("api-pki"))
+
+
+@pytest.fixture(scope="module")
+def tls_bank(pki: PkiFiles) -> Iterator[str]:
+    with running_tls_bank(pki) as url:
+        yield url
+
+
+def certificate_settings(pki: PkiFiles, **extra: Any) -> BankEndpointSettings:
+    return BankEndpointSettings(
+        client_cert_file=str(pki.qwac_cert),
+        client_key_file=str(pki.qwac_key),
+        ca_bundle_file=str(pki.ca_cert),
+        signing_key_file=str(pki.qseal_key),
+        signing_cert_file=str(pki.qseal_cert),
+        **extra,
+    )
+
+
+async def catalogue(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, dict[str, Any]]:
+    answer = await client.get("/v1/banks", headers=headers)
+    assert answer.status_code == 200, answer.text
+    return {item["id"]: item for item in answer.json()["items"]}
+
+
+async def test_the_catalogue_says_which_banks_are_configured(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], settings: Settings, pki: PkiFiles
+) -> None:
+    before = await catalogue(client, auth_headers)
+    assert before["nordea"]["configured"] is False  # QWAC and QSealC required, none set
+    assert before["sandbox"]["configured"] is True  # requires neither
+    assert before["ekobanken"]["configured"] is True  # through the aggregator: no certificate of ours
+    settings.banks["nordea"] = certificate_settings(pki)
+    settings.banks["seb"] = BankEndpointSettings(signing_key_file=str(pki.qseal_key))  # no QWAC
+    after = await catalogue(client, auth_headers)
+    assert after["nordea"]["configured"] is True
+    assert after["seb"]["configured"] is False
+
+
+async def test_connecting_to_a_bank_without_its_certificates_is_409_naming_them(
+    client: httpx.AsyncClient,
+    auth_headers: dict[str, str],
+    business: uuid.UUID,  # noqa: F811
+    settings: Settings,
+    pki: PkiFiles,
+) -> None:
+    settings.banks["nordea"] = BankEndpointSettings(
+        base_url="https://nordea.example.invalid",
+        client_cert_file=str(pki.qwac_cert),
+        client_key_file=str(pki.qwac_key),
+    )
+    answer = await client.post(
+        "/v1/bank-connections",
+        json={"bank_id": "nordea", "account_type": "private", "redirect_uri": REDIRECT},
+        headers=auth_headers,
+    )
+    assert answer.status_code == 409, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    problem = answer.json()
+    assert problem["code"] == "bank_not_configured"
+    assert problem["missing_settings"] == [
+        "LEDGERLINK_BANKS__NORDEA__SIGNING_KEY_FILE",
+        "LEDGERLINK_BANKS__NORDEA__SIGNING_CERT_FILE",
+    ]
+    assert "LEDGERLINK_BANKS__NORDEA__SIGNING_KEY_FILE" in problem["detail"]
+    listed = await client.get("/v1/bank-connections", headers=auth_headers)
+    assert listed.json()["items"] == []
+
+
+async def test_connecting_through_mutual_tls_with_the_certificates_works(
+    client: httpx.AsyncClient,
+    auth_headers: dict[str, str],
+    business: uuid.UUID,  # noqa: F811
+    settings: Settings,
+    pki: PkiFiles,
+    tls_bank: str,
+) -> None:
+    settings.banks["sandbox"] = certificate_settings(pki, base_url=tls_bank)
+    created = await start_connection(client, auth_headers, sca_method="decoupled", psu_id="anna")
+    assert created.status_code == 201, created.text
+    assert created.json()["authorization"]["method"] == "decoupled"
+    polled = await client.get(f"/v1/bank-connections/{created.json()['id']}", headers=auth_headers)
+    assert polled.status_code == 200, polled.text
+    assert polled.json()["status"] in ("awaiting_authorization", "active")
+
+
+async def test_a_refused_client_certificate_is_a_502_certificate_invalid(
+    client: httpx.AsyncClient,
+    auth_headers: dict[str, str],
+    business: uuid.UUID,  # noqa: F811
+    settings: Settings,
+    pki: PkiFiles,
+    tls_bank: str,
+) -> None:
+    """The sandbox requires no certificate in the catalogue, so the request reaches the TLS test bank,
+    which refuses the handshake: the user gets a clear problem, not a 500 and not a retry."""
+    settings.banks["sandbox"] = BankEndpointSettings(
+        base_url=tls_bank,
+        ca_bundle_file=str(pki.ca_cert),
+        signing_key_file=str(pki.qseal_key),
+        signing_cert_file=str(pki.qseal_cert),
+    )
+    answer = await start_connection(client, auth_headers, sca_method="decoupled", psu_id="anna")
+    assert answer.status_code == 502, answer.text
+    problem = answer.json()
+    assert problem["code"] == "certificate_invalid"
+    assert problem["retryable"] is False
+    assert problem["bank_id"] == "sandbox"
+
+
+async def test_a_refused_signature_is_a_502_signature_invalid(
+    client: httpx.AsyncClient,
+    auth_headers: dict[str, str],
+    business: uuid.UUID,  # noqa: F811
+    settings: Settings,
+    pki: PkiFiles,
+    tls_bank: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    other = make_pki(tmp_path_factory.mktemp("other-key"))
+    settings.banks["sandbox"] = certificate_settings(pki, base_url=tls_bank).model_copy(
+        update={"signing_key_file": str(other.qseal_key)}
+    )
+    answer = await start_connection(client, auth_headers, sca_method="decoupled", psu_id="anna")
+    assert answer.status_code == 502, answer.text
+    assert answer.json()["code"] == "signature_invalid"

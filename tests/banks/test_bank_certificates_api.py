@@ -13,7 +13,7 @@ import pytest
 
 # the journey helpers' fixtures, reused here
 # the journey's company fixture; no injected transport: the adapter goes to the TLS test bank (loopback)
-from test_connect_journey import REDIRECT, business, start_connection  # noqa: F401
+from test_connect_journey import REDIRECT, business, link_account, start_connection  # noqa: F401
 
 from ledgerlink.banks.testbank.pki import PkiFiles, make_pki
 from ledgerlink.banks.testbank.server import running_tls_bank
@@ -92,21 +92,40 @@ async def test_connecting_to_a_bank_without_its_certificates_is_409_naming_them(
     assert listed.json()["items"] == []
 
 
-async def test_connecting_through_mutual_tls_with_the_certificates_works(
+async def test_through_mutual_tls_a_connection_is_made_and_transactions_are_imported(
     client: httpx.AsyncClient,
     auth_headers: dict[str, str],
     business: uuid.UUID,  # noqa: F811
     settings: Settings,
     pki: PkiFiles,
     tls_bank: str,
+    run_jobs: Any,
 ) -> None:
+    """What ``make run`` does pointed at the TLS test bank: decoupled BankID, link an account, import."""
     settings.banks["sandbox"] = certificate_settings(pki, base_url=tls_bank)
     created = await start_connection(client, auth_headers, sca_method="decoupled", psu_id="anna")
     assert created.status_code == 201, created.text
     assert created.json()["authorization"]["method"] == "decoupled"
-    polled = await client.get(f"/v1/bank-connections/{created.json()['id']}", headers=auth_headers)
-    assert polled.status_code == 200, polled.text
-    assert polled.json()["status"] in ("awaiting_authorization", "active")
+    connection_id = created.json()["id"]
+    status = None
+    for _ in range(5):  # each read polls the bank once; the test bank finishes after two polls
+        polled = await client.get(f"/v1/bank-connections/{connection_id}", headers=auth_headers)
+        assert polled.status_code == 200, polled.text
+        status = polled.json()["status"]
+        if status == "active":
+            break
+    assert status == "active"
+    linked = await link_account(client, auth_headers, connection_id, kind="", ledger_account="1930")
+    assert linked.status_code == 201, linked.text
+    account_id = linked.json()["id"]
+    run = await client.post(f"/v1/bank-accounts/{account_id}/confirmation", headers=auth_headers)
+    assert run.status_code == 202, run.text
+    await run_jobs()
+    account = await client.get(f"/v1/bank-accounts/{account_id}", headers=auth_headers)
+    assert account.json()["last_sync_status"] == "succeeded", account.text
+    rows = await client.get("/v1/transactions", params={"bank_account_id": account_id}, headers=auth_headers)
+    assert rows.status_code == 200, rows.text
+    assert rows.json()["items"], "the initial import brought no transactions"
 
 
 async def test_a_refused_client_certificate_is_a_502_certificate_invalid(

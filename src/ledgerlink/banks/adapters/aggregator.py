@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -37,12 +37,10 @@ from ledgerlink.banks.adapters.base import (
     ScaMethod,
     TemporaryFailure,
 )
-from ledgerlink.banks.adapters.http import HttpAdapter, retry_at_from, utcnow
-from ledgerlink.banks.adapters.signing import looks_like_private_key, sign_jwt
+from ledgerlink.banks.adapters.http import HttpAdapter, JwtSigner, retry_at_from, utcnow
 
 if TYPE_CHECKING:
-    from ledgerlink.banks.adapters.registry import BankEntry
-    from ledgerlink.config import BankEndpointSettings
+    pass
 
 COUNTRY = "SE"
 
@@ -91,7 +89,7 @@ POSITIONAL_REFERENCE = re.compile(r"^\d{4}-?\d{2}-?\d{2}[-_.:/ ]?\d{1,4}$")
 
 JWT_LIFETIME = dt.timedelta(minutes=55)  # the aggregator rejects application JWTs living over 24 h
 
-ApplicationSigner = Callable[[dict[str, Any]], str]
+ApplicationSigner = JwtSigner
 
 
 def _obj(value: Any) -> dict[str, Any]:
@@ -103,33 +101,15 @@ class AggregatorAdapter(HttpAdapter):
 
     max_pages: int = 500
 
-    def __init__(
-        self,
-        entry: BankEntry,
-        endpoint: BankEndpointSettings,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(entry, endpoint, transport=transport)
-        self.aspsp_name = ASPSP_NAMES.get(entry.id, entry.name)
+    def setup(self) -> None:
+        self.aspsp_name = ASPSP_NAMES.get(self.entry.id, self.entry.name)
         self._jwt: tuple[str, dt.datetime] | None = None
-        secret = endpoint.client_secret.get_secret_value() if endpoint.client_secret else None
-        #: Hook: signs the application JWT. Defaults to the configured PEM key; replace it to sign
-        #: with a KMS/HSM-held key.
-        self.application_signer: ApplicationSigner | None = (
-            self._sign_with_configured_key if looks_like_private_key(secret) else None
+        #: Hook: signs the application JWT (the configured PEM key; replace it for a KMS/HSM key).
+        self.application_signer: ApplicationSigner | None = self.jwt_signer(
+            "RS256", "aggregator application key"
         )
 
     # -- application auth and headers -----------------------------------------------------------
-
-    def _sign_with_configured_key(self, claims: dict[str, Any]) -> str:
-        assert self.endpoint.client_secret is not None
-        try:
-            return sign_jwt(
-                claims, self.endpoint.client_secret.get_secret_value(), kid=self.endpoint.app_id, alg="RS256"
-            )
-        except ValueError as exc:
-            raise BankUnavailable(self.bank_id, "aggregator application key is unusable") from exc
 
     def application_jwt(self) -> str:
         """The bearer JWT for our application (cached until shortly before it expires)."""

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import httpx
-
 from ledgerlink.banks.adapters.base import ConnectionContext
 from ledgerlink.banks.adapters.obie import ObieAdapter
 
 if TYPE_CHECKING:
-    from ledgerlink.banks.adapters.registry import BankEntry
-    from ledgerlink.config import BankEndpointSettings
+    pass
 
 DISCOVERY = {
     "private": "https://psd2-mb3.danskebank.com/psd2/se/private/.well-known/openid-configuration",
@@ -29,14 +26,8 @@ DISCOVERY_PATH = "/psd2/se/{kind}/.well-known/openid-configuration"
 class DanskeAdapter(ObieAdapter):
     aisp_path = "/psd2/v3.1/aisp"
 
-    def __init__(
-        self,
-        entry: BankEntry,
-        endpoint: BankEndpointSettings,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(entry, endpoint, transport=transport)
+    def setup(self) -> None:
+        super().setup()
         self._oidc: dict[str, tuple[str, str, str]] = {}  # kind -> (authorize, token, issuer)
 
     def discovery_url(self, kind: str) -> str:

@@ -13,7 +13,9 @@ import email.utils
 import json
 import ssl
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
@@ -29,7 +31,14 @@ from ledgerlink.banks.adapters.base import (
     TemporaryFailure,
 )
 from ledgerlink.banks.adapters.parsing import PayloadReader
-from ledgerlink.banks.adapters.signing import HttpSignatureProfile, RequestSigner, signer_for
+from ledgerlink.banks.adapters.signing import (
+    HttpSignatureProfile,
+    RequestSigner,
+    SigningAlg,
+    looks_like_private_key,
+    sign_jwt,
+    signer_for,
+)
 from ledgerlink.banks.adapters.tls import probe_refusal, tls_context, tls_failure
 from ledgerlink.clock import today_stockholm
 
@@ -38,6 +47,9 @@ if TYPE_CHECKING:
     from ledgerlink.config import BankEndpointSettings
 
 DEFAULT_RETRY_AFTER = dt.timedelta(hours=1)
+
+#: Signs JWT claims (request objects, application JWTs) and returns the compact JWT.
+JwtSigner = Callable[[dict[str, Any]], str]
 
 
 def utcnow() -> dt.datetime:
@@ -103,6 +115,30 @@ class HttpAdapter(PayloadReader):
         )
         profile = self.signature_profile
         self.signer: RequestSigner | None = signer_for(entry.id, endpoint, profile) if profile else None
+        self.setup()
+
+    def setup(self) -> None:
+        """Hook: a family's own state, set up once the entry, endpoint settings and client exist."""
+
+    def jwt_signer(self, alg: SigningAlg, what: str) -> JwtSigner | None:
+        """Signs JWT claims with the PEM private key configured as ``client_secret`` (kid = ``app_id``);
+        None when no key is configured. A deployment with an HSM/KMS replaces the callable."""
+        secret = self.endpoint.client_secret.get_secret_value() if self.endpoint.client_secret else None
+        if secret is None or not looks_like_private_key(secret):
+            return None
+        key: str = secret
+
+        def sign(claims: dict[str, Any]) -> str:
+            try:
+                return sign_jwt(claims, key, kid=self.endpoint.app_id, alg=alg)
+            except ValueError as exc:
+                raise BankUnavailable(self.bank_id, f"{what} is unusable") from exc
+
+        return sign
+
+    def fixed_params(self) -> dict[str, str]:
+        """Hook: query parameters on every call (Swedbank's ``bic`` and ``app-id``)."""
+        return {}
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -126,6 +162,8 @@ class HttpAdapter(PayloadReader):
     ) -> httpx.Response:
         """Send one request (signed when the bank wants it); map transport failures and error statuses
         onto the adapter errors."""
+        if fixed := self.fixed_params():
+            url, params = _with_fixed_params(url, params, fixed)
         request = self.client.build_request(
             method,
             url,
@@ -191,6 +229,20 @@ class HttpAdapter(PayloadReader):
         if status in (502, 503, 504) or status >= 500:
             raise TemporaryFailure(self.bank_id, f"HTTP {status} on {path}")
         raise InvalidResponse(self.bank_id, f"unexpected HTTP {status} on {path}")
+
+
+def _with_fixed_params(
+    url: str, params: dict[str, Any] | None, fixed: dict[str, str]
+) -> tuple[str, dict[str, Any]]:
+    """``fixed`` added to the params; a link's own query is kept (moved into the params, since httpx
+    replaces a URL's query with any params given)."""
+    parts = urlsplit(url)
+    if parts.query:
+        url = f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else parts.path
+    merged: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
+    merged.update(params or {})
+    merged.update(fixed)
+    return url, merged
 
 
 def _path(url: str) -> str:

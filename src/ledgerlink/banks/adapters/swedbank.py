@@ -17,7 +17,6 @@ import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
@@ -66,30 +65,11 @@ class SwedbankAdapter(BerlinGroupAdapter):
 
     # -- every call: bic and app-id ---------------------------------------------------------------
 
-    async def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: dict[str, str] | None = None,
-        params: dict[str, Any] | None = None,
-        json_body: Any = None,
-        data: dict[str, str] | None = None,
-        auth: httpx.Auth | None = None,
-    ) -> httpx.Response:
-        """Add ``bic`` and ``app-id``; a link's own query is kept (moved into ``params``)."""
-        parts = urlsplit(url)
-        if parts.query:
-            url = f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else parts.path
-        merged: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
-        merged.update(params or {})
-        merged["bic"] = self.entry.bic or "SWEDSESS"
-        merged["app-id"] = self.endpoint.app_id or self.endpoint.client_id or ""
-        return await super().request(
-            method, url, headers=headers, params=merged, json_body=json_body, data=data, auth=auth
-        )
-
-    # -- errors -----------------------------------------------------------------------------------
+    def fixed_params(self) -> dict[str, str]:
+        return {
+            "bic": self.entry.bic or "SWEDSESS",
+            "app-id": self.endpoint.app_id or self.endpoint.client_id or "",
+        }
 
     def map_error_response(self, response: httpx.Response) -> None:
         try:

@@ -59,8 +59,7 @@ from ledgerlink.banks.adapters.parsing import blank_to_none
 from ledgerlink.banks.adapters.signing import BERLIN_GROUP, HttpSignatureProfile
 
 if TYPE_CHECKING:
-    from ledgerlink.banks.adapters.registry import BankEntry
-    from ledgerlink.config import BankEndpointSettings
+    pass
 
 MAX_PAGES = 1000
 OAUTH_REAUTH_ERRORS = frozenset({"invalid_grant", "invalid_token", "access_denied", "unauthorized_client"})
@@ -100,14 +99,7 @@ class BerlinGroupAdapter(HttpAdapter):
     frequency_per_day: ClassVar[int] = 4
     default_poll_interval_seconds: ClassVar[int] = 2
 
-    def __init__(
-        self,
-        entry: BankEntry,
-        endpoint: BankEndpointSettings,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(entry, endpoint, transport=transport)
+    def setup(self) -> None:
         self.parser = self.parser_class(self.bank_id)
 
     # -- paths (hooks) ----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import dataclasses
 import datetime as dt
 import secrets
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -35,21 +35,19 @@ from ledgerlink.banks.adapters.base import (
     ReauthRequired,
     ScaMethod,
 )
-from ledgerlink.banks.adapters.http import HttpAdapter, new_request_id, utcnow
+from ledgerlink.banks.adapters.http import HttpAdapter, JwtSigner, new_request_id, utcnow
 from ledgerlink.banks.adapters.obie import normalize
 from ledgerlink.banks.adapters.signing import (
     SigningAlg,
     detached_jws,
     looks_like_private_key,
-    sign_jwt,
     signing_material,
 )
 
 if TYPE_CHECKING:
-    from ledgerlink.banks.adapters.registry import BankEntry
-    from ledgerlink.config import BankEndpointSettings
+    pass
 
-RequestObjectSigner = Callable[[dict[str, Any]], str]
+RequestObjectSigner = JwtSigner
 
 PERMISSIONS = (
     "ReadAccountsDetail",
@@ -113,26 +111,17 @@ class ObieAdapter(HttpAdapter):
     balances_in_account_list: bool = True
     max_pages: int = 500
 
-    def __init__(
-        self,
-        entry: BankEntry,
-        endpoint: BankEndpointSettings,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(entry, endpoint, transport=transport)
-        auth_base = endpoint.auth_base_url or self.default_auth_base_url or self.base_url
+    def setup(self) -> None:
+        auth_base = self.endpoint.auth_base_url or self.default_auth_base_url or self.base_url
         self.auth_base_url = auth_base.rstrip("/")
         self._client_tokens: dict[str, tuple[str, dt.datetime]] = {}
         self._refreshed: dict[str, Credentials] = {}
-        secret = endpoint.client_secret.get_secret_value() if endpoint.client_secret else None
-        #: Hook: signs the authorisation request object. Defaults to the configured PEM key (kid =
-        #: ``app_id``); a deployment with an HSM/KMS replaces it with its own callable.
-        self.request_object_signer: RequestObjectSigner | None = (
-            self._sign_with_configured_key if looks_like_private_key(secret) else None
+        #: Hook: signs the authorisation request object (the configured PEM key, kid = ``app_id``).
+        self.request_object_signer: RequestObjectSigner | None = self.jwt_signer(
+            self.request_object_alg, "request-object signing key"
         )
         #: The QSealC that signs request bodies as a detached JWS (``x-jws-signature``), when set.
-        self.jws_material = signing_material(entry.id, endpoint)
+        self.jws_material = signing_material(self.bank_id, self.endpoint)
 
     def sign_request(self, request: httpx.Request) -> None:
         """OBIE: a resource request with a JSON body carries its detached JWS in ``x-jws-signature``
@@ -299,18 +288,6 @@ class ObieAdapter(HttpAdapter):
     def request_object_audience(self, authorize_url: str) -> str:
         """Hook: the ``aud`` of the request object (the OIDC issuer)."""
         return self.auth_base_url
-
-    def _sign_with_configured_key(self, claims: dict[str, Any]) -> str:
-        assert self.endpoint.client_secret is not None
-        try:
-            return sign_jwt(
-                claims,
-                self.endpoint.client_secret.get_secret_value(),
-                kid=self.endpoint.app_id,
-                alg=self.request_object_alg,
-            )
-        except ValueError as exc:
-            raise BankUnavailable(self.bank_id, "request-object signing key is unusable") from exc
 
     async def authorization_url(
         self, ctx: ConnectionContext, *, consent_id: str, redirect_uri: str, state: str

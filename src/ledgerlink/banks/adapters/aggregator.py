@@ -19,24 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ledgerlink.banks.adapters.base import (
-    AuthorizationStart,
-    AuthorizationStatus,
-    Balance,
-    BankAccountInfo,
-    BankTransaction,
-    BankUnavailable,
-    BookingStatus,
-    ConnectionContext,
-    ConsentExpired,
-    ConsentInfo,
-    ConsentStatus,
-    Credentials,
-    RateLimited,
-    ReauthRequired,
-    ScaMethod,
-    TemporaryFailure,
-)
+from ledgerlink.banks.adapters import base
 from ledgerlink.banks.adapters.http import HttpAdapter, JwtSigner, retry_at_from, utcnow
 
 if TYPE_CHECKING:
@@ -53,22 +36,22 @@ ASPSP_NAMES: dict[str, str] = {
     "brabank": "Brabank",
 }
 
-SESSION_STATUSES: dict[str, ConsentStatus] = {
-    "AUTHORIZED": ConsentStatus.valid,
-    "PENDING_AUTHORIZATION": ConsentStatus.received,
-    "RETURNED_FROM_BANK": ConsentStatus.received,
-    "CANCELLED": ConsentStatus.rejected,
-    "INVALID": ConsentStatus.rejected,
-    "EXPIRED": ConsentStatus.expired,
-    "CLOSED": ConsentStatus.revoked,
-    "REVOKED": ConsentStatus.revoked,
+SESSION_STATUSES: dict[str, base.ConsentStatus] = {
+    "AUTHORIZED": base.ConsentStatus.valid,
+    "PENDING_AUTHORIZATION": base.ConsentStatus.received,
+    "RETURNED_FROM_BANK": base.ConsentStatus.received,
+    "CANCELLED": base.ConsentStatus.rejected,
+    "INVALID": base.ConsentStatus.rejected,
+    "EXPIRED": base.ConsentStatus.expired,
+    "CLOSED": base.ConsentStatus.revoked,
+    "REVOKED": base.ConsentStatus.revoked,
 }
 
-BOOKING_STATUSES: dict[str, BookingStatus | None] = {
-    "BOOK": BookingStatus.booked,
-    "PDNG": BookingStatus.pending,
-    "HOLD": BookingStatus.pending,
-    "OTHR": BookingStatus.pending,  # unknown state: pending rows are replaced on every sync
+BOOKING_STATUSES: dict[str, base.BookingStatus | None] = {
+    "BOOK": base.BookingStatus.booked,
+    "PDNG": base.BookingStatus.pending,
+    "HOLD": base.BookingStatus.pending,
+    "OTHR": base.BookingStatus.pending,  # unknown state: pending rows are replaced on every sync
     "CNCL": None,  # cancelled, rejected and scheduled rows are not money movements
     "RJCT": None,
     "SCHD": None,
@@ -117,7 +100,7 @@ class AggregatorAdapter(HttpAdapter):
         if self._jwt and self._jwt[1] - dt.timedelta(minutes=5) > now:
             return self._jwt[0]
         if self.application_signer is None:
-            raise BankUnavailable(self.bank_id, "aggregator application key not configured")
+            raise base.BankUnavailable(self.bank_id, "aggregator application key not configured")
         expires = now + JWT_LIFETIME
         token = self.application_signer(
             {
@@ -130,7 +113,7 @@ class AggregatorAdapter(HttpAdapter):
         self._jwt = (token, expires)
         return token
 
-    def headers(self, ctx: ConnectionContext) -> dict[str, str]:
+    def headers(self, ctx: base.ConnectionContext) -> dict[str, str]:
         """Application auth on every call; the PSU's IP only when the user is present (RTS 36(5))."""
         headers = {"Authorization": f"Bearer {self.application_jwt()}", "Accept": "application/json"}
         if ctx.user_present and ctx.psu_ip_address:
@@ -139,7 +122,7 @@ class AggregatorAdapter(HttpAdapter):
 
     # -- authorisation --------------------------------------------------------------------------
 
-    async def find_aspsp(self, ctx: ConnectionContext) -> dict[str, Any]:
+    async def find_aspsp(self, ctx: base.ConnectionContext) -> dict[str, Any]:
         """This bank's entry in the aggregator's list, or ``BankUnavailable`` if it is not offered."""
         body = await self.get_json("/aspsps", params={"country": COUNTRY}, headers=self.headers(ctx))
         aspsps = self.require(body, "aspsps")
@@ -152,20 +135,25 @@ class AggregatorAdapter(HttpAdapter):
         if not candidates and self.entry.bic:
             candidates = [a for a in aspsps if isinstance(a, dict) and a.get("bic") == self.entry.bic]
         if not candidates:
-            raise BankUnavailable(self.bank_id, f"{self.aspsp_name} is not offered by the aggregator")
+            raise base.BankUnavailable(self.bank_id, f"{self.aspsp_name} is not offered by the aggregator")
         aspsp: dict[str, Any] = candidates[0]
         psu_types = aspsp.get("psu_types")
         if isinstance(psu_types, list) and self._psu_type(ctx) not in psu_types:
-            raise BankUnavailable(self.bank_id, f"{self._psu_type(ctx)} accounts are not offered")
+            raise base.BankUnavailable(self.bank_id, f"{self._psu_type(ctx)} accounts are not offered")
         return aspsp
 
     @staticmethod
-    def _psu_type(ctx: ConnectionContext) -> str:
+    def _psu_type(ctx: base.ConnectionContext) -> str:
         return "business" if ctx.account_type == "business" else "personal"
 
     async def start_authorization(
-        self, ctx: ConnectionContext, *, redirect_uri: str, state: str, sca_method: ScaMethod | None = None
-    ) -> AuthorizationStart:
+        self,
+        ctx: base.ConnectionContext,
+        *,
+        redirect_uri: str,
+        state: str,
+        sca_method: base.ScaMethod | None = None,
+    ) -> base.AuthorizationStart:
         aspsp = await self.find_aspsp(ctx)
         validity = dt.timedelta(days=self.entry.consent_max_days)
         max_seconds = aspsp.get("maximum_consent_validity")
@@ -186,13 +174,18 @@ class AggregatorAdapter(HttpAdapter):
             {"authorization_id": str(answer["authorization_id"])} if answer.get("authorization_id") else {}
         )
         # Redirect either way: BankID (redirect or decoupled) runs on the aggregator's page.
-        return AuthorizationStart(method="redirect", credentials=Credentials(extra=extra), url=url)
+        return base.AuthorizationStart(method="redirect", credentials=base.Credentials(extra=extra), url=url)
 
     async def complete_authorization(
-        self, ctx: ConnectionContext, credentials: Credentials, *, code: str | None, redirect_uri: str
-    ) -> Credentials:
+        self,
+        ctx: base.ConnectionContext,
+        credentials: base.Credentials,
+        *,
+        code: str | None,
+        redirect_uri: str,
+    ) -> base.Credentials:
         if not code:
-            raise ReauthRequired(self.bank_id, "the aggregator returned no authorisation code")
+            raise base.ReauthRequired(self.bank_id, "the aggregator returned no authorisation code")
         body = self.decode_json(
             await self.request("POST", "/sessions", headers=self.headers(ctx), json_body={"code": code})
         )
@@ -201,25 +194,27 @@ class AggregatorAdapter(HttpAdapter):
         valid_until = _obj(body.get("access")).get("valid_until")
         if valid_until:
             extra["valid_until"] = str(valid_until)
-        return Credentials(consent_id=session_id, extra=extra)
+        return base.Credentials(consent_id=session_id, extra=extra)
 
     async def get_authorization_status(
-        self, ctx: ConnectionContext, credentials: Credentials
-    ) -> AuthorizationStatus:
-        raise BankUnavailable(self.bank_id, "SCA runs on the aggregator's page: nothing to poll")
+        self, ctx: base.ConnectionContext, credentials: base.Credentials
+    ) -> base.AuthorizationStatus:
+        raise base.BankUnavailable(self.bank_id, "SCA runs on the aggregator's page: nothing to poll")
 
-    def _session_id(self, credentials: Credentials) -> str:
+    def _session_id(self, credentials: base.Credentials) -> str:
         if not credentials.consent_id:
-            raise ReauthRequired(self.bank_id, "no aggregator session stored")
+            raise base.ReauthRequired(self.bank_id, "no aggregator session stored")
         return urllib.parse.quote(credentials.consent_id, safe="")
 
-    async def _session(self, ctx: ConnectionContext, credentials: Credentials) -> dict[str, Any]:
+    async def _session(self, ctx: base.ConnectionContext, credentials: base.Credentials) -> dict[str, Any]:
         body = await self.get_json(f"/sessions/{self._session_id(credentials)}", headers=self.headers(ctx))
         if not isinstance(body, dict):
             self.fail("session is not an object", "session")
         return body
 
-    async def get_consent(self, ctx: ConnectionContext, credentials: Credentials) -> ConsentInfo:
+    async def get_consent(
+        self, ctx: base.ConnectionContext, credentials: base.Credentials
+    ) -> base.ConsentInfo:
         body = await self._session(ctx, credentials)
         raw = str(self.require(body, "status"))
         status = SESSION_STATUSES.get(raw)
@@ -227,19 +222,21 @@ class AggregatorAdapter(HttpAdapter):
             self.fail(f"unknown session status {raw[:40]!r}", "status")
         access = _obj(body.get("access"))
         valid_until = self.parse_date(access.get("valid_until"), "access.valid_until", required=False)
-        return ConsentInfo(status=status, valid_until=valid_until)
+        return base.ConsentInfo(status=status, valid_until=valid_until)
 
-    async def revoke(self, ctx: ConnectionContext, credentials: Credentials) -> None:
+    async def revoke(self, ctx: base.ConnectionContext, credentials: base.Credentials) -> None:
         try:
             await self.request(
                 "DELETE", f"/sessions/{self._session_id(credentials)}", headers=self.headers(ctx)
             )
-        except ReauthRequired:
+        except base.ReauthRequired:
             return  # the session is already closed, expired or unknown: nothing left to revoke
 
     # -- data -----------------------------------------------------------------------------------
 
-    async def list_accounts(self, ctx: ConnectionContext, credentials: Credentials) -> list[BankAccountInfo]:
+    async def list_accounts(
+        self, ctx: base.ConnectionContext, credentials: base.Credentials
+    ) -> list[base.BankAccountInfo]:
         session = await self._session(ctx, credentials)
         uids = session.get("accounts") or []
         if not isinstance(uids, list):
@@ -255,7 +252,7 @@ class AggregatorAdapter(HttpAdapter):
             account = self._account(details, uid)
             balance = await self.fetch_balance(ctx, credentials, uid)
             out.append(
-                BankAccountInfo(
+                base.BankAccountInfo(
                     external_id=account.external_id,
                     currency=account.currency,
                     iban=account.iban,
@@ -267,12 +264,12 @@ class AggregatorAdapter(HttpAdapter):
             )
         return out
 
-    def _account(self, body: Any, uid: str) -> BankAccountInfo:
+    def _account(self, body: Any, uid: str) -> base.BankAccountInfo:
         currency = self.require(body, "currency", "details.currency")
         account_id = _obj(body.get("account_id"))
         other = _obj(account_id.get("other"))
         usage_raw = body.get("usage")
-        return BankAccountInfo(
+        return base.BankAccountInfo(
             external_id=uid,
             currency=str(currency).upper(),
             iban=(str(account_id["iban"]).replace(" ", "") if account_id.get("iban") else None),
@@ -282,8 +279,8 @@ class AggregatorAdapter(HttpAdapter):
         )
 
     async def fetch_balance(
-        self, ctx: ConnectionContext, credentials: Credentials, account_id: str
-    ) -> Balance:
+        self, ctx: base.ConnectionContext, credentials: base.Credentials, account_id: str
+    ) -> base.Balance:
         body = await self.get_json(
             f"/accounts/{urllib.parse.quote(account_id, safe='')}/balances", headers=self.headers(ctx)
         )
@@ -306,19 +303,19 @@ class AggregatorAdapter(HttpAdapter):
             f"{field}.reference_date",
             required=False,
         )
-        return Balance(amount=amount, currency=currency, as_of=as_of)
+        return base.Balance(amount=amount, currency=currency, as_of=as_of)
 
     async def fetch_transactions(
         self,
-        ctx: ConnectionContext,
-        credentials: Credentials,
+        ctx: base.ConnectionContext,
+        credentials: base.Credentials,
         account_id: str,
         date_from: dt.date,
         date_to: dt.date,
-    ) -> Sequence[BankTransaction]:
+    ) -> Sequence[base.BankTransaction]:
         url = f"/accounts/{urllib.parse.quote(account_id, safe='')}/transactions"
         params: dict[str, Any] = {"date_from": date_from.isoformat(), "date_to": date_to.isoformat()}
-        out: list[BankTransaction] = []
+        out: list[base.BankTransaction] = []
         seen_keys: set[str] = set()
         for page in range(1, self.max_pages + 1):
             body = await self.get_json(url, params=params, headers=self.headers(ctx))
@@ -351,7 +348,7 @@ class AggregatorAdapter(HttpAdapter):
             return ref
         return None
 
-    def _transaction(self, raw: dict[str, Any], field: str) -> BankTransaction | None:
+    def _transaction(self, raw: dict[str, Any], field: str) -> base.BankTransaction | None:
         status_raw = str(self.require(raw, "status", f"{field}.status"))
         if status_raw not in BOOKING_STATUSES:
             self.fail(f"unknown status {status_raw[:20]!r}", f"{field}.status")
@@ -377,7 +374,7 @@ class AggregatorAdapter(HttpAdapter):
             booking_date = self.parse_date(
                 raw.get("transaction_date") or raw.get("value_date"),
                 f"{field}.booking_date",
-                required=status is BookingStatus.booked,
+                required=status is base.BookingStatus.booked,
             )
         party = raw.get("creditor") if amount < 0 else raw.get("debtor")
         counterparty = None
@@ -388,7 +385,7 @@ class AggregatorAdapter(HttpAdapter):
             remittance = [remittance]
         description = " ".join(str(r).strip() for r in remittance if str(r).strip()) or None
         reference = str(raw.get("reference_number") or "").strip() or None
-        return BankTransaction(
+        return base.BankTransaction(
             booking_status=status,
             amount=amount,
             currency=currency,
@@ -413,12 +410,12 @@ class AggregatorAdapter(HttpAdapter):
         message = str(body.get("message") or "") if isinstance(body, dict) else response.text[:500]
         path = response.request.url.path
         if error in EXPIRED_ERRORS:
-            raise ConsentExpired(self.bank_id, f"session expired ({path})")
+            raise base.ConsentExpired(self.bank_id, f"session expired ({path})")
         if error in REAUTH_ERRORS:
-            raise ReauthRequired(self.bank_id, f"session no longer valid: {error} ({path})")
+            raise base.ReauthRequired(self.bank_id, f"session no longer valid: {error} ({path})")
         if error in RATE_ERRORS or response.status_code == 429:
-            raise RateLimited(self.bank_id, f"rate limited on {path}", retry_at_from(response))
+            raise base.RateLimited(self.bank_id, f"rate limited on {path}", retry_at_from(response))
         if response.status_code == 503 and "maintenance" in message.casefold():
-            raise BankUnavailable(self.bank_id, f"down for maintenance ({path})")
+            raise base.BankUnavailable(self.bank_id, f"down for maintenance ({path})")
         if error in TRANSIENT_ERRORS:
-            raise TemporaryFailure(self.bank_id, f"{error} on {path}")
+            raise base.TemporaryFailure(self.bank_id, f"{error} on {path}")

@@ -21,23 +21,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 
-from ledgerlink.banks.adapters.base import (
-    AuthorizationStart,
-    AuthorizationStatus,
-    Balance,
-    BankAccountInfo,
-    BankTransaction,
-    BankUnavailable,
-    BookingStatus,
-    ConnectionContext,
-    ConsentExpired,
-    ConsentInfo,
-    ConsentStatus,
-    Credentials,
-    ReauthRequired,
-    ScaMethod,
-    TemporaryFailure,
-)
+from ledgerlink.banks.adapters import base
 from ledgerlink.banks.adapters.http import HttpAdapter, new_request_id, today_stockholm, utcnow
 
 DEFAULT_AUTH_BASE_URL = "https://api.handelsbanken.com/bb/gls5"
@@ -45,14 +29,14 @@ DEFAULT_AUTH_BASE_URL = "https://api.handelsbanken.com/bb/gls5"
 WINDOW_DAYS = 92
 
 _CONSENT_STATUS = {
-    "received": ConsentStatus.received,
-    "valid": ConsentStatus.valid,
-    "partiallyauthorised": ConsentStatus.received,
-    "rejected": ConsentStatus.rejected,
-    "expired": ConsentStatus.expired,
-    "revokedbypsu": ConsentStatus.revoked,
-    "revoked": ConsentStatus.revoked,
-    "terminatedbytpp": ConsentStatus.revoked,
+    "received": base.ConsentStatus.received,
+    "valid": base.ConsentStatus.valid,
+    "partiallyauthorised": base.ConsentStatus.received,
+    "rejected": base.ConsentStatus.rejected,
+    "expired": base.ConsentStatus.expired,
+    "revokedbypsu": base.ConsentStatus.revoked,
+    "revoked": base.ConsentStatus.revoked,
+    "terminatedbytpp": base.ConsentStatus.revoked,
 }
 _BALANCE_PREFERENCE = ("CURRENT", "BOOKED", "CLOSING_BOOKED", "AVAILABLE_AMOUNT")
 
@@ -69,7 +53,7 @@ class HandelsbankenAdapter(HttpAdapter):
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def _headers(self, ctx: ConnectionContext, bearer: str | None) -> dict[str, str]:
+    def _headers(self, ctx: base.ConnectionContext, bearer: str | None) -> dict[str, str]:
         headers = {
             "X-IBM-Client-Id": self.endpoint.client_id or "",
             "TPP-Request-ID": new_request_id(),
@@ -84,13 +68,15 @@ class HandelsbankenAdapter(HttpAdapter):
             headers["PSU-IP-Address"] = ctx.psu_ip_address
         if ctx.account_type == "business":
             if not ctx.corporate_id:
-                raise BankUnavailable(self.bank_id, "a business connection needs the organisation number")
+                raise base.BankUnavailable(
+                    self.bank_id, "a business connection needs the organisation number"
+                )
             headers["PSU-Corporate-ID"] = ctx.corporate_id.replace("-", "").strip()
         return headers
 
-    def _user_token(self, credentials: Credentials) -> str:
+    def _user_token(self, credentials: base.Credentials) -> str:
         if not credentials.access_token:
-            raise ReauthRequired(self.bank_id, "no access token for this connection")
+            raise base.ReauthRequired(self.bank_id, "no access token for this connection")
         return credentials.access_token
 
     def _object(self, body: Any, field: str) -> dict[str, Any]:
@@ -103,20 +89,20 @@ class HandelsbankenAdapter(HttpAdapter):
         path = response.request.url.path
         status = response.status_code
         if status == 503 and "maintenance" in text:
-            raise BankUnavailable(self.bank_id, f"Handelsbanken is down for maintenance ({path})")
+            raise base.BankUnavailable(self.bank_id, f"Handelsbanken is down for maintenance ({path})")
         if status in (400, 401, 403) and "consent" in text and "expired" in text:
-            raise ConsentExpired(self.bank_id, f"consent expired ({path})")
+            raise base.ConsentExpired(self.bank_id, f"consent expired ({path})")
         if status == 401 or (status == 400 and "invalid_grant" in text):
-            raise ReauthRequired(self.bank_id, f"token not accepted on {path}")
+            raise base.ReauthRequired(self.bank_id, f"token not accepted on {path}")
         if status == 403 and "request rejected" in text:
             # The bank's web application firewall; Tink treated it as a bank-side failure.
-            raise TemporaryFailure(self.bank_id, f"request rejected by the bank's firewall ({path})")
+            raise base.TemporaryFailure(self.bank_id, f"request rejected by the bank's firewall ({path})")
         if status == 403 and "consent" in text:
-            raise ReauthRequired(self.bank_id, f"consent not accepted on {path}")
+            raise base.ReauthRequired(self.bank_id, f"consent not accepted on {path}")
 
     # -- authorisation ----------------------------------------------------------------------------
 
-    async def _client_token(self, ctx: ConnectionContext) -> str:
+    async def _client_token(self, ctx: base.ConnectionContext) -> str:
         response = await self.request(
             "POST",
             f"{self.auth_base_url}/oauth2/token/1.0",
@@ -130,8 +116,13 @@ class HandelsbankenAdapter(HttpAdapter):
         return str(self.require(self._object(self.decode_json(response), "token"), "access_token"))
 
     async def start_authorization(
-        self, ctx: ConnectionContext, *, redirect_uri: str, state: str, sca_method: ScaMethod | None = None
-    ) -> AuthorizationStart:
+        self,
+        ctx: base.ConnectionContext,
+        *,
+        redirect_uri: str,
+        state: str,
+        sca_method: base.ScaMethod | None = None,
+    ) -> base.AuthorizationStart:
         client_token = await self._client_token(ctx)
         answer = await self.request(
             "POST",
@@ -144,7 +135,7 @@ class HandelsbankenAdapter(HttpAdapter):
         scope = f"AIS:{consent_id}"
         if sca_method == "decoupled":
             if not ctx.psu_id:
-                raise BankUnavailable(
+                raise base.BankUnavailable(
                     self.bank_id, "decoupled BankID needs the user's personal identity number"
                 )
             init = await self.request(
@@ -165,9 +156,9 @@ class HandelsbankenAdapter(HttpAdapter):
                 self.require(self._object(links.get("token"), "_links.token"), "href", "_links.token")
             )
             sleep_ms = session.get("sleep_time")
-            return AuthorizationStart(
+            return base.AuthorizationStart(
                 method="decoupled",
-                credentials=Credentials(consent_id=consent_id, extra={"token_href": token_href}),
+                credentials=base.Credentials(consent_id=consent_id, extra={"token_href": token_href}),
                 autostart_token=session.get("auto_start_token"),
                 poll_interval_seconds=max(1, int(sleep_ms) // 1000) if isinstance(sleep_ms, int) else 2,
             )
@@ -180,15 +171,15 @@ class HandelsbankenAdapter(HttpAdapter):
                 "redirect_uri": redirect_uri,
             }
         )
-        return AuthorizationStart(
+        return base.AuthorizationStart(
             method="redirect",
             url=f"{self.auth_base_url}/oauth2/authorize/1.0?{query}",
-            credentials=Credentials(consent_id=consent_id),
+            credentials=base.Credentials(consent_id=consent_id),
         )
 
     async def get_authorization_status(
-        self, ctx: ConnectionContext, credentials: Credentials
-    ) -> AuthorizationStatus:
+        self, ctx: base.ConnectionContext, credentials: base.Credentials
+    ) -> base.AuthorizationStatus:
         href = credentials.extra.get("token_href")
         if not href:
             self.fail("no decoupled session to poll", "token_href")
@@ -203,17 +194,24 @@ class HandelsbankenAdapter(HttpAdapter):
             "decoupled",
         )
         if body.get("error"):
-            return AuthorizationStatus(status="failed", credentials=credentials, message=str(body["error"]))
+            return base.AuthorizationStatus(
+                status="failed", credentials=credentials, message=str(body["error"])
+            )
         result = str(self.require(body, "result")).upper()
         if result == "IN_PROGRESS":
-            return AuthorizationStatus(status="pending", credentials=credentials)
+            return base.AuthorizationStatus(status="pending", credentials=credentials)
         if result != "COMPLETE":
-            return AuthorizationStatus(status="failed", credentials=credentials, message=result.lower())
-        return AuthorizationStatus(status="finalised", credentials=self._credentials(body, credentials))
+            return base.AuthorizationStatus(status="failed", credentials=credentials, message=result.lower())
+        return base.AuthorizationStatus(status="finalised", credentials=self._credentials(body, credentials))
 
     async def complete_authorization(
-        self, ctx: ConnectionContext, credentials: Credentials, *, code: str | None, redirect_uri: str
-    ) -> Credentials:
+        self,
+        ctx: base.ConnectionContext,
+        credentials: base.Credentials,
+        *,
+        code: str | None,
+        redirect_uri: str,
+    ) -> base.Credentials:
         if credentials.access_token and code is None:
             return credentials
         if not code:
@@ -237,10 +235,12 @@ class HandelsbankenAdapter(HttpAdapter):
         )
         return self._credentials(self._object(self.decode_json(response), "token"), credentials)
 
-    async def refresh_credentials(self, ctx: ConnectionContext, credentials: Credentials) -> Credentials:
+    async def refresh_credentials(
+        self, ctx: base.ConnectionContext, credentials: base.Credentials
+    ) -> base.Credentials:
         """Rotate the access token with the refresh token (not part of the Protocol yet)."""
         if not credentials.refresh_token:
-            raise ReauthRequired(self.bank_id, "no refresh token")
+            raise base.ReauthRequired(self.bank_id, "no refresh token")
         response = await self.request(
             "POST",
             f"{self.auth_base_url}/oauth2/token/1.0",
@@ -253,7 +253,7 @@ class HandelsbankenAdapter(HttpAdapter):
         )
         return self._credentials(self._object(self.decode_json(response), "token"), credentials)
 
-    def _credentials(self, token: dict[str, Any], previous: Credentials) -> Credentials:
+    def _credentials(self, token: dict[str, Any], previous: base.Credentials) -> base.Credentials:
         expires_in = token.get("expires_in")
         expires_at = None
         if expires_in not in (None, ""):
@@ -262,7 +262,7 @@ class HandelsbankenAdapter(HttpAdapter):
             except (TypeError, ValueError):
                 self.fail(f"unparseable expires_in {expires_in!r}", "expires_in")
         extra = {k: v for k, v in previous.extra.items() if k != "token_href"}
-        return Credentials(
+        return base.Credentials(
             consent_id=previous.consent_id,
             access_token=str(self.require(token, "access_token")),
             refresh_token=token.get("refresh_token") or previous.refresh_token,
@@ -270,7 +270,9 @@ class HandelsbankenAdapter(HttpAdapter):
             extra=extra,
         )
 
-    async def get_consent(self, ctx: ConnectionContext, credentials: Credentials) -> ConsentInfo:
+    async def get_consent(
+        self, ctx: base.ConnectionContext, credentials: base.Credentials
+    ) -> base.ConsentInfo:
         if not credentials.consent_id:
             self.fail("no consent id", "consent_id")
         body = self._object(
@@ -285,9 +287,9 @@ class HandelsbankenAdapter(HttpAdapter):
         if status is None:
             self.fail(f"unknown consent status {raw_status!r}", "consentStatus")
         valid_until = self.parse_date(body.get("validUntil"), "validUntil", required=False)
-        return ConsentInfo(status=status, valid_until=valid_until)
+        return base.ConsentInfo(status=status, valid_until=valid_until)
 
-    async def revoke(self, ctx: ConnectionContext, credentials: Credentials) -> None:
+    async def revoke(self, ctx: base.ConnectionContext, credentials: base.Credentials) -> None:
         if not credentials.consent_id:
             return
         await self.request(
@@ -298,7 +300,9 @@ class HandelsbankenAdapter(HttpAdapter):
 
     # -- data -------------------------------------------------------------------------------------
 
-    async def list_accounts(self, ctx: ConnectionContext, credentials: Credentials) -> list[BankAccountInfo]:
+    async def list_accounts(
+        self, ctx: base.ConnectionContext, credentials: base.Credentials
+    ) -> list[base.BankAccountInfo]:
         body = self._object(
             await self.get_json(
                 self.accounts_path, headers=self._headers(ctx, self._user_token(credentials))
@@ -315,7 +319,7 @@ class HandelsbankenAdapter(HttpAdapter):
             clearing = raw.get("clearingNumber")
             bban = raw.get("bban")
             out.append(
-                BankAccountInfo(
+                base.BankAccountInfo(
                     external_id=str(self.require(raw, "accountId", f"{where}.accountId")),
                     currency=str(self.require(raw, "currency", f"{where}.currency")),
                     iban=raw.get("iban"),
@@ -328,14 +332,14 @@ class HandelsbankenAdapter(HttpAdapter):
 
     async def fetch_transactions(
         self,
-        ctx: ConnectionContext,
-        credentials: Credentials,
+        ctx: base.ConnectionContext,
+        credentials: base.Credentials,
         account_id: str,
         date_from: dt.date,
         date_to: dt.date,
-    ) -> Sequence[BankTransaction]:
+    ) -> Sequence[base.BankTransaction]:
         headers_token = self._user_token(credentials)
-        out: list[BankTransaction] = []
+        out: list[base.BankTransaction] = []
         for start, end in _windows(date_from, date_to, WINDOW_DAYS):
             body = self._object(
                 await self.get_json(
@@ -351,7 +355,7 @@ class HandelsbankenAdapter(HttpAdapter):
             out.extend(self._transaction(raw, len(out) + i) for i, raw in enumerate(rows))
         return out
 
-    def _transaction(self, raw: Any, index: int) -> BankTransaction:
+    def _transaction(self, raw: Any, index: int) -> base.BankTransaction:
         where = f"transactions[{index}]"
         raw = self._object(raw, where)
         amount_obj = (
@@ -364,7 +368,9 @@ class HandelsbankenAdapter(HttpAdapter):
         if direction not in ("CREDITED", "DEBITED"):
             self.fail(f"unknown creditDebit {direction!r}", f"{where}.creditDebit")
         status = (
-            BookingStatus.pending if str(raw.get("status", "")).upper() == "PENDING" else BookingStatus.booked
+            base.BookingStatus.pending
+            if str(raw.get("status", "")).upper() == "PENDING"
+            else base.BookingStatus.booked
         )
         booking_date = self.parse_date(raw.get("ledgerDate"), f"{where}.ledgerDate", required=False)
         if booking_date is None:
@@ -373,12 +379,12 @@ class HandelsbankenAdapter(HttpAdapter):
             booking_date = self.parse_date(
                 raw.get("transactionDate"),
                 f"{where}.transactionDate",
-                required=status is BookingStatus.booked,
+                required=status is base.BookingStatus.booked,
             )
         credited = direction == "CREDITED"
         counterparty = raw.get("debtorName") if credited else raw.get("creditorName")
         description = raw.get("remittanceInformation") or raw.get("transactionDetails")
-        return BankTransaction(
+        return base.BankTransaction(
             booking_status=status,
             amount=magnitude if credited else -magnitude,
             currency=str(self.require(amount_obj, "currency", f"{where}.amount.currency")),
@@ -394,8 +400,8 @@ class HandelsbankenAdapter(HttpAdapter):
         )
 
     async def fetch_balance(
-        self, ctx: ConnectionContext, credentials: Credentials, account_id: str
-    ) -> Balance:
+        self, ctx: base.ConnectionContext, credentials: base.Credentials, account_id: str
+    ) -> base.Balance:
         body = self._object(
             await self.get_json(
                 f"{self.accounts_path}/{account_id}",
@@ -411,7 +417,7 @@ class HandelsbankenAdapter(HttpAdapter):
         for kind in _BALANCE_PREFERENCE:
             if kind in by_type:
                 amount = self._object(by_type[kind].get("amount"), f"balances[{kind}].amount")
-                return Balance(
+                return base.Balance(
                     amount=self.parse_amount(amount.get("content"), f"balances[{kind}].amount.content"),
                     currency=str(self.require(amount, "currency", f"balances[{kind}].amount.currency")),
                     as_of=today_stockholm(),

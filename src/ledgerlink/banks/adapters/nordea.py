@@ -25,22 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from ledgerlink.banks.adapters.base import (
-    AuthorizationStart,
-    AuthorizationStatus,
-    Balance,
-    BankAccountInfo,
-    BankTransaction,
-    BankUnavailable,
-    BookingStatus,
-    ConnectionContext,
-    ConsentExpired,
-    ConsentInfo,
-    ConsentStatus,
-    Credentials,
-    ReauthRequired,
-    ScaMethod,
-)
+from ledgerlink.banks.adapters import base
 from ledgerlink.banks.adapters.http import HttpAdapter, new_request_id, today_stockholm, utcnow
 from ledgerlink.banks.adapters.signing import NORDEA
 
@@ -64,13 +49,15 @@ class NordeaAdapter(HttpAdapter):
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def _prefix(self, ctx: ConnectionContext) -> str:
+    def _prefix(self, ctx: base.ConnectionContext) -> str:
         return "/business" if ctx.account_type == "business" else "/personal"
 
-    def _ais(self, ctx: ConnectionContext) -> str:
+    def _ais(self, ctx: base.ConnectionContext) -> str:
         return self.business_ais if ctx.account_type == "business" else self.personal_ais
 
-    def _headers(self, ctx: ConnectionContext, credentials: Credentials | None = None) -> dict[str, str]:
+    def _headers(
+        self, ctx: base.ConnectionContext, credentials: base.Credentials | None = None
+    ) -> dict[str, str]:
         headers = {
             "X-Request-ID": new_request_id(),
             "X-Nordea-Originating-Host": urlsplit(self.base_url).hostname or "",
@@ -85,7 +72,7 @@ class NordeaAdapter(HttpAdapter):
             headers["X-Nordea-Originating-User-Ip"] = ctx.psu_ip_address
         if credentials is not None:
             if not credentials.access_token:
-                raise ReauthRequired(self.bank_id, "no access token for this connection")
+                raise base.ReauthRequired(self.bank_id, "no access token for this connection")
             headers["Authorization"] = f"Bearer {credentials.access_token}"
         return headers
 
@@ -99,15 +86,19 @@ class NordeaAdapter(HttpAdapter):
         return inner
 
     async def _get_resource(
-        self, ctx: ConnectionContext, credentials: Credentials, url: str, params: dict[str, Any] | None = None
+        self,
+        ctx: base.ConnectionContext,
+        credentials: base.Credentials,
+        url: str,
+        params: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         try:
             body = await self.get_json(url, headers=self._headers(ctx, credentials), params=params)
-        except ConsentExpired:
+        except base.ConsentExpired:
             raise
-        except ReauthRequired as exc:
+        except base.ReauthRequired as exc:
             if _access_ended(credentials):
-                raise ConsentExpired(self.bank_id, "access period granted by Nordea has ended") from exc
+                raise base.ConsentExpired(self.bank_id, "access period granted by Nordea has ended") from exc
             raise
         return self._payload(body)
 
@@ -115,15 +106,20 @@ class NordeaAdapter(HttpAdapter):
         codes, texts = _failures(response)
         path = response.request.url.path
         if response.status_code == 503 and any("maintenance" in t for t in [*texts, *codes]):
-            raise BankUnavailable(self.bank_id, f"Nordea is down for maintenance ({path})")
+            raise base.BankUnavailable(self.bank_id, f"Nordea is down for maintenance ({path})")
         if response.status_code in (401, 403) and codes & _REAUTH_CODES:
-            raise ReauthRequired(self.bank_id, f"{sorted(codes & _REAUTH_CODES)[0]} on {path}")
+            raise base.ReauthRequired(self.bank_id, f"{sorted(codes & _REAUTH_CODES)[0]} on {path}")
 
     # -- authorisation ----------------------------------------------------------------------------
 
     async def start_authorization(
-        self, ctx: ConnectionContext, *, redirect_uri: str, state: str, sca_method: ScaMethod | None = None
-    ) -> AuthorizationStart:
+        self,
+        ctx: base.ConnectionContext,
+        *,
+        redirect_uri: str,
+        state: str,
+        sca_method: base.ScaMethod | None = None,
+    ) -> base.AuthorizationStart:
         if sca_method == "decoupled":
             return await self._start_decoupled(ctx)
         body = {
@@ -149,11 +145,13 @@ class NordeaAdapter(HttpAdapter):
             location = _link(payload.get("_links"), "authorize") or payload.get("redirect_uri")
         if not location:
             self.fail("authorize answered without a redirect location", "Location")
-        return AuthorizationStart(method="redirect", url=str(location), credentials=Credentials())
+        return base.AuthorizationStart(method="redirect", url=str(location), credentials=base.Credentials())
 
-    async def _start_decoupled(self, ctx: ConnectionContext) -> AuthorizationStart:
+    async def _start_decoupled(self, ctx: base.ConnectionContext) -> base.AuthorizationStart:
         if not ctx.psu_id:
-            raise BankUnavailable(self.bank_id, "decoupled BankID needs the user's personal identity number")
+            raise base.BankUnavailable(
+                self.bank_id, "decoupled BankID needs the user's personal identity number"
+            )
         body = {
             "authentication_method": "BANKID_SE",
             "country": "SE",
@@ -168,16 +166,16 @@ class NordeaAdapter(HttpAdapter):
         )
         payload = self._payload(self.decode_json(answer))
         session_id = str(self.require(payload, "session_id"))
-        return AuthorizationStart(
+        return base.AuthorizationStart(
             method="decoupled",
-            credentials=Credentials(extra={"session_id": session_id}),
+            credentials=base.Credentials(extra={"session_id": session_id}),
             autostart_token=payload.get("auto_start_token"),
             poll_interval_seconds=int(payload.get("verify_after") or 2),
         )
 
     async def get_authorization_status(
-        self, ctx: ConnectionContext, credentials: Credentials
-    ) -> AuthorizationStatus:
+        self, ctx: base.ConnectionContext, credentials: base.Credentials
+    ) -> base.AuthorizationStatus:
         session_id = credentials.extra.get("session_id")
         if not session_id:
             self.fail("no decoupled session to poll", "session_id")
@@ -185,9 +183,9 @@ class NordeaAdapter(HttpAdapter):
         payload = self._payload(await self.get_json(url, headers=self._headers(ctx)))
         status = str(self.require(payload, "status")).lower()
         if status in ("assignment_pending", "confirmation_pending"):
-            return AuthorizationStatus(status="pending", credentials=credentials)
+            return base.AuthorizationStatus(status="pending", credentials=credentials)
         if status != "completed":
-            return AuthorizationStatus(status="failed", credentials=credentials, message=status)
+            return base.AuthorizationStatus(status="failed", credentials=credentials, message=status)
         # The authentication code becomes an access grant, then a token.
         auth = await self.request(
             "POST",
@@ -208,11 +206,16 @@ class NordeaAdapter(HttpAdapter):
             f"{self._prefix(ctx)}{self.auth_version}/decoupled/token",
             {"grant_type": "authorization_code", "code": str(self.require(grant, "code"))},
         )
-        return AuthorizationStatus(status="finalised", credentials=token)
+        return base.AuthorizationStatus(status="finalised", credentials=token)
 
     async def complete_authorization(
-        self, ctx: ConnectionContext, credentials: Credentials, *, code: str | None, redirect_uri: str
-    ) -> Credentials:
+        self,
+        ctx: base.ConnectionContext,
+        credentials: base.Credentials,
+        *,
+        code: str | None,
+        redirect_uri: str,
+    ) -> base.Credentials:
         if credentials.access_token and code is None:
             return credentials  # decoupled flow already holds a token
         if not code:
@@ -223,10 +226,12 @@ class NordeaAdapter(HttpAdapter):
             {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
         )
 
-    async def refresh_credentials(self, ctx: ConnectionContext, credentials: Credentials) -> Credentials:
+    async def refresh_credentials(
+        self, ctx: base.ConnectionContext, credentials: base.Credentials
+    ) -> base.Credentials:
         """Rotate the access token with the refresh token (not part of the Protocol yet)."""
         if not credentials.refresh_token:
-            raise ReauthRequired(self.bank_id, "no refresh token")
+            raise base.ReauthRequired(self.bank_id, "no refresh token")
         try:
             return await self._token(
                 ctx,
@@ -234,14 +239,18 @@ class NordeaAdapter(HttpAdapter):
                 {"grant_type": "refresh_token", "refresh_token": credentials.refresh_token},
                 previous=credentials,
             )
-        except ReauthRequired as exc:
+        except base.ReauthRequired as exc:
             if _access_ended(credentials):
-                raise ConsentExpired(self.bank_id, "access period granted by Nordea has ended") from exc
+                raise base.ConsentExpired(self.bank_id, "access period granted by Nordea has ended") from exc
             raise
 
     async def _token(
-        self, ctx: ConnectionContext, url: str, form: dict[str, str], previous: Credentials | None = None
-    ) -> Credentials:
+        self,
+        ctx: base.ConnectionContext,
+        url: str,
+        form: dict[str, str],
+        previous: base.Credentials | None = None,
+    ) -> base.Credentials:
         response = await self.request("POST", url, headers=self._headers(ctx), data=form)
         payload = self._payload(self.decode_json(response))
         access = str(self.require(payload, "access_token"))
@@ -258,26 +267,28 @@ class NordeaAdapter(HttpAdapter):
             # Nordea grants the requested duration (minutes) from the moment of SCA; a refresh keeps it.
             valid_until = today_stockholm() + dt.timedelta(minutes=ACCESS_DURATION_MINUTES)
             extra["access_valid_until"] = valid_until.isoformat()
-        return Credentials(
+        return base.Credentials(
             access_token=access,
             refresh_token=payload.get("refresh_token") or (previous.refresh_token if previous else None),
             token_expires_at=expires_at,
             extra=extra,
         )
 
-    async def get_consent(self, ctx: ConnectionContext, credentials: Credentials) -> ConsentInfo:
+    async def get_consent(
+        self, ctx: base.ConnectionContext, credentials: base.Credentials
+    ) -> base.ConsentInfo:
         valid_until = _valid_until(credentials)
         if valid_until is not None and valid_until < today_stockholm():
-            return ConsentInfo(status=ConsentStatus.expired, valid_until=valid_until)
+            return base.ConsentInfo(status=base.ConsentStatus.expired, valid_until=valid_until)
         try:
             await self._get_resource(ctx, credentials, f"{self._ais(ctx)}/accounts")
-        except ConsentExpired:
-            return ConsentInfo(status=ConsentStatus.expired, valid_until=valid_until)
-        except ReauthRequired:
-            return ConsentInfo(status=ConsentStatus.revoked, valid_until=valid_until)
-        return ConsentInfo(status=ConsentStatus.valid, valid_until=valid_until)
+        except base.ConsentExpired:
+            return base.ConsentInfo(status=base.ConsentStatus.expired, valid_until=valid_until)
+        except base.ReauthRequired:
+            return base.ConsentInfo(status=base.ConsentStatus.revoked, valid_until=valid_until)
+        return base.ConsentInfo(status=base.ConsentStatus.valid, valid_until=valid_until)
 
-    async def revoke(self, ctx: ConnectionContext, credentials: Credentials) -> None:
+    async def revoke(self, ctx: base.ConnectionContext, credentials: base.Credentials) -> None:
         """Nordea documents no revocation call in our sources: the access lapses at its end date.
 
         The caller deletes the stored tokens, which is what ends our access in practice.
@@ -285,14 +296,16 @@ class NordeaAdapter(HttpAdapter):
 
     # -- data -------------------------------------------------------------------------------------
 
-    async def list_accounts(self, ctx: ConnectionContext, credentials: Credentials) -> list[BankAccountInfo]:
+    async def list_accounts(
+        self, ctx: base.ConnectionContext, credentials: base.Credentials
+    ) -> list[base.BankAccountInfo]:
         payload = await self._get_resource(ctx, credentials, f"{self._ais(ctx)}/accounts")
         accounts = payload.get("accounts")
         if not isinstance(accounts, list):
             self.fail("accounts is not a list", "response.accounts")
         return [self._account(raw, ctx, i) for i, raw in enumerate(accounts)]
 
-    def _account(self, raw: Any, ctx: ConnectionContext, index: int) -> BankAccountInfo:
+    def _account(self, raw: Any, ctx: base.ConnectionContext, index: int) -> base.BankAccountInfo:
         where = f"accounts[{index}]"
         if not isinstance(raw, dict):
             self.fail("account is not an object", where)
@@ -304,12 +317,12 @@ class NordeaAdapter(HttpAdapter):
         currency = str(self.require(raw, "currency", f"{where}.currency"))
         balance = None
         if raw.get("booked_balance") is not None:
-            balance = Balance(
+            balance = base.Balance(
                 amount=self.parse_amount(raw["booked_balance"], f"{where}.booked_balance"),
                 currency=currency,
                 as_of=today_stockholm(),
             )
-        return BankAccountInfo(
+        return base.BankAccountInfo(
             external_id=str(self.require(raw, "_id", f"{where}._id")),
             currency=currency,
             iban=numbers.get("IBAN"),
@@ -321,15 +334,15 @@ class NordeaAdapter(HttpAdapter):
 
     async def fetch_transactions(
         self,
-        ctx: ConnectionContext,
-        credentials: Credentials,
+        ctx: base.ConnectionContext,
+        credentials: base.Credentials,
         account_id: str,
         date_from: dt.date,
         date_to: dt.date,
-    ) -> Sequence[BankTransaction]:
+    ) -> Sequence[base.BankTransaction]:
         url = f"{self._ais(ctx)}/accounts/{account_id}/transactions"
         params: dict[str, Any] = {"from_date": date_from.isoformat(), "to_date": date_to.isoformat()}
-        out: list[BankTransaction] = []
+        out: list[base.BankTransaction] = []
         for _ in range(MAX_PAGES):
             payload = await self._get_resource(ctx, credentials, url, params)
             rows = payload.get("transactions")
@@ -348,28 +361,28 @@ class NordeaAdapter(HttpAdapter):
                 return out
         self.fail(f"more than {MAX_PAGES} pages", "_links.next")
 
-    def _next_url(self, ctx: ConnectionContext, href: str) -> str:
+    def _next_url(self, ctx: base.ConnectionContext, href: str) -> str:
         """Nordea's next link is relative to the API root of the current segment (``/personal``)."""
         if href.startswith(("http://", "https://")):
             return href
         prefix = self._prefix(ctx)
         return href if href.startswith(prefix + "/") else f"{prefix}{href}"
 
-    def _transaction(self, raw: Any, index: int) -> BankTransaction:
+    def _transaction(self, raw: Any, index: int) -> base.BankTransaction:
         where = f"transactions[{index}]"
         if not isinstance(raw, dict):
             self.fail("transaction is not an object", where)
-        status = BookingStatus.pending if raw.get("status") == "reserved" else BookingStatus.booked
+        status = base.BookingStatus.pending if raw.get("status") == "reserved" else base.BookingStatus.booked
         # booking_date may be absent (reservations): fall back to the transaction date.
         booking_date = self.parse_date(raw.get("booking_date"), f"{where}.booking_date", required=False)
         if booking_date is None:
             booking_date = self.parse_date(
                 raw.get("transaction_date"),
                 f"{where}.transaction_date",
-                required=status is BookingStatus.booked,
+                required=status is base.BookingStatus.booked,
             )
         description = _first(raw, "narrative", "message", "type_description", "own_message")
-        return BankTransaction(
+        return base.BankTransaction(
             booking_status=status,
             amount=self.parse_amount(raw.get("amount"), f"{where}.amount"),
             currency=str(self.require(raw, "currency", f"{where}.currency")),
@@ -383,14 +396,14 @@ class NordeaAdapter(HttpAdapter):
         )
 
     async def fetch_balance(
-        self, ctx: ConnectionContext, credentials: Credentials, account_id: str
-    ) -> Balance:
+        self, ctx: base.ConnectionContext, credentials: base.Credentials, account_id: str
+    ) -> base.Balance:
         payload = await self._get_resource(ctx, credentials, f"{self._ais(ctx)}/accounts/{account_id}")
         currency = str(self.require(payload, "currency", "response.currency"))
         value = payload.get("booked_balance")
         if value is None:
             value = payload.get("available_balance")
-        return Balance(
+        return base.Balance(
             amount=self.parse_amount(value, "response.booked_balance"),
             currency=currency,
             as_of=today_stockholm(),
@@ -439,7 +452,7 @@ def _first(raw: dict[str, Any], *keys: str) -> str | None:
     return None
 
 
-def _valid_until(credentials: Credentials) -> dt.date | None:
+def _valid_until(credentials: base.Credentials) -> dt.date | None:
     value = credentials.extra.get("access_valid_until")
     try:
         return dt.date.fromisoformat(value) if value else None
@@ -447,6 +460,6 @@ def _valid_until(credentials: Credentials) -> dt.date | None:
         return None
 
 
-def _access_ended(credentials: Credentials) -> bool:
+def _access_ended(credentials: base.Credentials) -> bool:
     valid_until = _valid_until(credentials)
     return valid_until is not None and valid_until < today_stockholm()

@@ -24,23 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from ledgerlink.banks.adapters.base import (
-    AuthorizationStart,
-    AuthorizationStatus,
-    Balance,
-    BankAccountInfo,
-    BankTransaction,
-    BankUnavailable,
-    BookingStatus,
-    ConnectionContext,
-    ConsentExpired,
-    ConsentInfo,
-    ConsentStatus,
-    Credentials,
-    ReauthRequired,
-    ScaMethod,
-    TemporaryFailure,
-)
+from ledgerlink.banks.adapters import base
 from ledgerlink.banks.adapters.berlingroup import (
     BerlinGroupAdapter,
     NextPage,
@@ -58,7 +42,7 @@ _BALANCE_ALIASES = {"interimAvaliable": "interimAvailable"}
 class SebParser(BerlinGroupParser):
     """SEB's row and balance quirks (see the module docstring)."""
 
-    def pick_balance(self, balances: list[Any], where: str) -> Balance | None:
+    def pick_balance(self, balances: list[Any], where: str) -> base.Balance | None:
         fixed = [
             {**b, "balanceType": _BALANCE_ALIASES.get(str(b.get("balanceType")), b.get("balanceType"))}
             if isinstance(b, dict)
@@ -67,8 +51,8 @@ class SebParser(BerlinGroupParser):
         ]
         return super().pick_balance(fixed, where)
 
-    def provider_id(self, raw: dict[str, Any], status: BookingStatus) -> str | None:
-        if status is BookingStatus.pending:
+    def provider_id(self, raw: dict[str, Any], status: base.BookingStatus) -> str | None:
+        if status is base.BookingStatus.pending:
             return None  # SEB never sets ids on pending rows; they are replaced on every sync
         return super().provider_id(raw, status)
 
@@ -79,11 +63,11 @@ class SebParser(BerlinGroupParser):
         return super().description(raw)
 
     def normalise_transaction(
-        self, raw: dict[str, Any], status: BookingStatus, where: str
-    ) -> BankTransaction:
+        self, raw: dict[str, Any], status: base.BookingStatus, where: str
+    ) -> base.BankTransaction:
         tx = super().normalise_transaction(raw, status, where)
         if (
-            status is BookingStatus.pending
+            status is base.BookingStatus.pending
             and str(raw.get("pendingType", "")).lower() == "reserved"
             and tx.amount > 0
         ):
@@ -126,20 +110,27 @@ class SebAdapter(BerlinGroupAdapter):
     def map_error_response(self, response: httpx.Response) -> None:
         if "unhandeled hostrc code" in response.text.casefold():
             # Seen on paging (code 301, "Unhandeled HostRC code: 2000"): a bank-side failure.
-            raise TemporaryFailure(self.bank_id, f"bank-side paging error on {response.request.url.path}")
+            raise base.TemporaryFailure(
+                self.bank_id, f"bank-side paging error on {response.request.url.path}"
+            )
         if response.status_code in (400, 401) and _oauth_error(response) in (
             "invalid_grant",
             "invalid_token",
         ):
-            raise ReauthRequired(self.bank_id, f"token not accepted on {response.request.url.path}")
+            raise base.ReauthRequired(self.bank_id, f"token not accepted on {response.request.url.path}")
         super().map_error_response(response)
 
     # -- authorisation ----------------------------------------------------------------------------
 
     async def start_authorization(
-        self, ctx: ConnectionContext, *, redirect_uri: str, state: str, sca_method: ScaMethod | None = None
-    ) -> AuthorizationStart:
-        method: ScaMethod = sca_method or self.default_sca_method()
+        self,
+        ctx: base.ConnectionContext,
+        *,
+        redirect_uri: str,
+        state: str,
+        sca_method: base.ScaMethod | None = None,
+    ) -> base.AuthorizationStart:
+        method: base.ScaMethod = sca_method or self.default_sca_method()
         if method == "decoupled":
             response = await self.request(
                 "POST",
@@ -150,9 +141,9 @@ class SebAdapter(BerlinGroupAdapter):
             body = self.expect_object(self.decode_json(response), "authorization")
             auth_req_id = str(self.require(body, "auth_req_id"))
             delay = body.get("poll_delay")
-            return AuthorizationStart(
+            return base.AuthorizationStart(
                 method="decoupled",
-                credentials=Credentials(extra={"auth_req_id": auth_req_id}),
+                credentials=base.Credentials(extra={"auth_req_id": auth_req_id}),
                 autostart_token=body.get("auto_start_token"),
                 poll_interval_seconds=max(1, int(delay) // 1000) if isinstance(delay, int) and delay else 2,
             )
@@ -166,11 +157,11 @@ class SebAdapter(BerlinGroupAdapter):
                 "state": state,
             },
         )
-        return AuthorizationStart(method="redirect", url=url, credentials=Credentials())
+        return base.AuthorizationStart(method="redirect", url=url, credentials=base.Credentials())
 
     async def get_authorization_status(
-        self, ctx: ConnectionContext, credentials: Credentials
-    ) -> AuthorizationStatus:
+        self, ctx: base.ConnectionContext, credentials: base.Credentials
+    ) -> base.AuthorizationStatus:
         auth_req_id = credentials.extra.get("auth_req_id")
         if not auth_req_id:
             self.fail("credentials carry no decoupled request id", "auth_req_id")
@@ -182,10 +173,10 @@ class SebAdapter(BerlinGroupAdapter):
         )
         status = str(self.require(body, "status")).lower()
         if status == "pending":
-            return AuthorizationStatus(status="pending", credentials=credentials)
+            return base.AuthorizationStatus(status="pending", credentials=credentials)
         if status != "complete":
             hint = str(body.get("hint_code") or status)
-            return AuthorizationStatus(status="failed", credentials=credentials, message=hint)
+            return base.AuthorizationStatus(status="failed", credentials=credentials, message=hint)
         token = await self._token(
             {
                 "grant_type": "urn:openid:params:grant-type:ciba",
@@ -193,11 +184,18 @@ class SebAdapter(BerlinGroupAdapter):
             },
             ctx,
         )
-        return AuthorizationStatus(status="finalised", credentials=self._with_validity(token, credentials))
+        return base.AuthorizationStatus(
+            status="finalised", credentials=self._with_validity(token, credentials)
+        )
 
     async def complete_authorization(
-        self, ctx: ConnectionContext, credentials: Credentials, *, code: str | None, redirect_uri: str
-    ) -> Credentials:
+        self,
+        ctx: base.ConnectionContext,
+        credentials: base.Credentials,
+        *,
+        code: str | None,
+        redirect_uri: str,
+    ) -> base.Credentials:
         if credentials.access_token and code is None:
             return credentials
         if not code:
@@ -207,16 +205,18 @@ class SebAdapter(BerlinGroupAdapter):
         )
         return self._with_validity(token, credentials)
 
-    async def refresh_credentials(self, ctx: ConnectionContext, credentials: Credentials) -> Credentials:
+    async def refresh_credentials(
+        self, ctx: base.ConnectionContext, credentials: base.Credentials
+    ) -> base.Credentials:
         """Rotate the access token with the refresh token (not part of the Protocol yet)."""
         if not credentials.refresh_token:
-            raise ReauthRequired(self.bank_id, "no refresh token")
+            raise base.ReauthRequired(self.bank_id, "no refresh token")
         token = await self._token(
             {"grant_type": "refresh_token", "refresh_token": credentials.refresh_token}, ctx
         )
         return credentials_from_token(self.bank_id, token, credentials)
 
-    async def _token(self, form: dict[str, str], ctx: ConnectionContext) -> dict[str, Any]:
+    async def _token(self, form: dict[str, str], ctx: base.ConnectionContext) -> dict[str, Any]:
         form = {**form, "client_id": self.endpoint.client_id or "", "scope": SCOPE}
         if self.endpoint.client_secret is not None:
             form["client_secret"] = self.endpoint.client_secret.get_secret_value()
@@ -228,7 +228,7 @@ class SebAdapter(BerlinGroupAdapter):
         )
         return self.expect_object(self.decode_json(response), "token")
 
-    def _with_validity(self, token: dict[str, Any], previous: Credentials) -> Credentials:
+    def _with_validity(self, token: dict[str, Any], previous: base.Credentials) -> base.Credentials:
         credentials = credentials_from_token(self.bank_id, token, previous)
         lifetime = token.get("refresh_token_expires_in")
         try:
@@ -239,42 +239,48 @@ class SebAdapter(BerlinGroupAdapter):
         extra["valid_until"] = (self.today() + dt.timedelta(days=days)).isoformat()
         return dataclasses.replace(credentials, extra=extra)
 
-    async def get_consent(self, ctx: ConnectionContext, credentials: Credentials) -> ConsentInfo:
+    async def get_consent(
+        self, ctx: base.ConnectionContext, credentials: base.Credentials
+    ) -> base.ConsentInfo:
         raw = credentials.extra.get("valid_until")
         valid_until = self.parse_date(raw, "valid_until", required=False)
         if valid_until is not None and valid_until < self.today():
-            return ConsentInfo(status=ConsentStatus.expired, valid_until=valid_until)
+            return base.ConsentInfo(status=base.ConsentStatus.expired, valid_until=valid_until)
         try:
             await self.get_json(self.accounts_url(), headers=self.ais_headers(ctx, credentials))
-        except ConsentExpired:
-            return ConsentInfo(status=ConsentStatus.expired, valid_until=valid_until)
-        except ReauthRequired:
-            return ConsentInfo(status=ConsentStatus.revoked, valid_until=valid_until)
-        return ConsentInfo(status=ConsentStatus.valid, valid_until=valid_until)
+        except base.ConsentExpired:
+            return base.ConsentInfo(status=base.ConsentStatus.expired, valid_until=valid_until)
+        except base.ReauthRequired:
+            return base.ConsentInfo(status=base.ConsentStatus.revoked, valid_until=valid_until)
+        return base.ConsentInfo(status=base.ConsentStatus.valid, valid_until=valid_until)
 
-    async def revoke(self, ctx: ConnectionContext, credentials: Credentials) -> None:
+    async def revoke(self, ctx: base.ConnectionContext, credentials: base.Credentials) -> None:
         """No consent resource and no revocation endpoint in our sources: the caller forgets the token."""
 
     # -- data -------------------------------------------------------------------------------------
 
-    def base_headers(self, ctx: ConnectionContext, credentials: Credentials | None = None) -> dict[str, str]:
+    def base_headers(
+        self, ctx: base.ConnectionContext, credentials: base.Credentials | None = None
+    ) -> dict[str, str]:
         if ctx.account_type == "business" and not ctx.corporate_id:
-            raise BankUnavailable(self.bank_id, "a business connection needs the organisation number")
+            raise base.BankUnavailable(self.bank_id, "a business connection needs the organisation number")
         return super().base_headers(ctx, credentials)
 
-    def ais_headers(self, ctx: ConnectionContext, credentials: Credentials) -> dict[str, str]:
+    def ais_headers(self, ctx: base.ConnectionContext, credentials: base.Credentials) -> dict[str, str]:
         if not credentials.access_token:
-            raise ReauthRequired(self.bank_id, "no access token for this connection")
+            raise base.ReauthRequired(self.bank_id, "no access token for this connection")
         return super().ais_headers(ctx, credentials)
 
-    async def list_accounts(self, ctx: ConnectionContext, credentials: Credentials) -> list[BankAccountInfo]:
+    async def list_accounts(
+        self, ctx: base.ConnectionContext, credentials: base.Credentials
+    ) -> list[base.BankAccountInfo]:
         accounts = await super().list_accounts(ctx, credentials)
         # SEB does not always send `usage`; the connection type (corporate id or not) decides then.
         return [a if a.usage else dataclasses.replace(a, usage=ctx.account_type) for a in accounts]
 
     async def fetch_balance(
-        self, ctx: ConnectionContext, credentials: Credentials, account_id: str
-    ) -> Balance:
+        self, ctx: base.ConnectionContext, credentials: base.Credentials, account_id: str
+    ) -> base.Balance:
         """SEB serves balances on the account resource (``withBalance=true``)."""
         body = self.expect_object(
             await self.get_json(

@@ -14,25 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ledgerlink.banks.adapters.base import (
-    AuthorizationStart,
-    AuthorizationStatus,
-    Balance,
-    BankAccountInfo,
-    BankTransaction,
-    BankUnavailable,
-    CertificateInvalid,
-    ConnectionContext,
-    ConsentExpired,
-    ConsentInfo,
-    ConsentStatus,
-    Credentials,
-    RateLimited,
-    ReauthRequired,
-    ScaMethod,
-    SignatureInvalid,
-    TemporaryFailure,
-)
+from ledgerlink.banks.adapters import base
 from ledgerlink.banks.adapters.berlingroup.errors import (
     EXPIRED_CODES,
     PERIOD_CODES,
@@ -140,7 +122,9 @@ class BerlinGroupAdapter(HttpAdapter):
     def today(self) -> dt.date:
         return today_stockholm()
 
-    def base_headers(self, ctx: ConnectionContext, credentials: Credentials | None = None) -> dict[str, str]:
+    def base_headers(
+        self, ctx: base.ConnectionContext, credentials: base.Credentials | None = None
+    ) -> dict[str, str]:
         """Headers on every call: request id, bearer token if any, PSU presence, corporate id."""
         headers = {self.request_id_header: new_request_id()}
         if credentials is not None and credentials.access_token:
@@ -151,14 +135,14 @@ class BerlinGroupAdapter(HttpAdapter):
             headers["PSU-Corporate-ID"] = ctx.corporate_id
         return headers
 
-    def ais_headers(self, ctx: ConnectionContext, credentials: Credentials) -> dict[str, str]:
+    def ais_headers(self, ctx: base.ConnectionContext, credentials: base.Credentials) -> dict[str, str]:
         """Headers on account-information calls (adds ``Consent-ID``)."""
         headers = self.base_headers(ctx, credentials)
         if credentials.consent_id:
             headers["Consent-ID"] = credentials.consent_id
         return headers
 
-    def psu_headers(self, ctx: ConnectionContext) -> dict[str, str]:
+    def psu_headers(self, ctx: base.ConnectionContext) -> dict[str, str]:
         headers: dict[str, str] = {}
         if ctx.psu_id:
             headers["PSU-ID"] = ctx.psu_id
@@ -167,7 +151,7 @@ class BerlinGroupAdapter(HttpAdapter):
         return headers
 
     def consent_headers(
-        self, ctx: ConnectionContext, *, redirect_uri: str, state: str, sca_method: ScaMethod
+        self, ctx: base.ConnectionContext, *, redirect_uri: str, state: str, sca_method: base.ScaMethod
     ) -> dict[str, str]:
         headers = self.base_headers(ctx)
         headers.update(self.psu_headers(ctx))
@@ -186,12 +170,12 @@ class BerlinGroupAdapter(HttpAdapter):
         """The validity we ask for: the catalogue ceiling; the bank's answer is read back later."""
         return self.today() + dt.timedelta(days=self.entry.consent_max_days)
 
-    def consent_access(self, ctx: ConnectionContext) -> dict[str, Any]:
+    def consent_access(self, ctx: base.ConnectionContext) -> dict[str, Any]:
         if self.consent_access_mode == "all_accounts":
             return {"allPsd2": "allAccounts"}
         return {"accounts": [], "balances": [], "transactions": []}
 
-    def consent_body(self, ctx: ConnectionContext) -> dict[str, Any]:
+    def consent_body(self, ctx: base.ConnectionContext) -> dict[str, Any]:
         return {
             "access": self.consent_access(ctx),
             "recurringIndicator": True,
@@ -200,17 +184,22 @@ class BerlinGroupAdapter(HttpAdapter):
             "combinedServiceIndicator": False,
         }
 
-    def default_sca_method(self) -> ScaMethod:
+    def default_sca_method(self) -> base.ScaMethod:
         return self.entry.sca_methods[0]
 
     # -- authorization ----------------------------------------------------------------------------
 
     async def start_authorization(
-        self, ctx: ConnectionContext, *, redirect_uri: str, state: str, sca_method: ScaMethod | None = None
-    ) -> AuthorizationStart:
-        method: ScaMethod = sca_method or self.default_sca_method()
+        self,
+        ctx: base.ConnectionContext,
+        *,
+        redirect_uri: str,
+        state: str,
+        sca_method: base.ScaMethod | None = None,
+    ) -> base.AuthorizationStart:
+        method: base.ScaMethod = sca_method or self.default_sca_method()
         if method not in self.entry.sca_methods:
-            raise BankUnavailable(self.bank_id, f"SCA method {method} is not offered")
+            raise base.BankUnavailable(self.bank_id, f"SCA method {method} is not offered")
         response = await self.request(
             "POST",
             self.consents_url(),
@@ -219,20 +208,20 @@ class BerlinGroupAdapter(HttpAdapter):
         )
         body = self.expect_object(self.decode_json(response), "consent")
         consent_id = str(self.require(body, "consentId"))
-        credentials = Credentials(consent_id=consent_id)
+        credentials = base.Credentials(consent_id=consent_id)
         if method == "decoupled":
             return await self.start_decoupled(ctx, credentials, body)
         return await self.start_redirect(ctx, credentials, body, redirect_uri=redirect_uri, state=state)
 
     async def start_redirect(
         self,
-        ctx: ConnectionContext,
-        credentials: Credentials,
+        ctx: base.ConnectionContext,
+        credentials: base.Credentials,
         consent: dict[str, Any],
         *,
         redirect_uri: str,
         state: str,
-    ) -> AuthorizationStart:
+    ) -> base.AuthorizationStart:
         """The consent answer's ``scaRedirect``; if the bank wants an explicit authorisation first,
         start it and take the link from that answer."""
         url = link(consent, "scaRedirect")
@@ -254,11 +243,11 @@ class BerlinGroupAdapter(HttpAdapter):
                 credentials = self.with_extra(credentials, authorisation_id=str(auth["authorisationId"]))
         if url is None:
             self.fail("consent answer has no SCA redirect link", "_links.scaRedirect")
-        return AuthorizationStart(method="redirect", credentials=credentials, url=url)
+        return base.AuthorizationStart(method="redirect", credentials=credentials, url=url)
 
     async def start_decoupled(
-        self, ctx: ConnectionContext, credentials: Credentials, consent: dict[str, Any]
-    ) -> AuthorizationStart:
+        self, ctx: base.ConnectionContext, credentials: base.Credentials, consent: dict[str, Any]
+    ) -> base.AuthorizationStart:
         """Start the authorisation resource with the PSU id and read the BankID autostart token."""
         consent_id = str(credentials.consent_id)
         start = (
@@ -276,7 +265,7 @@ class BerlinGroupAdapter(HttpAdapter):
         if authorisation_id is None:
             self.fail("authorisation answer has no id", "authorisationId")
         token = autostart_token_from(auth) or autostart_token_from(consent)
-        return AuthorizationStart(
+        return base.AuthorizationStart(
             method="decoupled",
             credentials=self.with_extra(credentials, authorisation_id=authorisation_id),
             autostart_token=token,
@@ -284,8 +273,8 @@ class BerlinGroupAdapter(HttpAdapter):
         )
 
     async def get_authorization_status(
-        self, ctx: ConnectionContext, credentials: Credentials
-    ) -> AuthorizationStatus:
+        self, ctx: base.ConnectionContext, credentials: base.Credentials
+    ) -> base.AuthorizationStatus:
         consent_id = self.consent_id_of(credentials)
         authorisation_id = credentials.extra.get("authorisation_id")
         if not authorisation_id:
@@ -295,22 +284,27 @@ class BerlinGroupAdapter(HttpAdapter):
         )
         sca_status, message = self.parser.sca_status(body)
         if sca_status in SCA_FINAL_OK:
-            return AuthorizationStatus(status="finalised", credentials=credentials)
+            return base.AuthorizationStatus(status="finalised", credentials=credentials)
         if sca_status in SCA_FAILED:
-            return AuthorizationStatus(
+            return base.AuthorizationStatus(
                 status="failed", credentials=credentials, message=message or sca_status
             )
-        return AuthorizationStatus(status="pending", credentials=credentials)
+        return base.AuthorizationStatus(status="pending", credentials=credentials)
 
     async def complete_authorization(
-        self, ctx: ConnectionContext, credentials: Credentials, *, code: str | None, redirect_uri: str
-    ) -> Credentials:
+        self,
+        ctx: base.ConnectionContext,
+        credentials: base.Credentials,
+        *,
+        code: str | None,
+        redirect_uri: str,
+    ) -> base.Credentials:
         """Plain BG redirect: nothing to exchange; refuse a consent the PSU rejected at the bank."""
         info = await self.get_consent(ctx, credentials)
-        if info.status in (ConsentStatus.rejected, ConsentStatus.revoked):
-            raise ReauthRequired(self.bank_id, f"consent {info.status.value} at the bank")
-        if info.status is ConsentStatus.expired:
-            raise ConsentExpired(self.bank_id, "consent expired before use")
+        if info.status in (base.ConsentStatus.rejected, base.ConsentStatus.revoked):
+            raise base.ReauthRequired(self.bank_id, f"consent {info.status.value} at the bank")
+        if info.status is base.ConsentStatus.expired:
+            raise base.ConsentExpired(self.bank_id, "consent expired before use")
         return credentials
 
     # -- OAuth (banks that put an authorization-code flow in front of AIS) -------------------------
@@ -318,23 +312,23 @@ class BerlinGroupAdapter(HttpAdapter):
     def oauth_client(self) -> tuple[str, str | None]:
         """``(client_id, client_secret)`` from the endpoint settings; BankUnavailable if unset."""
         if not self.endpoint.client_id:
-            raise BankUnavailable(self.bank_id, "no client_id configured")
+            raise base.BankUnavailable(self.bank_id, "no client_id configured")
         secret = self.endpoint.client_secret.get_secret_value() if self.endpoint.client_secret else None
         return self.endpoint.client_id, secret
 
     async def start_oauth_redirect(
         self,
-        sca_method: ScaMethod | None,
+        sca_method: base.ScaMethod | None,
         authorize_url: str,
         params: Mapping[str, str | None],
         *,
         pkce: bool = False,
-    ) -> AuthorizationStart:
+    ) -> base.AuthorizationStart:
         """Redirect-only banks without a consent resource before SCA (ICA Banken, Skandia, N26): send
         the user to the bank's OAuth ``authorize_url`` with our client id, ``params`` (redirect URI,
         state, scope...) and, with ``pkce``, an S256 challenge whose verifier waits in the credentials."""
         if sca_method not in (None, "redirect"):
-            raise BankUnavailable(self.bank_id, f"SCA method {sca_method} is not offered")
+            raise base.BankUnavailable(self.bank_id, f"SCA method {sca_method} is not offered")
         client_id, _ = self.oauth_client()
         query: dict[str, str | None] = {"client_id": client_id, "response_type": "code", **params}
         extra: dict[str, str] = {}
@@ -342,16 +336,16 @@ class BerlinGroupAdapter(HttpAdapter):
             verifier, challenge = pkce_pair()
             query.update(code_challenge=challenge, code_challenge_method="S256")
             extra["code_verifier"] = verifier
-        return AuthorizationStart(
-            method="redirect", credentials=Credentials(extra=extra), url=with_query(authorize_url, query)
+        return base.AuthorizationStart(
+            method="redirect", credentials=base.Credentials(extra=extra), url=with_query(authorize_url, query)
         )
 
     async def exchange_code(
-        self, token_url: str, credentials: Credentials, *, code: str | None, redirect_uri: str
-    ) -> Credentials:
+        self, token_url: str, credentials: base.Credentials, *, code: str | None, redirect_uri: str
+    ) -> base.Credentials:
         """Authorization-code grant (with the stored PKCE verifier if any) → credentials with tokens."""
         if not code:
-            raise ReauthRequired(self.bank_id, "the bank sent no authorization code")
+            raise base.ReauthRequired(self.bank_id, "the bank sent no authorization code")
         client_id, client_secret = self.oauth_client()
         form = {
             "grant_type": "authorization_code",
@@ -370,13 +364,15 @@ class BerlinGroupAdapter(HttpAdapter):
 
     # -- consent ----------------------------------------------------------------------------------
 
-    async def get_consent(self, ctx: ConnectionContext, credentials: Credentials) -> ConsentInfo:
+    async def get_consent(
+        self, ctx: base.ConnectionContext, credentials: base.Credentials
+    ) -> base.ConsentInfo:
         body = await self.get_json(
             self.consent_url(self.consent_id_of(credentials)), headers=self.base_headers(ctx, credentials)
         )
         return self.parser.consent(body)
 
-    async def revoke(self, ctx: ConnectionContext, credentials: Credentials) -> None:
+    async def revoke(self, ctx: base.ConnectionContext, credentials: base.Credentials) -> None:
         await self.request(
             "DELETE",
             self.consent_url(self.consent_id_of(credentials)),
@@ -388,7 +384,9 @@ class BerlinGroupAdapter(HttpAdapter):
     def accounts_params(self) -> dict[str, Any]:
         return {"withBalance": "true"}
 
-    async def list_accounts(self, ctx: ConnectionContext, credentials: Credentials) -> list[BankAccountInfo]:
+    async def list_accounts(
+        self, ctx: base.ConnectionContext, credentials: base.Credentials
+    ) -> list[base.BankAccountInfo]:
         body = await self.get_json(
             self.accounts_url(), headers=self.ais_headers(ctx, credentials), params=self.accounts_params()
         )
@@ -397,8 +395,8 @@ class BerlinGroupAdapter(HttpAdapter):
     # -- balances ---------------------------------------------------------------------------------
 
     async def fetch_balance(
-        self, ctx: ConnectionContext, credentials: Credentials, account_id: str
-    ) -> Balance:
+        self, ctx: base.ConnectionContext, credentials: base.Credentials, account_id: str
+    ) -> base.Balance:
         body = await self.get_json(self.balances_url(account_id), headers=self.ais_headers(ctx, credentials))
         return self.parser.balance(body)
 
@@ -409,13 +407,13 @@ class BerlinGroupAdapter(HttpAdapter):
 
     async def fetch_transactions(
         self,
-        ctx: ConnectionContext,
-        credentials: Credentials,
+        ctx: base.ConnectionContext,
+        credentials: base.Credentials,
         account_id: str,
         date_from: dt.date,
         date_to: dt.date,
-    ) -> Sequence[BankTransaction]:
-        out: list[BankTransaction] = []
+    ) -> Sequence[base.BankTransaction]:
+        out: list[base.BankTransaction] = []
         url = self.transactions_url(account_id)
         params: dict[str, Any] | None = self.transactions_params(date_from, date_to)
         seen: set[str] = set()
@@ -452,37 +450,37 @@ class BerlinGroupAdapter(HttpAdapter):
         path = response.request.url.path
         status = response.status_code
         if isinstance(body, dict) and body.get("error") in OAUTH_REAUTH_ERRORS:
-            raise ReauthRequired(self.bank_id, f"OAuth {body['error']} on {path}")
+            raise base.ReauthRequired(self.bank_id, f"OAuth {body['error']} on {path}")
         if hit := first_code(messages, CERTIFICATE_CODES):
-            raise CertificateInvalid(self.bank_id, f"{hit.code} on {path}")
+            raise base.CertificateInvalid(self.bank_id, f"{hit.code} on {path}")
         if hit := first_code(messages, SIGNATURE_CODES):
-            raise SignatureInvalid(self.bank_id, f"{hit.code} on {path}")
+            raise base.SignatureInvalid(self.bank_id, f"{hit.code} on {path}")
         if hit := first_code(messages, EXPIRED_CODES):
-            raise ConsentExpired(self.bank_id, f"{hit.code} on {path}")
+            raise base.ConsentExpired(self.bank_id, f"{hit.code} on {path}")
         if hit := first_code(messages, REAUTH_CODES):
-            raise ReauthRequired(self.bank_id, f"{hit.code} on {path}")
+            raise base.ReauthRequired(self.bank_id, f"{hit.code} on {path}")
         if (hit := first_code(messages, RATE_LIMIT_CODES)) or status == 429:
-            raise RateLimited(
+            raise base.RateLimited(
                 self.bank_id, f"{hit.code if hit else 'HTTP 429'} on {path}", retry_at_from(response)
             )
         if hit := first_code(messages, UNAVAILABLE_CODES):
-            raise BankUnavailable(self.bank_id, f"{hit.code} on {path}")
+            raise base.BankUnavailable(self.bank_id, f"{hit.code} on {path}")
         if status == 503 and any("maintenance" in m.text.casefold() for m in messages):
-            raise BankUnavailable(self.bank_id, f"maintenance on {path}")
+            raise base.BankUnavailable(self.bank_id, f"maintenance on {path}")
         if hit := first_code(messages, PERIOD_CODES):
             raise PeriodInvalid(self.bank_id, f"{hit.code} on {path}")
         if (hit := first_code(messages, UNKNOWN_RESOURCE_CODES)) and status in (403, 404):
             raise ResourceUnknown(self.bank_id, f"{hit.code} on {path}", "account_id")
         if status >= 500:
-            raise TemporaryFailure(self.bank_id, f"HTTP {status} on {path}")
+            raise base.TemporaryFailure(self.bank_id, f"HTTP {status} on {path}")
 
     # -- small helpers ----------------------------------------------------------------------------
 
-    def consent_id_of(self, credentials: Credentials) -> str:
+    def consent_id_of(self, credentials: base.Credentials) -> str:
         if not credentials.consent_id:
             self.fail("credentials carry no consent id", "consent_id")
         return credentials.consent_id
 
     @staticmethod
-    def with_extra(credentials: Credentials, **values: str) -> Credentials:
+    def with_extra(credentials: base.Credentials, **values: str) -> base.Credentials:
         return dataclasses.replace(credentials, extra={**credentials.extra, **values})

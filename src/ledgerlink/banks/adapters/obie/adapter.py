@@ -19,22 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ledgerlink.banks.adapters.base import (
-    STOCKHOLM,
-    AuthorizationStart,
-    AuthorizationStatus,
-    Balance,
-    BankAccountInfo,
-    BankTransaction,
-    BankUnavailable,
-    ConnectionContext,
-    ConsentExpired,
-    ConsentInfo,
-    Credentials,
-    InvalidResponse,
-    ReauthRequired,
-    ScaMethod,
-)
+from ledgerlink.banks.adapters import base
 from ledgerlink.banks.adapters.http import HttpAdapter, JwtSigner, new_request_id, utcnow
 from ledgerlink.banks.adapters.obie import normalize
 from ledgerlink.banks.adapters.signing import (
@@ -74,7 +59,7 @@ TOKEN_LEEWAY = dt.timedelta(seconds=30)
 JWS_TRUST_ANCHOR = "openbanking.org.uk"
 
 
-class _AlreadyGone(InvalidResponse):
+class _AlreadyGone(base.InvalidResponse):
     """A DELETE answered 404: the resource is already gone (only :meth:`ObieAdapter.revoke` sees it)."""
 
 
@@ -115,7 +100,7 @@ class ObieAdapter(HttpAdapter):
         auth_base = self.endpoint.auth_base_url or self.default_auth_base_url or self.base_url
         self.auth_base_url = auth_base.rstrip("/")
         self._client_tokens: dict[str, tuple[str, dt.datetime]] = {}
-        self._refreshed: dict[str, Credentials] = {}
+        self._refreshed: dict[str, base.Credentials] = {}
         #: Hook: signs the authorisation request object (the configured PEM key, kid = ``app_id``).
         self.request_object_signer: RequestObjectSigner | None = self.jwt_signer(
             self.request_object_alg, "request-object signing key"
@@ -144,7 +129,7 @@ class ObieAdapter(HttpAdapter):
     def aisp_url(self, path: str) -> str:
         return f"{self.aisp_path}{path}"
 
-    async def oidc_endpoints(self, ctx: ConnectionContext) -> tuple[str, str]:
+    async def oidc_endpoints(self, ctx: base.ConnectionContext) -> tuple[str, str]:
         """Hook: ``(authorization_endpoint, token_endpoint)`` for this user's account type."""
         authorize = self.authorize_url_override or f"{self.auth_base_url}{self.authorize_path}"
         return authorize, f"{self.auth_base_url}{self.token_path}"
@@ -153,7 +138,7 @@ class ObieAdapter(HttpAdapter):
         """Hook: bank-specific headers on every AIS call (e.g. Crosskey's API key)."""
         return {}
 
-    def fapi_headers(self, ctx: ConnectionContext, bearer: str) -> dict[str, str]:
+    def fapi_headers(self, ctx: base.ConnectionContext, bearer: str) -> dict[str, str]:
         """FAPI headers; ``x-fapi-customer-ip-address`` only when the user is present (RTS Art. 36(5))."""
         headers = {
             "Authorization": f"Bearer {bearer}",
@@ -174,14 +159,14 @@ class ObieAdapter(HttpAdapter):
         (``tls_client_auth``: the mTLS certificate lives in the injected transport)."""
         client_id = self.endpoint.client_id
         if not client_id:
-            raise BankUnavailable(self.bank_id, "no client_id configured")
+            raise base.BankUnavailable(self.bank_id, "no client_id configured")
         secret = self.endpoint.client_secret.get_secret_value() if self.endpoint.client_secret else None
         if secret and not looks_like_private_key(secret):
             return httpx.BasicAuth(client_id, secret)
         form["client_id"] = client_id
         return None
 
-    async def _token_request(self, ctx: ConnectionContext, form: dict[str, str]) -> dict[str, Any]:
+    async def _token_request(self, ctx: base.ConnectionContext, form: dict[str, str]) -> dict[str, Any]:
         _, token_url = await self.oidc_endpoints(ctx)
         auth = self._token_client_auth(form)
         response = await self.request(
@@ -201,7 +186,7 @@ class ObieAdapter(HttpAdapter):
         except (TypeError, ValueError):
             self.fail(f"unparseable expires_in {str(expires_in)[:20]!r}", "expires_in")
 
-    async def client_credentials_token(self, ctx: ConnectionContext) -> str:
+    async def client_credentials_token(self, ctx: base.ConnectionContext) -> str:
         """The application's own token (consents are created, read and deleted with it)."""
         _, token_url = await self.oidc_endpoints(ctx)
         cached = self._client_tokens.get(token_url)
@@ -214,14 +199,16 @@ class ObieAdapter(HttpAdapter):
         self._client_tokens[token_url] = (str(body["access_token"]), expires)
         return str(body["access_token"])
 
-    async def refresh_credentials(self, ctx: ConnectionContext, credentials: Credentials) -> Credentials:
+    async def refresh_credentials(
+        self, ctx: base.ConnectionContext, credentials: base.Credentials
+    ) -> base.Credentials:
         """Exchange the refresh token for a new access token (and a rotated refresh token, if any).
 
         Not part of the Protocol: the data methods call it transparently when the access token has
         expired; a caller that wants to persist rotated tokens calls it itself.
         """
         if not credentials.refresh_token:
-            raise ReauthRequired(self.bank_id, "access token expired and no refresh token")
+            raise base.ReauthRequired(self.bank_id, "access token expired and no refresh token")
         body = await self._token_request(
             ctx, {"grant_type": "refresh_token", "refresh_token": credentials.refresh_token}
         )
@@ -232,9 +219,9 @@ class ObieAdapter(HttpAdapter):
             token_expires_at=self._expiry(body),
         )
 
-    async def user_token(self, ctx: ConnectionContext, credentials: Credentials) -> str:
+    async def user_token(self, ctx: base.ConnectionContext, credentials: base.Credentials) -> str:
         if not credentials.access_token:
-            raise ReauthRequired(self.bank_id, "no access token: authorisation not completed")
+            raise base.ReauthRequired(self.bank_id, "no access token: authorisation not completed")
         expires = credentials.token_expires_at
         if expires is None or expires - TOKEN_LEEWAY > utcnow():
             return credentials.access_token
@@ -248,7 +235,7 @@ class ObieAdapter(HttpAdapter):
 
     # -- consent and SCA ------------------------------------------------------------------------
 
-    def consent_request_body(self, ctx: ConnectionContext) -> dict[str, Any]:
+    def consent_request_body(self, ctx: base.ConnectionContext) -> dict[str, Any]:
         """Hook: the ``OBReadConsent1`` body (permissions and the expiry we ask for)."""
         expires = utcnow() + dt.timedelta(days=self.entry.consent_max_days)
         return {
@@ -290,7 +277,7 @@ class ObieAdapter(HttpAdapter):
         return self.auth_base_url
 
     async def authorization_url(
-        self, ctx: ConnectionContext, *, consent_id: str, redirect_uri: str, state: str
+        self, ctx: base.ConnectionContext, *, consent_id: str, redirect_uri: str, state: str
     ) -> str:
         authorize_url, _ = await self.oidc_endpoints(ctx)
         nonce = secrets.token_urlsafe(16)
@@ -315,11 +302,16 @@ class ObieAdapter(HttpAdapter):
         return authorize_url + separator + urllib.parse.urlencode(params, quote_via=urllib.parse.quote)
 
     async def start_authorization(
-        self, ctx: ConnectionContext, *, redirect_uri: str, state: str, sca_method: ScaMethod | None = None
-    ) -> AuthorizationStart:
+        self,
+        ctx: base.ConnectionContext,
+        *,
+        redirect_uri: str,
+        state: str,
+        sca_method: base.ScaMethod | None = None,
+    ) -> base.AuthorizationStart:
         if self.requires_request_object and self.request_object_signer is None:
             # Checked before creating a consent we could never send the user to.
-            raise BankUnavailable(self.bank_id, "no request-object signing key configured")
+            raise base.BankUnavailable(self.bank_id, "no request-object signing key configured")
         token = await self.client_credentials_token(ctx)
         body = self.decode_json(
             await self.request(
@@ -332,13 +324,20 @@ class ObieAdapter(HttpAdapter):
         data = self.require(body, "Data")
         consent_id = str(self.require(data, "ConsentId", "Data.ConsentId"))
         url = await self.authorization_url(ctx, consent_id=consent_id, redirect_uri=redirect_uri, state=state)
-        return AuthorizationStart(method="redirect", credentials=Credentials(consent_id=consent_id), url=url)
+        return base.AuthorizationStart(
+            method="redirect", credentials=base.Credentials(consent_id=consent_id), url=url
+        )
 
     async def complete_authorization(
-        self, ctx: ConnectionContext, credentials: Credentials, *, code: str | None, redirect_uri: str
-    ) -> Credentials:
+        self,
+        ctx: base.ConnectionContext,
+        credentials: base.Credentials,
+        *,
+        code: str | None,
+        redirect_uri: str,
+    ) -> base.Credentials:
         if not code:
-            raise ReauthRequired(self.bank_id, "the bank returned no authorisation code")
+            raise base.ReauthRequired(self.bank_id, "the bank returned no authorisation code")
         body = await self._token_request(
             ctx, {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
         )
@@ -352,17 +351,19 @@ class ObieAdapter(HttpAdapter):
         )
 
     async def get_authorization_status(
-        self, ctx: ConnectionContext, credentials: Credentials
-    ) -> AuthorizationStatus:
+        self, ctx: base.ConnectionContext, credentials: base.Credentials
+    ) -> base.AuthorizationStatus:
         # OBIE banks here only offer redirect SCA: there is nothing to poll.
-        raise BankUnavailable(self.bank_id, "decoupled SCA is not offered by this bank")
+        raise base.BankUnavailable(self.bank_id, "decoupled SCA is not offered by this bank")
 
-    def _consent_id(self, credentials: Credentials) -> str:
+    def _consent_id(self, credentials: base.Credentials) -> str:
         if not credentials.consent_id:
-            raise ReauthRequired(self.bank_id, "no consent id stored")
+            raise base.ReauthRequired(self.bank_id, "no consent id stored")
         return credentials.consent_id
 
-    async def get_consent(self, ctx: ConnectionContext, credentials: Credentials) -> ConsentInfo:
+    async def get_consent(
+        self, ctx: base.ConnectionContext, credentials: base.Credentials
+    ) -> base.ConsentInfo:
         consent_id = self._consent_id(credentials)
         token = await self.client_credentials_token(ctx)
         body = await self.get_json(
@@ -371,7 +372,7 @@ class ObieAdapter(HttpAdapter):
         )
         return normalize.consent_info(self, body, now=utcnow())
 
-    async def revoke(self, ctx: ConnectionContext, credentials: Credentials) -> None:
+    async def revoke(self, ctx: base.ConnectionContext, credentials: base.Credentials) -> None:
         consent_id = self._consent_id(credentials)
         token = await self.client_credentials_token(ctx)
         try:
@@ -385,7 +386,9 @@ class ObieAdapter(HttpAdapter):
 
     # -- data -----------------------------------------------------------------------------------
 
-    async def list_accounts(self, ctx: ConnectionContext, credentials: Credentials) -> list[BankAccountInfo]:
+    async def list_accounts(
+        self, ctx: base.ConnectionContext, credentials: base.Credentials
+    ) -> list[base.BankAccountInfo]:
         token = await self.user_token(ctx, credentials)
         body = await self.get_json(self.aisp_url("/accounts"), headers=self.fapi_headers(ctx, token))
         accounts = [
@@ -400,8 +403,8 @@ class ObieAdapter(HttpAdapter):
         ]
 
     async def fetch_balance(
-        self, ctx: ConnectionContext, credentials: Credentials, account_id: str
-    ) -> Balance:
+        self, ctx: base.ConnectionContext, credentials: base.Credentials, account_id: str
+    ) -> base.Balance:
         token = await self.user_token(ctx, credentials)
         body = await self.get_json(
             self.aisp_url(f"/accounts/{urllib.parse.quote(account_id, safe='')}/balances"),
@@ -410,7 +413,7 @@ class ObieAdapter(HttpAdapter):
         return normalize.balance(self, body)
 
     def transaction_window(
-        self, ctx: ConnectionContext, credentials: Credentials, date_from: dt.date, date_to: dt.date
+        self, ctx: base.ConnectionContext, credentials: base.Credentials, date_from: dt.date, date_to: dt.date
     ) -> tuple[dt.date, dt.date]:
         """Hook: the window actually asked for (a bank may only serve part of the requested history)."""
         return date_from, date_to
@@ -430,15 +433,15 @@ class ObieAdapter(HttpAdapter):
 
     async def fetch_transactions(
         self,
-        ctx: ConnectionContext,
-        credentials: Credentials,
+        ctx: base.ConnectionContext,
+        credentials: base.Credentials,
         account_id: str,
         date_from: dt.date,
         date_to: dt.date,
-    ) -> Sequence[BankTransaction]:
+    ) -> Sequence[base.BankTransaction]:
         date_from, date_to = self.transaction_window(ctx, credentials, date_from, date_to)
-        start = dt.datetime.combine(date_from, dt.time.min, STOCKHOLM)
-        end = dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time.min, STOCKHOLM) - dt.timedelta(
+        start = dt.datetime.combine(date_from, dt.time.min, base.STOCKHOLM)
+        end = dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time.min, base.STOCKHOLM) - dt.timedelta(
             seconds=1
         )
         url = self.aisp_url(f"/accounts/{urllib.parse.quote(account_id, safe='')}/transactions")
@@ -446,7 +449,7 @@ class ObieAdapter(HttpAdapter):
             "fromBookingDateTime": _query_time(start),
             "toBookingDateTime": _query_time(end),
         }
-        out: list[BankTransaction] = []
+        out: list[base.BankTransaction] = []
         seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
         page = 0
         while True:
@@ -501,9 +504,9 @@ class ObieAdapter(HttpAdapter):
         if response.request.method == "DELETE" and status == 404:
             raise _AlreadyGone(self.bank_id, f"already gone: {path}")
         if status == 503 and "maintenance" in text:
-            raise BankUnavailable(self.bank_id, f"down for maintenance ({path})")
+            raise base.BankUnavailable(self.bank_id, f"down for maintenance ({path})")
         if codes & CLIENT_ERRORS:
-            raise BankUnavailable(self.bank_id, "the bank rejected our client credentials")
+            raise base.BankUnavailable(self.bank_id, "the bank rejected our client credentials")
         consent_problem = bool(codes & (CONSENT_ERROR_CODES | GRANT_ERRORS)) and status in (
             400,
             401,
@@ -512,5 +515,5 @@ class ObieAdapter(HttpAdapter):
         )
         if status in (401, 403) or consent_problem:
             if "expired" in text and ("consent" in text or "authori" in text):
-                raise ConsentExpired(self.bank_id, f"consent expired ({path})")
-            raise ReauthRequired(self.bank_id, f"access refused with HTTP {status} on {path}")
+                raise base.ConsentExpired(self.bank_id, f"consent expired ({path})")
+            raise base.ReauthRequired(self.bank_id, f"access refused with HTTP {status} on {path}")

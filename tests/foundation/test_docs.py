@@ -12,8 +12,6 @@ from ledgerlink.sandbox.bank import SCENARIOS
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ("README.md", "architecture.md", "api.md", "operations.md", "sandbox.md")
-#: Written on another branch; checked like every other link as soon as it exists.
-NOT_YET_WRITTEN = {ROOT / "docs" / "banks.md"}
 
 
 def _markdown_files() -> list[Path]:
@@ -35,8 +33,6 @@ def test_relative_links_in_the_docs_resolve() -> None:
             if re.match(r"[a-z]+:", target) or target.startswith("#"):
                 continue
             resolved = (path.parent / target.split("#", 1)[0]).resolve()
-            if resolved in NOT_YET_WRITTEN and not resolved.exists():
-                continue
             if not resolved.exists():
                 broken.append(f"{path.relative_to(ROOT)} -> {target}")
     assert broken == []
@@ -44,12 +40,10 @@ def test_relative_links_in_the_docs_resolve() -> None:
 
 def test_nothing_cites_design_documents_outside_the_repository() -> None:
     pattern = re.compile(r"\.\./shared/|shared/(?:design|reference)/")
-    # The bank adapters' citations move to docs/banks.md with that page (another branch).
-    adapters = ROOT / "src" / "ledgerlink" / "banks" / "adapters"
     offenders = [
         str(path.relative_to(ROOT))
         for path in [*(ROOT / "src").rglob("*.py"), *_markdown_files()]
-        if not path.is_relative_to(adapters) and pattern.search(path.read_text(encoding="utf-8"))
+        if pattern.search(path.read_text(encoding="utf-8"))
     ]
     assert offenders == []
 

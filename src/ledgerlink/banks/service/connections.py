@@ -81,6 +81,8 @@ log = get_logger(__name__)
 STATE_PURPOSE = "bank"
 #: A decoupled BankID login is given up after this many polls (one per read of the connection).
 MAX_DECOUPLED_POLLS = 90
+#: The SCA method stored on a connection, typed.
+SCA_METHODS: dict[str, ScaMethod] = {"redirect": "redirect", "decoupled": "decoupled"}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -164,7 +166,9 @@ class ConnectionService:
         redirect_uri = data.redirect_uri or connection.redirect_uri or ""
         check_redirect_uri(call.settings, redirect_uri)
         psu_id = load_secrets(call.settings, connection).psu_id
-        method = self._method(entry, data.sca_method or _sca(connection.sca_method), psu_id=psu_id)
+        method = self._method(
+            entry, data.sca_method or SCA_METHODS.get(connection.sca_method or ""), psu_id=psu_id
+        )
         require_configured(call.settings, entry)
         await company_service.require_bank_import(session, principal.company_id, call.settings)
         if connection.status == ConnectionStatus.failed:
@@ -538,14 +542,6 @@ class ConnectionService:
         if connection is None:
             raise ConnectionNotFound()
         return connection
-
-
-def _sca(value: str | None) -> ScaMethod | None:
-    if value == "redirect":
-        return "redirect"
-    if value == "decoupled":
-        return "decoupled"
-    return None
 
 
 connections = ConnectionService()

@@ -15,15 +15,12 @@ import re
 import urllib.parse
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
 from ledgerlink.banks.adapters import base
 from ledgerlink.banks.adapters.http import HttpAdapter, JwtSigner, retry_at_from, utcnow
-
-if TYPE_CHECKING:
-    pass
 
 COUNTRY = "SE"
 

@@ -8,13 +8,8 @@ account type of the connection picks which). Known quirk: Danske sometimes answe
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ledgerlink.banks.adapters.base import ConnectionContext
 from ledgerlink.banks.adapters.obie import ObieAdapter
-
-if TYPE_CHECKING:
-    pass
 
 DISCOVERY = {
     "private": "https://psd2-mb3.danskebank.com/psd2/se/private/.well-known/openid-configuration",

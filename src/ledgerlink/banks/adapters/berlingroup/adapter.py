@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -39,9 +39,6 @@ from ledgerlink.banks.adapters.berlingroup.parsing import (
 from ledgerlink.banks.adapters.http import HttpAdapter, new_request_id, retry_at_from, today_stockholm
 from ledgerlink.banks.adapters.parsing import blank_to_none
 from ledgerlink.banks.adapters.signing import BERLIN_GROUP, HttpSignatureProfile
-
-if TYPE_CHECKING:
-    pass
 
 MAX_PAGES = 1000
 OAUTH_REAUTH_ERRORS = frozenset({"invalid_grant", "invalid_token", "access_denied", "unauthorized_client"})

@@ -15,7 +15,7 @@ import datetime as dt
 import secrets
 import urllib.parse
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
@@ -28,9 +28,6 @@ from ledgerlink.banks.adapters.signing import (
     looks_like_private_key,
     signing_material,
 )
-
-if TYPE_CHECKING:
-    pass
 
 RequestObjectSigner = JwtSigner
 

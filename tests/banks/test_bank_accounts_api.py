@@ -25,9 +25,9 @@ from test_connect_journey import (
 )
 from tests.conftest import make_token
 
-from ledgerlink.banks.testbank.pki import make_pki
 from ledgerlink.config import BankEndpointSettings, Settings
 from ledgerlink.models import AccountStatus, BankAccount, Plan
+from ledgerlink.testbank.pki import make_pki
 
 NORDEA = "https://nordea.test"
 NORDEA_DATA = Path(__file__).parent.parent / "data" / "banks" / "nordea"

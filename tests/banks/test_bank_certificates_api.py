@@ -15,9 +15,9 @@ import pytest
 # the journey's company fixture; no injected transport: the adapter goes to the TLS test bank (loopback)
 from test_connect_journey import REDIRECT, business, link_account, start_connection  # noqa: F401
 
-from ledgerlink.banks.testbank.pki import PkiFiles, make_pki
-from ledgerlink.banks.testbank.server import running_tls_bank
 from ledgerlink.config import BankEndpointSettings, Settings
+from ledgerlink.testbank.pki import PkiFiles, make_pki
+from ledgerlink.testbank.server import running_tls_bank
 
 
 @pytest.fixture(scope="module")

@@ -28,9 +28,9 @@ from ledgerlink.banks.adapters.registry import BANKS
 from ledgerlink.banks.adapters.revolut import RevolutAdapter
 from ledgerlink.banks.adapters.signing import OBIE_CRIT, _obie_header_registry
 from ledgerlink.banks.adapters.swedbank import SwedbankAdapter
-from ledgerlink.banks.testbank.pki import PkiFiles, make_pki
-from ledgerlink.banks.testbank.verify import SignatureRefused, verify_request
 from ledgerlink.config import BankEndpointSettings
+from ledgerlink.testbank.pki import PkiFiles, make_pki
+from ledgerlink.testbank.verify import SignatureRefused, verify_request
 
 DATA = Path(__file__).parents[2] / "data" / "banks"
 PRESENT = ConnectionContext(account_type="private", psu_id="199001011234", psu_ip_address="198.51.100.7")

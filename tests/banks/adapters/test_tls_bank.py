@@ -17,9 +17,9 @@ from ledgerlink.banks.adapters.base import (
 )
 from ledgerlink.banks.adapters.berlingroup import BerlinGroupAdapter
 from ledgerlink.banks.adapters.registry import BANKS
-from ledgerlink.banks.testbank.pki import PkiFiles, make_pki
-from ledgerlink.banks.testbank.server import running_tls_bank
 from ledgerlink.config import BankEndpointSettings
+from ledgerlink.testbank.pki import PkiFiles, make_pki
+from ledgerlink.testbank.server import running_tls_bank
 
 PRESENT = ConnectionContext(account_type="private", psu_id="199001011234", psu_ip_address="198.51.100.4")
 REDIRECT = "https://app.example.test/callback"

@@ -3,7 +3,7 @@ certificates required (mutual TLS against a test CA) and every ``/v1`` request's
 
 Start one (writes the test CA, server certificate, QWAC and QSealC to ``--dir`` first)::
 
-    uv run python -m ledgerlink.banks.testbank --dir var/tls --port 8443
+    uv run python -m ledgerlink.testbank --dir var/tls --port 8443
 
 and point a bank at it (``docs/banks.md`` lists the settings).
 """
@@ -23,9 +23,9 @@ import uvicorn
 from cryptography import x509
 from starlette.types import ASGIApp
 
-from ledgerlink.banks.testbank.pki import PkiFiles, make_pki
-from ledgerlink.banks.testbank.verify import SignatureCheck
 from ledgerlink.sandbox.bank import create_sandbox_bank_app
+from ledgerlink.testbank.pki import PkiFiles, make_pki
+from ledgerlink.testbank.verify import SignatureCheck
 
 HOST = "127.0.0.1"
 
@@ -86,7 +86,7 @@ def settings_lines(pki: PkiFiles, bank_id: str, base_url: str) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ledgerlink.banks.testbank", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m ledgerlink.testbank", description=__doc__)
     parser.add_argument("--dir", type=Path, default=Path("var/tls"), help="where the PEM files go")
     parser.add_argument("--port", type=int, default=8443)
     parser.add_argument("--bank-id", default="sandbox", help="the bank id the printed settings are for")

@@ -212,10 +212,8 @@ class HandelsbankenAdapter(HttpAdapter):
         code: str | None,
         redirect_uri: str,
     ) -> base.Credentials:
-        if credentials.access_token and code is None:
+        if (code := self.code_to_exchange(credentials, code)) is None:
             return credentials
-        if not code:
-            self.fail("redirect came back without an authorization code", "code")
         if not credentials.consent_id:
             self.fail("no consent id to authorise", "consent_id")
         form = {

@@ -198,6 +198,15 @@ class HttpAdapter(PayloadReader):
         port = request.url.port or 443
         return await asyncio.to_thread(probe_refusal, request.url.host, port, self.tls)
 
+    def code_to_exchange(self, credentials: Credentials, code: str | None) -> str | None:
+        """The authorization code a redirect login came back with; None when a decoupled login already
+        holds a token (nothing to exchange). A redirect without a code is InvalidResponse."""
+        if credentials.access_token and code is None:
+            return None
+        if not code:
+            self.fail("redirect came back without an authorization code", "code")
+        return code
+
     def sign_request(self, request: httpx.Request) -> None:
         """Hook: add the bank's signature headers to a built request (the OBIE family signs with JWS)."""
         if self.signer is not None:

@@ -216,10 +216,8 @@ class NordeaAdapter(HttpAdapter):
         code: str | None,
         redirect_uri: str,
     ) -> base.Credentials:
-        if credentials.access_token and code is None:
-            return credentials  # decoupled flow already holds a token
-        if not code:
-            self.fail("redirect came back without an authorization code", "code")
+        if (code := self.code_to_exchange(credentials, code)) is None:
+            return credentials
         return await self._token(
             ctx,
             f"{self._prefix(ctx)}{self.auth_version}/authorize/token",

@@ -196,10 +196,8 @@ class SebAdapter(BerlinGroupAdapter):
         code: str | None,
         redirect_uri: str,
     ) -> base.Credentials:
-        if credentials.access_token and code is None:
+        if (code := self.code_to_exchange(credentials, code)) is None:
             return credentials
-        if not code:
-            self.fail("redirect came back without an authorization code", "code")
         token = await self._token(
             {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}, ctx
         )

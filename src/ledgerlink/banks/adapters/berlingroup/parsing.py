@@ -18,29 +18,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ledgerlink.banks.adapters.base import (
-    AccountUsage,
-    Balance,
-    BankAccountInfo,
-    BankTransaction,
-    BookingStatus,
-    ConsentInfo,
-    ConsentStatus,
-)
+from ledgerlink.banks.adapters import base
 from ledgerlink.banks.adapters.parsing import PayloadReader, blank_to_none
 
-CONSENT_STATUSES: dict[str, ConsentStatus] = {
-    "received": ConsentStatus.received,
-    "partiallyauthorised": ConsentStatus.received,
-    "valid": ConsentStatus.valid,
-    "rejected": ConsentStatus.rejected,
-    "expired": ConsentStatus.expired,
-    "revokedbypsu": ConsentStatus.revoked,
-    "terminatedbytpp": ConsentStatus.revoked,
+CONSENT_STATUSES: dict[str, base.ConsentStatus] = {
+    "received": base.ConsentStatus.received,
+    "partiallyauthorised": base.ConsentStatus.received,
+    "valid": base.ConsentStatus.valid,
+    "rejected": base.ConsentStatus.rejected,
+    "expired": base.ConsentStatus.expired,
+    "revokedbypsu": base.ConsentStatus.revoked,
+    "terminatedbytpp": base.ConsentStatus.revoked,
 }
 SCA_FINAL_OK = frozenset({"finalised", "exempted"})
 SCA_FAILED = frozenset({"failed"})
-USAGES: dict[str, AccountUsage] = {"PRIV": "private", "ORGA": "business"}
+USAGES: dict[str, base.AccountUsage] = {"PRIV": "private", "ORGA": "business"}
 BALANCE_PREFERENCE = (
     "closingBooked",
     "interimBooked",
@@ -96,13 +88,13 @@ class BerlinGroupParser(PayloadReader):
 
     # -- consent and SCA --------------------------------------------------------------------------
 
-    def consent(self, body: Any) -> ConsentInfo:
+    def consent(self, body: Any) -> base.ConsentInfo:
         raw_status = str(self.require(body, "consentStatus")).strip()
         status = CONSENT_STATUSES.get(raw_status.casefold())
         if status is None:
             self.fail(f"unknown consent status {raw_status[:40]!r}", "consentStatus")
         valid_until = self.parse_date(body.get("validUntil"), "validUntil", required=False)
-        return ConsentInfo(status=status, valid_until=valid_until)
+        return base.ConsentInfo(status=status, valid_until=valid_until)
 
     def sca_status(self, body: Any) -> tuple[str, str | None]:
         """``(scaStatus, psuMessage)`` of an authorisation resource."""
@@ -112,7 +104,7 @@ class BerlinGroupParser(PayloadReader):
 
     # -- accounts and balances --------------------------------------------------------------------
 
-    def accounts(self, body: Any) -> list[BankAccountInfo]:
+    def accounts(self, body: Any) -> list[base.BankAccountInfo]:
         return [self.account(raw, f"accounts[{i}]") for i, raw in enumerate(self.accounts_from(body))]
 
     def accounts_from(self, body: Any) -> list[Any]:
@@ -121,7 +113,7 @@ class BerlinGroupParser(PayloadReader):
             self.fail("no account list", "accounts")
         return accounts
 
-    def account(self, raw: Any, where: str) -> BankAccountInfo:
+    def account(self, raw: Any, where: str) -> base.BankAccountInfo:
         if not isinstance(raw, dict):
             self.fail("account is not an object", where)
         external_id = str(self.require(raw, "resourceId", f"{where}.resourceId"))
@@ -129,7 +121,7 @@ class BerlinGroupParser(PayloadReader):
         usage = USAGES.get(str(raw.get("usage") or "").upper())
         balances = raw.get("balances")
         balance = self.pick_balance(balances, f"{where}.balances") if isinstance(balances, list) else None
-        return BankAccountInfo(
+        return base.BankAccountInfo(
             external_id=external_id,
             currency=currency,
             iban=blank_to_none(raw.get("iban")),
@@ -141,7 +133,7 @@ class BerlinGroupParser(PayloadReader):
             balance=balance,
         )
 
-    def balance(self, body: Any) -> Balance:
+    def balance(self, body: Any) -> base.Balance:
         """The preferred balance of a ``balances`` answer (an object holding ``balances: [...]``)."""
         balances = body.get("balances") if isinstance(body, dict) else None
         if not isinstance(balances, list):
@@ -151,7 +143,7 @@ class BerlinGroupParser(PayloadReader):
             self.fail("no usable balance", "balances")
         return balance
 
-    def pick_balance(self, balances: list[Any], where: str) -> Balance | None:
+    def pick_balance(self, balances: list[Any], where: str) -> base.Balance | None:
         """The booked balance by preference (closingBooked, interimBooked, expected, ...)."""
         by_type: dict[str, tuple[int, dict[str, Any]]] = {}
         for i, item in enumerate(balances):
@@ -162,7 +154,7 @@ class BerlinGroupParser(PayloadReader):
             return None
         i, item = chosen
         amount_obj = self.require_object(item, "balanceAmount", f"{where}[{i}].balanceAmount")
-        return Balance(
+        return base.Balance(
             amount=self.parse_amount(
                 self.require(amount_obj, "amount", f"{where}[{i}].balanceAmount.amount"),
                 f"{where}[{i}].balanceAmount.amount",
@@ -187,10 +179,10 @@ class BerlinGroupParser(PayloadReader):
         """``transactions._links.next`` (or a top-level ``_links.next``), or None on the last page."""
         return link(self.report_of(body), "next") or link(body, "next")
 
-    def transactions_page(self, body: Any, page: int) -> list[BankTransaction]:
+    def transactions_page(self, body: Any, page: int) -> list[base.BankTransaction]:
         report = self.report_of(body)
-        out: list[BankTransaction] = []
-        for status in (BookingStatus.booked, BookingStatus.pending):
+        out: list[base.BankTransaction] = []
+        for status in (base.BookingStatus.booked, base.BookingStatus.pending):
             rows = report.get(status.value)
             if rows is None:
                 continue
@@ -206,13 +198,13 @@ class BerlinGroupParser(PayloadReader):
     # -- normalisation (hooks) --------------------------------------------------------------------
 
     def normalise_transaction(
-        self, raw: dict[str, Any], status: BookingStatus, where: str
-    ) -> BankTransaction:
+        self, raw: dict[str, Any], status: base.BookingStatus, where: str
+    ) -> base.BankTransaction:
         amount_obj = self.require_object(raw, "transactionAmount", f"{where}.transactionAmount")
         amount = self.parse_amount(amount_obj.get("amount"), f"{where}.transactionAmount.amount")
         currency = str(self.require(amount_obj, "currency", f"{where}.transactionAmount.currency")).upper()
         booking_date, value_date = self.transaction_dates(raw, status, where)
-        return BankTransaction(
+        return base.BankTransaction(
             booking_status=status,
             amount=amount,
             currency=currency,
@@ -226,7 +218,7 @@ class BerlinGroupParser(PayloadReader):
         )
 
     def transaction_dates(
-        self, raw: dict[str, Any], status: BookingStatus, where: str
+        self, raw: dict[str, Any], status: base.BookingStatus, where: str
     ) -> tuple[dt.date | None, dt.date | None]:
         """Booked rows need a booking date (falling back to the value date); pending ones may lack it."""
         value_date = self.parse_date(raw.get("valueDate"), f"{where}.valueDate", required=False)
@@ -235,11 +227,11 @@ class BerlinGroupParser(PayloadReader):
         )
         if booking_date is None:
             booking_date = value_date
-        if booking_date is None and status is BookingStatus.booked:
+        if booking_date is None and status is base.BookingStatus.booked:
             self.fail("missing date", f"{where}.bookingDate")
         return booking_date, value_date
 
-    def provider_id(self, raw: dict[str, Any], status: BookingStatus) -> str | None:
+    def provider_id(self, raw: dict[str, Any], status: base.BookingStatus) -> str | None:
         return blank_to_none(raw.get("transactionId")) or blank_to_none(raw.get("entryReference"))
 
     def counterparty(self, raw: dict[str, Any], is_debit: bool) -> str | None:

@@ -9,37 +9,29 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from ledgerlink.banks.adapters.base import (
-    AccountUsage,
-    Balance,
-    BankAccountInfo,
-    BankTransaction,
-    BookingStatus,
-    ConsentInfo,
-    ConsentStatus,
-)
-from ledgerlink.banks.adapters.http import HttpAdapter
+from ledgerlink.banks.adapters import base
+from ledgerlink.banks.adapters.parsing import PayloadReader
 
-CONSENT_STATUSES: dict[str, ConsentStatus] = {
-    "AwaitingAuthorisation": ConsentStatus.received,
-    "Authorised": ConsentStatus.valid,
-    "Rejected": ConsentStatus.rejected,
-    "Revoked": ConsentStatus.revoked,
-    "Expired": ConsentStatus.expired,  # not in v3.1 itself, sent by some banks
+CONSENT_STATUSES: dict[str, base.ConsentStatus] = {
+    "AwaitingAuthorisation": base.ConsentStatus.received,
+    "Authorised": base.ConsentStatus.valid,
+    "Rejected": base.ConsentStatus.rejected,
+    "Revoked": base.ConsentStatus.revoked,
+    "Expired": base.ConsentStatus.expired,  # not in v3.1 itself, sent by some banks
 }
 
-BOOKING_STATUSES: dict[str, BookingStatus] = {
-    "Booked": BookingStatus.booked,
-    "Pending": BookingStatus.pending,
+BOOKING_STATUSES: dict[str, base.BookingStatus] = {
+    "Booked": base.BookingStatus.booked,
+    "Pending": base.BookingStatus.pending,
 }
 
 # Nearest to "the booked balance" first (OBBalanceType1Code).
 BALANCE_PREFERENCE = ("ClosingBooked", "InterimBooked", "Expected", "InterimAvailable", "ClosingAvailable")
 
-ACCOUNT_TYPES: dict[str, AccountUsage] = {"Business": "business", "Personal": "private"}
+ACCOUNT_TYPES: dict[str, base.AccountUsage] = {"Business": "business", "Personal": "private"}
 
 
-def data_list(p: HttpAdapter, body: Any, key: str) -> list[dict[str, Any]]:
+def data_list(p: PayloadReader, body: Any, key: str) -> list[dict[str, Any]]:
     """``body.Data.<key>`` as a list of objects (absent or empty list = no items)."""
     data = p.require(body, "Data")
     if not isinstance(data, dict):
@@ -50,7 +42,7 @@ def data_list(p: HttpAdapter, body: Any, key: str) -> list[dict[str, Any]]:
     return items
 
 
-def parse_timestamp(p: HttpAdapter, value: Any, field: str) -> dt.datetime:
+def parse_timestamp(p: PayloadReader, value: Any, field: str) -> dt.datetime:
     if not isinstance(value, str) or not value.strip():
         p.fail("missing timestamp", field)
     try:
@@ -60,7 +52,7 @@ def parse_timestamp(p: HttpAdapter, value: Any, field: str) -> dt.datetime:
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
 
 
-def signed_amount(p: HttpAdapter, obj: Any, field: str) -> tuple[Decimal, str]:
+def signed_amount(p: PayloadReader, obj: Any, field: str) -> tuple[Decimal, str]:
     """``Amount{Amount, Currency}`` + ``CreditDebitIndicator`` → signed Decimal (Debit is money out)."""
     amount_obj = p.require(obj, "Amount", f"{field}.Amount")
     value = p.parse_amount(
@@ -75,7 +67,7 @@ def signed_amount(p: HttpAdapter, obj: Any, field: str) -> tuple[Decimal, str]:
     p.fail(f"unknown indicator {str(indicator)[:20]!r}", f"{field}.CreditDebitIndicator")
 
 
-def consent_info(p: HttpAdapter, body: Any, *, now: dt.datetime) -> ConsentInfo:
+def consent_info(p: PayloadReader, body: Any, *, now: dt.datetime) -> base.ConsentInfo:
     data = p.require(body, "Data")
     raw_status = p.require(data, "Status", "Data.Status")
     status = CONSENT_STATUSES.get(str(raw_status))
@@ -85,13 +77,13 @@ def consent_info(p: HttpAdapter, body: Any, *, now: dt.datetime) -> ConsentInfo:
     valid_until = None
     if expires_raw:
         expires = parse_timestamp(p, expires_raw, "Data.ExpirationDateTime")
-        if status is ConsentStatus.valid and expires <= now:
-            status = ConsentStatus.expired  # OBIE v3.1 keeps "Authorised" past expiry
+        if status is base.ConsentStatus.valid and expires <= now:
+            status = base.ConsentStatus.expired  # OBIE v3.1 keeps "Authorised" past expiry
         valid_until = p.parse_date(expires_raw, "Data.ExpirationDateTime")
-    return ConsentInfo(status=status, valid_until=valid_until)
+    return base.ConsentInfo(status=status, valid_until=valid_until)
 
 
-def account(p: HttpAdapter, raw: dict[str, Any], index: int) -> BankAccountInfo:
+def account(p: PayloadReader, raw: dict[str, Any], index: int) -> base.BankAccountInfo:
     field = f"Data.Account[{index}]"
     account_id = p.require(raw, "AccountId", f"{field}.AccountId")
     currency = p.require(raw, "Currency", f"{field}.Currency")
@@ -112,7 +104,7 @@ def account(p: HttpAdapter, raw: dict[str, Any], index: int) -> BankAccountInfo:
         elif value and bban is None and scheme.endswith(("BBAN", "SortCodeAccountNumber")):
             bban = value
         name = name or ident.get("Name")
-    return BankAccountInfo(
+    return base.BankAccountInfo(
         external_id=str(account_id),
         currency=str(currency).upper(),
         iban=iban,
@@ -122,7 +114,7 @@ def account(p: HttpAdapter, raw: dict[str, Any], index: int) -> BankAccountInfo:
     )
 
 
-def balance(p: HttpAdapter, body: Any) -> Balance:
+def balance(p: PayloadReader, body: Any) -> base.Balance:
     items = data_list(p, body, "Balance")
     if not items:
         p.fail("no balances", "Data.Balance")
@@ -136,7 +128,7 @@ def balance(p: HttpAdapter, body: Any) -> Balance:
     field = f"Data.Balance[{index}]"
     amount, currency = signed_amount(p, chosen, field)
     as_of = p.parse_date(chosen.get("DateTime"), f"{field}.DateTime", required=False)
-    return Balance(amount=amount, currency=currency, as_of=as_of)
+    return base.Balance(amount=amount, currency=currency, as_of=as_of)
 
 
 def _name(obj: Any, key: str) -> str | None:
@@ -146,7 +138,7 @@ def _name(obj: Any, key: str) -> str | None:
     return str(value).strip() or None
 
 
-def transaction(p: HttpAdapter, raw: dict[str, Any], field: str) -> BankTransaction | None:
+def transaction(p: PayloadReader, raw: dict[str, Any], field: str) -> base.BankTransaction | None:
     """One ``Data.Transaction[]`` item; None for rows that are not money movements (Rejected)."""
     raw_status = p.require(raw, "Status", f"{field}.Status")
     if raw_status == "Rejected":
@@ -167,7 +159,7 @@ def transaction(p: HttpAdapter, raw: dict[str, Any], field: str) -> BankTransact
             raw.get("MerchantDetails"), "MerchantName"
         )
     provider_id = str(raw.get("TransactionId") or "").strip() or None
-    return BankTransaction(
+    return base.BankTransaction(
         booking_status=status,
         amount=amount,
         currency=currency,

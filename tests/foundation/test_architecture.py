@@ -344,6 +344,7 @@ COMPOSITION = (
     "ledgerlink.dev",
     "ledgerlink.openapi",
     "ledgerlink.ops",
+    "ledgerlink.testbank",
     "ledgerlink.worker",
 )
 

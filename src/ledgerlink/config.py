@@ -81,6 +81,8 @@ class FortnoxSettings(BaseModel):
     scopes: str = "companyinformation bookkeeping invoice supplierinvoice settings"
     requests_per_window: int = 25
     window_seconds: float = 5.0
+    rate_headroom_percent: int = Field(default=20, ge=0, le=90)
+    """Share of Fortnox's limit left unused (20: at most 20 requests per 5 s), for delay and clock drift."""
     validity_days: int = 30
     expiry_warning_days: int = 7
     timeout_seconds: float = 30.0

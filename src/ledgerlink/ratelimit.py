@@ -1,4 +1,5 @@
-"""A Redis-backed sliding-window rate limiter shared by every worker and process.
+"""Sliding-window rate limiters: one shared by every worker and process through Redis, and the same
+semantics inside one process for the embedded default (no Redis).
 
 Each granted slot is a member of a sorted set scored by the Redis server's clock, so all processes
 agree on time. A Lua script drops the members older than the window, grants a slot when fewer than
@@ -13,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import uuid
-from typing import Protocol
+from collections import deque
+from typing import ClassVar, Protocol
 
 from redis.asyncio import Redis
 
@@ -71,10 +74,7 @@ class SlidingWindowLimiter:
         min_interval_seconds: float = 0.0,
         max_jitter_seconds: float = 0.02,
     ) -> None:
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        if window_seconds <= 0 or margin_seconds < 0 or min_interval_seconds < 0:
-            raise ValueError("window must be positive and margins non-negative")
+        _check(limit, window_seconds, margin_seconds, min_interval_seconds)
         self.redis = redis
         self.key = key
         self.limit = limit
@@ -109,4 +109,66 @@ class SlidingWindowLimiter:
         await self.redis.delete(self.key)
 
 
-__all__ = ["Limiter", "SlidingWindowLimiter"]
+class InProcessLimiter:
+    """:class:`SlidingWindowLimiter` semantics inside one process (the embedded default without Redis):
+    at most ``limit`` starts within any ``window_seconds + margin_seconds``, and consecutive starts at
+    least ``min_interval_seconds`` apart. Limiters built with the same ``key`` share one budget."""
+
+    _windows: ClassVar[dict[str, deque[float]]] = {}
+
+    def __init__(
+        self,
+        key: str,
+        limit: int,
+        window_seconds: float,
+        *,
+        margin_seconds: float = 0.25,
+        min_interval_seconds: float = 0.0,
+    ) -> None:
+        _check(limit, window_seconds, margin_seconds, min_interval_seconds)
+        self.key = key
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self.margin_seconds = margin_seconds
+        self.min_interval_seconds = min_interval_seconds
+        self._starts = self._windows.setdefault(key, deque())
+
+    @property
+    def effective_window_seconds(self) -> float:
+        return self.window_seconds + self.margin_seconds
+
+    def try_acquire(self) -> float:
+        """Take a slot if one is free and return 0.0, else return the seconds to wait before retrying."""
+        now = time.monotonic()
+        window = self.effective_window_seconds
+        while self._starts and now - self._starts[0] >= window:
+            self._starts.popleft()
+        wait = 0.0
+        if len(self._starts) >= self.limit:
+            wait = self._starts[len(self._starts) - self.limit] + window - now
+        if self.min_interval_seconds > 0 and self._starts:
+            wait = max(wait, self._starts[-1] + self.min_interval_seconds - now)
+        if wait > 0:
+            return wait
+        self._starts.append(now)  # no await between the check and the grant: atomic in this process
+        return 0.0
+
+    async def acquire(self) -> None:
+        while True:
+            wait = self.try_acquire()
+            if wait <= 0:
+                return
+            await asyncio.sleep(wait)
+
+    async def reset(self) -> None:
+        self._starts.clear()
+
+
+def _check(limit: int, window_seconds: float, margin_seconds: float, min_interval_seconds: float) -> None:
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    if window_seconds <= 0 or margin_seconds < 0 or min_interval_seconds < 0:
+        raise ValueError("window must be positive and margins non-negative")
+
+
+__all__ = ["InProcessLimiter", "Limiter", "SlidingWindowLimiter"]

@@ -15,7 +15,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ledgerlink.config import Settings
-from ledgerlink.fortnox.service import open_tokens
+from ledgerlink.fortnox.token_store import open_tokens
 from ledgerlink.models.bank import OAuthState
 from ledgerlink.models.fortnox import FortnoxConnection
 from ledgerlink.sandbox.fortnox import SandboxFortnox, create_sandbox_fortnox_app

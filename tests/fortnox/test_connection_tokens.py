@@ -17,15 +17,10 @@ from ledgerlink.config import Settings
 from ledgerlink.db.session import session_scope
 from ledgerlink.fortnox.client import FortnoxClient, TokenSet
 from ledgerlink.fortnox.errors import FortnoxAuthError, FortnoxNotConnected, FortnoxReauthRequired
-from ledgerlink.fortnox.service import (
-    InProcessLimiter,
-    connection_status,
-    open_client,
-    open_tokens,
-    seal_tokens,
-)
+from ledgerlink.fortnox.service import connection_status, open_client
+from ledgerlink.fortnox.token_store import open_tokens, seal_tokens
 from ledgerlink.models.fortnox import FortnoxConnection, FortnoxConnectionStatus
-from ledgerlink.ratelimit import SlidingWindowLimiter
+from ledgerlink.ratelimit import InProcessLimiter, SlidingWindowLimiter
 from ledgerlink.sandbox.fortnox import SandboxFortnox
 from ledgerlink.security import SecretBox
 from tests.fortnox import test_connection_api as api

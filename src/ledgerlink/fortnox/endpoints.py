@@ -3,7 +3,9 @@ lists the export dialog needs. Scope ``closing``."""
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -11,14 +13,15 @@ from fastapi.responses import JSONResponse
 from ledgerlink.auth.dependencies import ClosingPrincipal
 from ledgerlink.db.session import SessionDep
 from ledgerlink.errors import responses
-from ledgerlink.fortnox import service
+from ledgerlink.fortnox import authorization, service
+from ledgerlink.fortnox.client import FortnoxClient
 from ledgerlink.fortnox.schemas import (
-    AuthorizationCallback,
-    AuthorizationRequest,
-    AuthorizationStarted,
-    ConnectionRead,
     FinancialYearList,
     FinancialYearRead,
+    FortnoxAuthorizationCallback,
+    FortnoxAuthorizationRequest,
+    FortnoxAuthorizationStarted,
+    FortnoxConnectionRead,
     VoucherSeriesList,
     VoucherSeriesRead,
 )
@@ -26,17 +29,30 @@ from ledgerlink.idempotency.service import IdempotencyKey, idempotency
 from ledgerlink.models.fortnox import FortnoxConnection
 
 router = APIRouter(prefix="/fortnox", tags=["fortnox"])
+T = TypeVar("T")
 
 
 def _transport(request: Request) -> Any:
     return request.app.state.transports.get("fortnox")
 
 
-def connection_read(connection: FortnoxConnection | None) -> ConnectionRead:
+async def _read(request: Request, company_id: uuid.UUID, call: Callable[[FortnoxClient], Awaitable[T]]) -> T:
+    """A read from the company's Fortnox (does not renew the validity; only imports and exports do)."""
+    return await service.read_through_client(
+        call,
+        settings=request.app.state.settings,
+        sessionmaker=request.app.state.sessionmaker,
+        redis=request.app.state.redis,
+        transport=_transport(request),
+        company_id=company_id,
+    )
+
+
+def connection_read(connection: FortnoxConnection | None) -> FortnoxConnectionRead:
     status = service.connection_status(connection)
     if connection is None:
-        return ConnectionRead(status="not_connected")
-    return ConnectionRead(
+        return FortnoxConnectionRead(status="not_connected")
+    return FortnoxConnectionRead(
         status=status,
         fortnox_company_name=connection.fortnox_company_name,
         org_number=connection.org_number,
@@ -48,31 +64,34 @@ def connection_read(connection: FortnoxConnection | None) -> ConnectionRead:
     )
 
 
-@router.post("/authorization", response_model=AuthorizationStarted, responses=responses(401, 403, 422, 503))
+@router.post(
+    "/authorization", response_model=FortnoxAuthorizationStarted, responses=responses(401, 403, 422, 503)
+)
 async def start_authorization(
-    request: Request, body: AuthorizationRequest, principal: ClosingPrincipal, session: SessionDep
-) -> AuthorizationStarted:
+    request: Request, body: FortnoxAuthorizationRequest, principal: ClosingPrincipal, session: SessionDep
+) -> FortnoxAuthorizationStarted:
     """Start connecting Fortnox: open `authorization_url` in the browser (`access_type=offline`).
 
     `redirect_uri` must be on the server's allow-list (else 422 `redirect_uri_not_allowed`). Every call
     issues a fresh single-use `state` (15 minutes) and creates nothing durable, so no Idempotency-Key."""
-    started = await service.start_authorization(
+    started = await authorization.start_authorization(
         session,
         settings=request.app.state.settings,
         company_id=principal.company_id,
         redirect_uri=body.redirect_uri,
+        login=principal.user_id,
     )
-    return AuthorizationStarted(authorization_url=started.authorization_url, state=started.state)
+    return FortnoxAuthorizationStarted(authorization_url=started.authorization_url, state=started.state)
 
 
 @router.post(
     "/authorization/callback",
-    response_model=ConnectionRead,
+    response_model=FortnoxConnectionRead,
     responses=responses(400, 401, 403, 409, 422, 502, 503),
 )
 async def complete_authorization(
     request: Request,
-    body: AuthorizationCallback,
+    body: FortnoxAuthorizationCallback,
     principal: ClosingPrincipal,
     session: SessionDep,
     idempotency_key: IdempotencyKey = None,
@@ -89,7 +108,7 @@ async def complete_authorization(
     )
     if replay is not None:
         return JSONResponse(replay.body, status_code=replay.status_code)
-    connection = await service.complete_authorization(
+    connection = await authorization.complete_authorization(
         session,
         settings=request.app.state.settings,
         sessionmaker=request.app.state.sessionmaker,
@@ -98,6 +117,7 @@ async def complete_authorization(
         company_id=principal.company_id,
         state=body.state,
         code=body.code,
+        login=principal.user_id,
         error=body.error,
         error_description=body.error_description,
     )
@@ -108,8 +128,8 @@ async def complete_authorization(
     return result
 
 
-@router.get("/connection", response_model=ConnectionRead, responses=responses(401, 403))
-async def get_connection(principal: ClosingPrincipal, session: SessionDep) -> ConnectionRead:
+@router.get("/connection", response_model=FortnoxConnectionRead, responses=responses(401, 403))
+async def get_connection(principal: ClosingPrincipal, session: SessionDep) -> FortnoxConnectionRead:
     """The company's Fortnox connection; `status` is `expired` once `now > expires_at`
     (`expires_at = last_used_at + 30 days`, renewed by every import or export)."""
     return connection_read(await service.get_connection(session, principal.company_id))
@@ -119,7 +139,7 @@ async def get_connection(principal: ClosingPrincipal, session: SessionDep) -> Co
 async def delete_connection(request: Request, principal: ClosingPrincipal, session: SessionDep) -> Response:
     """Disconnect: the refresh token is revoked at Fortnox (best effort) and the tokens are deleted here;
     the connection then reads `revoked`. Idempotent."""
-    await service.disconnect(
+    await authorization.disconnect(
         session,
         settings=request.app.state.settings,
         transport=_transport(request),
@@ -134,13 +154,7 @@ async def delete_connection(request: Request, principal: ClosingPrincipal, sessi
 async def list_financial_years(request: Request, principal: ClosingPrincipal) -> FinancialYearList:
     """Fortnox's financial years. 409 `fortnox_not_connected` / `fortnox_expired` /
     `fortnox_reauth_required`; 502 with Fortnox's message. Reading lists does not renew the validity."""
-    years = await service.financial_years(
-        settings=request.app.state.settings,
-        sessionmaker=request.app.state.sessionmaker,
-        redis=request.app.state.redis,
-        transport=_transport(request),
-        company_id=principal.company_id,
-    )
+    years = await _read(request, principal.company_id, lambda client: client.financial_years())
     return FinancialYearList(
         items=[
             FinancialYearRead(
@@ -163,13 +177,8 @@ async def list_voucher_series(
 ) -> VoucherSeriesList:
     """The voucher series of a financial year, for the export dialog (`manual` ones accept vouchers).
     Errors as for financial years; does not renew the validity."""
-    series = await service.voucher_series(
-        settings=request.app.state.settings,
-        sessionmaker=request.app.state.sessionmaker,
-        redis=request.app.state.redis,
-        transport=_transport(request),
-        company_id=principal.company_id,
-        financial_year_id=financial_year_id,
+    series = await _read(
+        request, principal.company_id, lambda client: client.voucher_series(financial_year_id)
     )
     return VoucherSeriesList(
         items=[VoucherSeriesRead(code=s.code, description=s.description, manual=s.manual) for s in series]

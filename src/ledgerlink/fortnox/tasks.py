@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ledgerlink.db.base import utcnow
-from ledgerlink.fortnox.service import active_company_ids, maintain_connection
+from ledgerlink.fortnox.maintenance import active_company_ids, maintain_connection
 from ledgerlink.logging import get_logger
 from ledgerlink.worker.jobs import JobContext, cron_task
 
@@ -12,7 +12,7 @@ log = get_logger(__name__)
 
 @cron_task("fortnox.refresh_due", minute={17})
 async def refresh_due(ctx: JobContext) -> dict[str, int]:
-    """Every active connection once: see :func:`ledgerlink.fortnox.service.maintain_connection`.
+    """Every active connection once: see :func:`ledgerlink.fortnox.maintenance.maintain_connection`.
 
     One company's failure is logged and does not stop the others. Returns a count per outcome."""
     clock = utcnow  # Fortnox tokens expire in wall time, whatever the service clock says

@@ -1,5 +1,9 @@
-"""OAuth ``state``: random, single-use, bound to the company (and a bank connection), 15 minutes; only
-its SHA-256 is stored. Redirect URIs come only from ``LEDGERLINK_ALLOWED_REDIRECT_URIS``."""
+"""OAuth ``state``: random, single-use, bound to the company (and a bank connection, and, when the caller
+passes ``login``, to the user who started the login), 15 minutes; only its SHA-256 is stored. Redirect
+URIs come only from ``LEDGERLINK_ALLOWED_REDIRECT_URIS``.
+
+A state issued with ``login`` is stored as the hash of the login and the state together, so the same
+state relayed by another user of the company matches no row: it is refused (and burns nothing)."""
 
 from __future__ import annotations
 
@@ -20,8 +24,9 @@ from ledgerlink.oauth.repository import OAuthStateRepository
 STATE_TTL = dt.timedelta(minutes=15)
 
 
-def hash_state(state: str) -> str:
-    return hashlib.sha256(state.encode()).hexdigest()
+def hash_state(state: str, login: str | None = None) -> str:
+    material = state if login is None else f"{len(login)}:{login}:{state}"
+    return hashlib.sha256(material.encode()).hexdigest()
 
 
 def check_redirect_uri(settings: Settings, redirect_uri: str) -> None:
@@ -40,6 +45,7 @@ async def issue_state(
     purpose: str,
     redirect_uri: str,
     connection_id: uuid.UUID | None = None,
+    login: str | None = None,
     now: dt.datetime | None = None,
 ) -> str:
     """A fresh state; for a bank connection, every older open state of it is burnt."""
@@ -50,7 +56,7 @@ async def issue_state(
     state = secrets.token_urlsafe(32)
     await repo.add(
         OAuthState(
-            state_hash=hash_state(state),
+            state_hash=hash_state(state, login),
             company_id=company_id,
             purpose=purpose,
             connection_id=connection_id,
@@ -69,12 +75,13 @@ async def consume_state(
     company_id: uuid.UUID,
     purpose: str,
     connection_id: uuid.UUID | None = None,
+    login: str | None = None,
     now: dt.datetime | None = None,
 ) -> OAuthState:
     """Burn the state and return it; :class:`StateMismatch` if it is unknown, used, expired or foreign."""
     now = now or utcnow()
     row = await OAuthStateRepository(session).consume(
-        hash_state(state), company_id=company_id, purpose=purpose, connection_id=connection_id, now=now
+        hash_state(state, login), company_id=company_id, purpose=purpose, connection_id=connection_id, now=now
     )
     if row is None or _aware(row.expires_at) <= now:
         raise StateMismatch("the state is unknown, already used, expired or not for this login")

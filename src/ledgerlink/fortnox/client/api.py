@@ -14,6 +14,10 @@ tenant). Then:
 
 Each attempt also runs under an overall deadline (``settings.timeout_seconds``) because httpx's
 timeouts are per read/write, not per request.
+
+Every path is a declared resource (:mod:`~ledgerlink.fortnox.client.scopes` says which scope it
+needs, and the authorization asks for all of them); values put into a path (a voucher series) are
+percent-encoded as one segment, so no input can add segments or climb out of the resource.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import datetime as dt
 import email.utils
 import json
 import random
+import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -48,6 +53,7 @@ from ledgerlink.fortnox.client.models import (
 )
 from ledgerlink.fortnox.client.oauth import TokenProvider
 from ledgerlink.fortnox.client.open_items import OpenItem, may_be_open_at, open_items_at
+from ledgerlink.fortnox.client.scopes import scope_for
 from ledgerlink.fortnox.errors import (
     FortnoxAuthError,
     FortnoxRequestError,
@@ -132,6 +138,7 @@ class FortnoxClient:
         idempotent: bool | None = None,
     ) -> httpx.Response:
         """One logical request with limiter, retries, refresh-on-401 and error mapping."""
+        scope_for(path)  # only declared resources: their scopes are the ones the connection asks for
         idempotent = method.upper() in ("GET", "HEAD", "PUT", "DELETE") if idempotent is None else idempotent
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         content = dumps_json(json_body).encode() if json_body is not None else None
@@ -272,13 +279,14 @@ class FortnoxClient:
         to_date: dt.date | None = None,
     ) -> list[Voucher]:
         """Voucher headers (Fortnox lists no rows; use :meth:`voucher` or the SIE export for rows)."""
-        path = f"/3/vouchers/sublist/{series}" if series else "/3/vouchers"
+        path = f"/3/vouchers/sublist/{path_segment(series)}" if series else "/3/vouchers"
         params = {"financialyear": financial_year_id, "fromdate": from_date, "todate": to_date}
         rows = await self.get_pages(path, "Vouchers", params)
         return [Voucher.from_json(r) for r in rows]
 
     async def voucher(self, series: str, number: int, financial_year_id: int) -> Voucher:
-        data = await self.get_json(f"/3/vouchers/{series}/{number}", {"financialyear": financial_year_id})
+        path = f"/3/vouchers/{path_segment(series)}/{int(number)}"
+        data = await self.get_json(path, {"financialyear": financial_year_id})
         return Voucher.from_json(_unwrap(data, "Voucher"))
 
     async def create_voucher(
@@ -306,12 +314,7 @@ class FortnoxClient:
         return [Invoice.from_json(r) for r in await self.get_pages("/3/invoices", "Invoices", params)]
 
     async def invoice_payments(self, *, invoice_number: str | None = None) -> list[Payment]:
-        rows = await self.get_pages(
-            "/3/invoicepayments", "InvoicePayments", {"invoicenumber": invoice_number}
-        )
-        payments = [Payment.from_json(r) for r in rows]
-        # Fortnox's text search matches substrings (1 also finds 10, 21): keep exact matches only.
-        return [p for p in payments if invoice_number is None or p.invoice_number == invoice_number]
+        return await self._payments(supplier=False, invoice_number=invoice_number)
 
     async def supplier_invoices(
         self,
@@ -327,10 +330,13 @@ class FortnoxClient:
         return [SupplierInvoice.from_json(r) for r in rows]
 
     async def supplier_invoice_payments(self, *, invoice_number: str | None = None) -> list[Payment]:
-        rows = await self.get_pages(
-            "/3/supplierinvoicepayments", "SupplierInvoicePayments", {"invoicenumber": invoice_number}
-        )
+        return await self._payments(supplier=True, invoice_number=invoice_number)
+
+    async def _payments(self, *, supplier: bool, invoice_number: str | None) -> list[Payment]:
+        path, collection = _payments_resource(supplier)
+        rows = await self.get_pages(path, collection, {"invoicenumber": invoice_number})
         payments = [Payment.from_json(r) for r in rows]
+        # Fortnox's text search matches substrings (1 also finds 10, 21): keep exact matches only.
         return [p for p in payments if invoice_number is None or p.invoice_number == invoice_number]
 
     async def customer_open_items_at(self, year_end: dt.date) -> list[OpenItem]:
@@ -377,11 +383,7 @@ class FortnoxClient:
         its payments add up to what it expects; one look-up per incomplete invoice instead as soon as
         they are fewer than the pages left to read (so never many more calls than the cheaper way).
         """
-        path, collection = (
-            ("/3/supplierinvoicepayments", "SupplierInvoicePayments")
-            if supplier
-            else ("/3/invoicepayments", "InvoicePayments")
-        )
+        path, collection = _payments_resource(supplier)
         lookup = self.supplier_invoice_payments if supplier else self.invoice_payments
         found: dict[str, list[Payment]] = {number: [] for number in expected}
         incomplete = set(expected)
@@ -409,6 +411,22 @@ class FortnoxClient:
                 page -= 1
             unread = page - 1  # pages 2..page
         return [p for payments in found.values() for p in payments]
+
+
+def _payments_resource(supplier: bool) -> tuple[str, str]:
+    """The payment listing of supplier or customer invoices: its path and its collection key."""
+    if supplier:
+        return "/3/supplierinvoicepayments", "SupplierInvoicePayments"
+    return "/3/invoicepayments", "InvoicePayments"
+
+
+def path_segment(value: str) -> str:
+    """``value`` as ONE percent-encoded path segment (``/``, ``?``, ``#``, ``%`` and non-ASCII escaped);
+    empty, ``.`` and ``..`` are refused (:class:`ValueError`): they name no resource of their own."""
+    text = str(value)
+    if text.strip() in ("", ".", ".."):
+        raise ValueError(f"{text!r} cannot be a path segment")
+    return urllib.parse.quote(text, safe="")
 
 
 def _invoice_params(
@@ -489,4 +507,4 @@ def _retry_after_seconds(value: str | None) -> float | None:
     return (when - dt.datetime.now(dt.UTC)).total_seconds()
 
 
-__all__ = ["PAGE_LIMIT", "FortnoxClient", "dumps_json", "loads_json"]
+__all__ = ["PAGE_LIMIT", "FortnoxClient", "dumps_json", "loads_json", "path_segment"]

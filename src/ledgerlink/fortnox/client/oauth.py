@@ -21,7 +21,13 @@ import httpx
 from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 
 from ledgerlink.config import FortnoxSettings
+from ledgerlink.fortnox.client.scopes import requested_scopes
 from ledgerlink.fortnox.errors import FortnoxAuthError, FortnoxError, FortnoxTransientError
+
+MAX_REFRESH_MARGIN_SECONDS = 60.0
+REFRESH_MARGIN_SHARE = 0.10
+"""An access token is renewed this early: 60 s, or 10 % of its lifetime when that is shorter (a token
+living 30 s would otherwise count as expired from birth and every call would refresh it)."""
 
 # OAuth errors that mean "this grant is dead, ask the user again".
 _REAUTH_ERRORS = frozenset(
@@ -36,6 +42,8 @@ class TokenSet:
     expires_at: dt.datetime
     """Aware UTC."""
     scope: str = ""
+    lifetime_seconds: float = 3600.0
+    """``expires_in`` as Fortnox granted it (what the refresh margin is relative to)."""
 
     def __repr__(self) -> str:  # never print tokens
         return f"TokenSet(expires_at={self.expires_at.isoformat()}, scope={self.scope!r})"
@@ -44,6 +52,14 @@ class TokenSet:
         now = now or dt.datetime.now(dt.UTC)
         return self.expires_at - now <= dt.timedelta(seconds=seconds)
 
+    @property
+    def refresh_margin_seconds(self) -> float:
+        return min(MAX_REFRESH_MARGIN_SECONDS, REFRESH_MARGIN_SHARE * max(self.lifetime_seconds, 0.0))
+
+    def needs_refresh(self, *, now: dt.datetime | None = None) -> bool:
+        """True once the access token is within its refresh margin of expiring (or past it)."""
+        return self.expires_within(self.refresh_margin_seconds, now=now)
+
     @classmethod
     def from_token_response(cls, data: Mapping[str, Any], *, now: dt.datetime | None = None) -> TokenSet:
         now = now or dt.datetime.now(dt.UTC)
@@ -51,12 +67,16 @@ class TokenSet:
         refresh = data.get("refresh_token")
         if not access or not refresh:
             raise FortnoxAuthError("token response without access_token/refresh_token")
-        expires_in = int(data.get("expires_in") or 3600)
+        try:
+            expires_in = float(data.get("expires_in") or 3600)
+        except (TypeError, ValueError):
+            expires_in = 3600.0
         return cls(
             access_token=str(access),
             refresh_token=str(refresh),
             expires_at=now + dt.timedelta(seconds=expires_in),
             scope=str(data.get("scope") or ""),
+            lifetime_seconds=expires_in,
         )
 
 
@@ -94,7 +114,7 @@ class FortnoxOAuth:
             f"{self.base_url}/auth",
             state=state,
             redirect_uri=redirect_uri,
-            scope=self.settings.scopes,
+            scope=requested_scopes(self.settings.scopes),
             access_type="offline",
             response_type="code",
         )
@@ -202,13 +222,11 @@ class InMemoryTokenProvider:
         oauth: FortnoxOAuth,
         tokens: TokenSet,
         *,
-        leeway_seconds: float = 60.0,
         on_refresh: Callable[[TokenSet], Awaitable[None]] | None = None,
     ) -> None:
         self._oauth = oauth
         self._tokens = tokens
         self._lock = asyncio.Lock()
-        self.leeway_seconds = leeway_seconds
         self.on_refresh = on_refresh
         self.refresh_count = 0
 
@@ -217,14 +235,14 @@ class InMemoryTokenProvider:
         return self._tokens
 
     async def get_access_token(self) -> str:
-        if self._tokens.expires_within(self.leeway_seconds):
+        if self._tokens.needs_refresh():
             return await self.refresh_access_token(self._tokens.access_token)
         return self._tokens.access_token
 
     async def refresh_access_token(self, rejected_token: str) -> str:
         async with self._lock:
             current = self._tokens
-            if current.access_token != rejected_token and not current.expires_within(self.leeway_seconds):
+            if current.access_token != rejected_token and not current.needs_refresh():
                 return current.access_token
             new = await self._oauth.refresh(current.refresh_token)
             self._tokens = new

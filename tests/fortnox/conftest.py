@@ -84,9 +84,7 @@ async def oauth(settings: FortnoxSettings, transport: httpx.ASGITransport) -> As
 
 @pytest.fixture
 def provider(oauth: FortnoxOAuth, sandbox: SandboxFortnox) -> InMemoryTokenProvider:
-    return InMemoryTokenProvider(
-        oauth, TokenSet.from_token_response(sandbox.issue_tokens(scope="bookkeeping"))
-    )
+    return InMemoryTokenProvider(oauth, TokenSet.from_token_response(sandbox.issue_tokens()))
 
 
 @pytest.fixture

@@ -29,7 +29,8 @@ from ledgerlink.fortnox.errors import (
     FortnoxUncertainError,
 )
 from ledgerlink.ratelimit import SlidingWindowLimiter
-from ledgerlink.sandbox.fortnox import (
+from ledgerlink.sandbox.fortnox import SandboxFortnox
+from ledgerlink.sandbox.fortnox_state import (
     ERR_ACCOUNT_INACTIVE,
     ERR_ACCOUNT_NOT_FOUND,
     ERR_LOCKED_PERIOD,
@@ -38,7 +39,6 @@ from ledgerlink.sandbox.fortnox import (
     ERR_SERIES_NOT_MANUAL,
     ERR_TOO_FEW_ROWS,
     ERR_UNBALANCED,
-    SandboxFortnox,
 )
 from ledgerlink.sie import read_document
 from tests.fortnox.conftest import make_settings

@@ -15,6 +15,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ledgerlink.config import Settings
+from ledgerlink.fortnox.client.scopes import requested_scopes
 from ledgerlink.fortnox.token_store import open_tokens
 from ledgerlink.models.bank import OAuthState
 from ledgerlink.models.fortnox import FortnoxConnection
@@ -134,7 +135,8 @@ async def test_oauth_happy_path_connects_and_lists_for_the_export_dialog(
     assert query["access_type"] == ["offline"]
     assert query["client_id"] == ["sandbox-client"]
     assert query["redirect_uri"] == [REDIRECT]
-    assert query["scope"] == [settings.fortnox.scopes]
+    assert query["scope"] == [requested_scopes(settings.fortnox.scopes)]
+    assert "payment" in query["scope"][0].split()  # /3/invoicepayments needs it
     assert query["state"] == [started["state"]]
 
     redirect = await approve(transport, started["authorization_url"])
@@ -148,7 +150,7 @@ async def test_oauth_happy_path_connects_and_lists_for_the_export_dialog(
     assert connection["status"] == "active"
     assert connection["fortnox_company_name"] == sandbox.company.name
     assert connection["org_number"] == sandbox.company.org_number
-    assert connection["scopes"] == settings.fortnox.scopes.split()
+    assert connection["scopes"] == requested_scopes(settings.fortnox.scopes).split()
     assert connection["tenant_id"] == str(sandbox.company.database_number)
     last_used = dt.datetime.fromisoformat(connection["last_used_at"])
     assert dt.datetime.fromisoformat(connection["expires_at"]) - last_used == dt.timedelta(days=30)

@@ -76,7 +76,7 @@ async def connected(
     company_id: uuid.UUID,
     sandbox: SandboxFortnox,
 ) -> TokenSet:
-    tokens = TokenSet.from_token_response(sandbox.issue_tokens(scope="bookkeeping companyinformation"))
+    tokens = TokenSet.from_token_response(sandbox.issue_tokens())
     await insert_connection(sessionmaker, settings, company_id, tokens)
     return tokens
 

@@ -39,7 +39,7 @@ async def connect_used(
     *,
     days_ago: float,
 ) -> TokenSet:
-    tokens = TokenSet.from_token_response(sandbox.issue_tokens(scope="bookkeeping"))
+    tokens = TokenSet.from_token_response(sandbox.issue_tokens())
     used = dt.datetime.now(dt.UTC) - dt.timedelta(days=days_ago)
     await insert_connection(sessionmaker, settings, company_id, tokens, last_used_at=used)
     return tokens

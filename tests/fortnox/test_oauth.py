@@ -9,6 +9,7 @@ import pytest
 
 from ledgerlink.config import FortnoxSettings
 from ledgerlink.fortnox.client import FortnoxOAuth, InMemoryTokenProvider, TokenSet
+from ledgerlink.fortnox.client.scopes import requested_scopes
 from ledgerlink.fortnox.errors import FortnoxAuthError
 from ledgerlink.sandbox.fortnox import SandboxFortnox
 from tests.fortnox.conftest import BASE
@@ -39,7 +40,7 @@ def test_authorization_url_carries_fortnox_parameters(oauth: FortnoxOAuth, setti
     assert query["access_type"] == ["offline"]
     assert query["state"] == ["state-123"]
     assert query["redirect_uri"] == [REDIRECT]
-    assert query["scope"] == [settings.scopes]
+    assert query["scope"] == [requested_scopes(settings.scopes)]
 
 
 async def test_happy_path_code_exchange_refresh_and_revoke(
@@ -50,7 +51,7 @@ async def test_happy_path_code_exchange_refresh_and_revoke(
     before = dt.datetime.now(dt.UTC)
     tokens = await oauth.exchange_code(query["code"][0], REDIRECT)
     assert tokens.access_token in sandbox.access_tokens
-    assert tokens.scope == settings.scopes
+    assert tokens.scope == requested_scopes(settings.scopes)
     assert tokens.expires_at.tzinfo is not None
     assert dt.timedelta(minutes=59) < tokens.expires_at - before <= dt.timedelta(hours=1, seconds=5)
 

@@ -55,7 +55,7 @@ async def _connect(c: httpx.AsyncClient) -> dict[str, Any]:
     """The browser approves, then the integration exchanges the code (the real OAuth round trip)."""
     back = await c.get("/oauth-v1/auth", params={
         "client_id": CLIENT[0], "redirect_uri": REDIRECT, "state": "s", "response_type": "code",
-        "scope": "bookkeeping", "approve": "1",
+        "scope": "bookkeeping companyinformation", "approve": "1",
     })  # fmt: skip
     assert back.status_code == 302
     code = parse_qs(urlsplit(back.headers["location"]).query)["code"][0]

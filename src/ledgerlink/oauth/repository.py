@@ -36,6 +36,12 @@ class OAuthStateRepository(RepositoryBase[OAuthState]):
         ).scalar_one_or_none()
         return result
 
+    async def find(self, state_hash: str) -> OAuthState | None:
+        """The state row with this hash, whatever its company (only the holder of the state can name
+        it; the sandbox callback page uses it to tell a bank login from a Fortnox one)."""
+        stmt = select(OAuthState).where(OAuthState.state_hash == state_hash)
+        return await self.one_or_none(stmt)
+
     async def latest_for_connection(
         self, company_id: uuid.UUID, connection_id: uuid.UUID
     ) -> OAuthState | None:

@@ -90,3 +90,8 @@ async def consume_state(
 
 def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+async def find_state(session: AsyncSession, state: str) -> OAuthState | None:
+    """The row of a state issued without ``login`` (bank logins), used or not; None when unknown."""
+    return await OAuthStateRepository(session).find(hash_state(state))

@@ -30,23 +30,9 @@ Rules the bank enforces (like real ones):
 
 Scripted scenarios, chosen by the PSU id (``PSU-ID`` header on the consent, or ``psu`` on the SCA
 page; the part before the first ``-`` picks the scenario, so ``flaky-2`` is a second flaky PSU):
-
-==============  ==========================================================================================
-``expired``     the consent is granted already expired: status ``expired``, every AIS call 401
-                ``CONSENT_EXPIRED``
-``ratelimited`` balances and transactions answer 429 ``ACCESS_EXCEEDED`` with ``Retry-After: 3600``
-                (the account list still works, so onboarding is possible)
-``flaky``       every second AIS call of a consent answers 503
-``slow``        each AIS call takes ``slow_seconds`` longer (default 3 s)
-``malformed``   the first transactions page carries a row with an unparseable amount and one with an
-                unparseable booking date
-``vanishing``   a fourth account ``gone-...`` is listed by the first account listing only; its
-                transactions and balances answer 404 ``RESOURCE_UNKNOWN``
-``noids``       rows carry no ``transactionId``/``entryReference`` (Handelsbanken-style), so the
-                identity rule's content hash and occurrence index are exercised
-``rejected``    the PSU refuses SCA: decoupled ends ``failed``; the consent becomes ``rejected``
-anything else   a normal PSU with a business, a private and a savings account
-==============  ==========================================================================================
+``expired``, ``ratelimited``, ``flaky``, ``slow``, ``malformed``, ``vanishing``, ``noids``, ``rejected``,
+each described in :data:`ledgerlink.sandbox.scenarios.BANK_SCENARIOS` (and listed on the SCA page);
+anything else is a normal PSU with a business, a private and a savings account.
 
 ``fault_rate`` (0..1) makes any ``/v1`` call fail at random, deterministically from ``seed``, the call
 and its ordinal: 503, 500, 504 (after ``fault_timeout_seconds``, which under uvicorn can exceed the
@@ -86,14 +72,13 @@ from ledgerlink.sandbox.bank_data import (
     sandbox_rows,
     sandbox_transactions,
 )
+from ledgerlink.sandbox.scenarios import BANK_SCENARIOS, bank_scenarios_html
 
 PAGE_SIZE = 50
 MAX_VALIDITY_DAYS = 90
 MAX_HISTORY_DAYS = 730
 UNATTENDED_HISTORY_DAYS = 89
-SCENARIOS = frozenset(
-    {"expired", "ratelimited", "flaky", "slow", "malformed", "vanishing", "noids", "rejected"}
-)
+SCENARIOS = frozenset(BANK_SCENARIOS)
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -396,7 +381,7 @@ till och med {consent.valid_until.isoformat()}.</p>
 <form method="post" action="{action}">
 <label>Personnummer / scenario <input name="psu" value="{html.escape(consent.psu_id)}"></label>
 <button name="approve" value="1">Godkänn</button> <button name="deny" value="1">Avbryt</button>
-</form></body></html>"""
+</form>{bank_scenarios_html()}</body></html>"""
         return HTMLResponse(page)
 
     def finish_redirect(self, consent: Consent, *, approved: bool) -> Response:

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from ledgerlink.sandbox.fortnox_state import CODE_SECONDS, AuthCode, SandboxFortnox
+from ledgerlink.sandbox.scenarios import fortnox_shortcuts_html
 
 
 def _oauth_error(status: int, error: str, description: str, media_type: str = "application/json") -> Response:
@@ -76,7 +77,7 @@ def oauth_router(state: SandboxFortnox) -> APIRouter:
             f"<b>{html.escape(client_id)}</b> med behörigheterna <code>{html.escape(q.get('scope', ''))}</code>?</p>"
             f'<form method="get" action="auth">{hidden}'
             '<button name="approve" value="1">Godkänn</button> <button name="deny" value="1">Avbryt</button>'
-            "</form></body></html>"
+            f"</form>{fortnox_shortcuts_html()}</body></html>"
         )
         return HTMLResponse(page)
 

@@ -42,7 +42,6 @@ client's timeout) or 429 ``ACCESS_EXCEEDED``.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import hashlib
 import html
@@ -51,7 +50,7 @@ import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -72,63 +71,25 @@ from ledgerlink.sandbox.bank_data import (
     sandbox_rows,
     sandbox_transactions,
 )
-from ledgerlink.sandbox.scenarios import BANK_SCENARIOS, bank_scenarios_html
-
-PAGE_SIZE = 50
-MAX_VALIDITY_DAYS = 90
-MAX_HISTORY_DAYS = 730
-UNATTENDED_HISTORY_DAYS = 89
-SCENARIOS = frozenset(BANK_SCENARIOS)
+from ledgerlink.sandbox.bank_state import (
+    MAX_HISTORY_DAYS,
+    MAX_VALIDITY_DAYS,
+    PAGE_SIZE,
+    UNATTENDED_HISTORY_DAYS,
+    Authorisation,
+    Consent,
+    TppError,
+    add_query,
+    balance_json,
+    break_rows,
+    consent_from_json,
+    consent_json,
+    scenario_of,
+    tpp_error,
+)
+from ledgerlink.sandbox.scenarios import bank_scenarios_html
 
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-def scenario_of(psu_id: str | None) -> str | None:
-    if not psu_id:
-        return None
-    head = psu_id.strip().casefold().split("-", 1)[0]
-    return head if head in SCENARIOS else None
-
-
-def tpp_error(status: int, code: str, text: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {"tppMessages": [{"category": "ERROR", "code": code, "text": text}]}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-class TppError(Exception):
-    def __init__(self, status: int, code: str, text: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(code)
-        self.response = tpp_error(status, code, text, headers)
-
-
-@dataclasses.dataclass
-class Authorisation:
-    id: str
-    psu_id: str | None
-    polls: int = 0
-    status: str = "received"
-
-
-@dataclasses.dataclass
-class Consent:
-    id: str
-    psu_id: str
-    created: dt.date
-    valid_until: dt.date
-    frequency_per_day: int
-    sca_approach: str
-    redirect_uri: str | None
-    nok_redirect_uri: str | None
-    status: str = "received"
-    code: str | None = None
-    authorisations: dict[str, Authorisation] = dataclasses.field(default_factory=dict)
-    listings: int = 0
-    ais_calls: int = 0
-    usage: dict[tuple[str, str, dt.date], int] = dataclasses.field(default_factory=dict)
-
-    @property
-    def scenario(self) -> str | None:
-        return scenario_of(self.psu_id)
 
 
 class SandboxBank:
@@ -164,7 +125,7 @@ class SandboxBank:
         like a real bank does; tests and benchmarks keep everything in memory)."""
         if self.state_path is None:
             return
-        state = {"next_id": self._next_id, "consents": [_consent_json(c) for c in self.consents.values()]}
+        state = {"next_id": self._next_id, "consents": [consent_json(c) for c in self.consents.values()]}
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state), encoding="utf-8")
@@ -177,7 +138,7 @@ class SandboxBank:
             return
         try:
             state = json.loads(path.read_text(encoding="utf-8"))
-            consents = [_consent_from_json(c) for c in state["consents"]]
+            consents = [consent_from_json(c) for c in state["consents"]]
             next_id = int(state["next_id"])
         except (OSError, ValueError, KeyError, TypeError):
             return  # an unreadable file: start afresh (connections then ask for a new login)
@@ -390,10 +351,10 @@ till och med {consent.valid_until.isoformat()}.</p>
         if approved and consent.scenario != "rejected":
             consent.status = "valid"
             consent.code = self.new_id("code")
-            target = _add_query(consent.redirect_uri or "", {"code": consent.code})
+            target = add_query(consent.redirect_uri or "", {"code": consent.code})
         else:
             consent.status = "rejected"
-            target = _add_query(
+            target = add_query(
                 consent.nok_redirect_uri or consent.redirect_uri or "", {"error": "access_denied"}
             )
         return RedirectResponse(target, status_code=302)
@@ -443,9 +404,9 @@ till och med {consent.valid_until.isoformat()}.</p>
         interim = balance_at(account.resource_id, today)
         available = interim + pending_total(account.resource_id, today)
         return [
-            _balance("closingBooked", balance_at(account.resource_id, yesterday), yesterday),
-            _balance("interimBooked", interim, today),
-            _balance("interimAvailable", available, today),
+            balance_json("closingBooked", balance_at(account.resource_id, yesterday), yesterday),
+            balance_json("interimBooked", interim, today),
+            balance_json("interimAvailable", available, today),
         ]
 
     def account_json(self, account: SandboxAccount, *, with_balance: bool) -> dict[str, Any]:
@@ -529,7 +490,7 @@ till och med {consent.valid_until.isoformat()}.</p>
             "pending": [r.to_json(with_ids=with_ids) for r in chunk if r.status is BookingStatus.pending],
         }
         if consent.scenario == "malformed" and page == 0:
-            _break_rows(report)
+            break_rows(report)
         last_page = max(0, (len(rows) - 1) // PAGE_SIZE)
         links: dict[str, Any] = {
             "account": {"href": self.path(request, f"/v1/accounts/{account.resource_id}")},
@@ -556,49 +517,6 @@ till och med {consent.valid_until.isoformat()}.</p>
         params.append(("pageIndex", str(page)))
         root_path: str = request.scope.get("root_path", "")
         return self.path(request, request.url.path.removeprefix(root_path)) + "?" + urlencode(params)
-
-
-def _balance(kind: str, amount: Any, day: dt.date) -> dict[str, Any]:
-    return {
-        "balanceType": kind,
-        "balanceAmount": {"amount": format(amount, "f"), "currency": CURRENCY},
-        "referenceDate": day.isoformat(),
-    }
-
-
-def _break_rows(report: dict[str, Any]) -> None:
-    """The ``malformed`` scenario: an amount and a date no parser can read."""
-    booked = report["booked"]
-    if booked:
-        booked[0]["transactionAmount"]["amount"] = "12,5O kr"
-    if len(booked) > 1:
-        booked[-1]["bookingDate"] = "2024-13-45"
-
-
-def _consent_json(consent: Consent) -> dict[str, Any]:
-    data = dataclasses.asdict(consent)
-    data["created"] = consent.created.isoformat()
-    data["valid_until"] = consent.valid_until.isoformat()
-    data["usage"] = [
-        [endpoint, account, day.isoformat(), n] for (endpoint, account, day), n in consent.usage.items()
-    ]
-    return data
-
-
-def _consent_from_json(data: dict[str, Any]) -> Consent:
-    fields = dict(data)
-    fields["created"] = dt.date.fromisoformat(data["created"])
-    fields["valid_until"] = dt.date.fromisoformat(data["valid_until"])
-    fields["authorisations"] = {k: Authorisation(**v) for k, v in data["authorisations"].items()}
-    fields["usage"] = {(e, a, dt.date.fromisoformat(d)): int(n) for e, a, d, n in data["usage"]}
-    return Consent(**fields)
-
-
-def _add_query(url: str, params: dict[str, str]) -> str:
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    query.extend(params.items())
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
 def create_sandbox_bank_app(

@@ -56,7 +56,47 @@ class Limiter(Protocol):
     async def acquire(self) -> None: ...
 
 
-class SlidingWindowLimiter:
+class _Window:
+    """The budget both limiters enforce, and how they wait for it."""
+
+    def __init__(
+        self,
+        key: str,
+        limit: int,
+        window_seconds: float,
+        *,
+        margin_seconds: float = 0.25,
+        min_interval_seconds: float = 0.0,
+        max_jitter_seconds: float = 0.0,
+    ) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        if window_seconds <= 0 or margin_seconds < 0 or min_interval_seconds < 0:
+            raise ValueError("window must be positive and margins non-negative")
+        self.key = key
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self.margin_seconds = margin_seconds
+        self.min_interval_seconds = min_interval_seconds
+        self.max_jitter_seconds = max_jitter_seconds
+
+    @property
+    def effective_window_seconds(self) -> float:
+        return self.window_seconds + self.margin_seconds
+
+    async def _wait_time(self) -> float:
+        raise NotImplementedError
+
+    async def acquire(self) -> None:
+        """Wait until a slot is free and take it."""
+        while True:
+            wait = await self._wait_time()
+            if wait <= 0:
+                return
+            await asyncio.sleep(wait + random.uniform(0, self.max_jitter_seconds))
+
+
+class SlidingWindowLimiter(_Window):
     """At most ``limit`` acquisitions start within any ``window_seconds + margin_seconds`` window.
 
     ``key`` names the shared budget (e.g. ``fortnox:rl:<client_id>:<tenant>``). ``acquire`` polls the
@@ -74,19 +114,16 @@ class SlidingWindowLimiter:
         min_interval_seconds: float = 0.0,
         max_jitter_seconds: float = 0.02,
     ) -> None:
-        _check(limit, window_seconds, margin_seconds, min_interval_seconds)
+        super().__init__(
+            key,
+            limit,
+            window_seconds,
+            margin_seconds=margin_seconds,
+            min_interval_seconds=min_interval_seconds,
+            max_jitter_seconds=max_jitter_seconds,
+        )
         self.redis = redis
-        self.key = key
-        self.limit = limit
-        self.window_seconds = window_seconds
-        self.margin_seconds = margin_seconds
-        self.min_interval_seconds = min_interval_seconds
-        self.max_jitter_seconds = max_jitter_seconds
         self._script = redis.register_script(_ACQUIRE)
-
-    @property
-    def effective_window_seconds(self) -> float:
-        return self.window_seconds + self.margin_seconds
 
     async def try_acquire(self) -> float:
         """Take a slot if one is free and return 0.0, else return the seconds to wait before retrying."""
@@ -96,20 +133,15 @@ class SlidingWindowLimiter:
         wait_us = await self._script(keys=[self.key], args=[window_us, self.limit, interval_us, member])
         return max(0.0, int(wait_us) / 1_000_000)
 
-    async def acquire(self) -> None:
-        """Wait until a slot is free and take it."""
-        while True:
-            wait = await self.try_acquire()
-            if wait <= 0:
-                return
-            await asyncio.sleep(wait + random.uniform(0, self.max_jitter_seconds))
+    async def _wait_time(self) -> float:
+        return await self.try_acquire()
 
     async def reset(self) -> None:
         """Forget every granted slot (tests and admin tooling)."""
         await self.redis.delete(self.key)
 
 
-class InProcessLimiter:
+class InProcessLimiter(_Window):
     """:class:`SlidingWindowLimiter` semantics inside one process (the embedded default without Redis):
     at most ``limit`` starts within any ``window_seconds + margin_seconds``, and consecutive starts at
     least ``min_interval_seconds`` apart. Limiters built with the same ``key`` share one budget."""
@@ -125,17 +157,14 @@ class InProcessLimiter:
         margin_seconds: float = 0.25,
         min_interval_seconds: float = 0.0,
     ) -> None:
-        _check(limit, window_seconds, margin_seconds, min_interval_seconds)
-        self.key = key
-        self.limit = limit
-        self.window_seconds = window_seconds
-        self.margin_seconds = margin_seconds
-        self.min_interval_seconds = min_interval_seconds
+        super().__init__(
+            key,
+            limit,
+            window_seconds,
+            margin_seconds=margin_seconds,
+            min_interval_seconds=min_interval_seconds,
+        )
         self._starts = self._windows.setdefault(key, deque())
-
-    @property
-    def effective_window_seconds(self) -> float:
-        return self.window_seconds + self.margin_seconds
 
     def try_acquire(self) -> float:
         """Take a slot if one is free and return 0.0, else return the seconds to wait before retrying."""
@@ -153,22 +182,11 @@ class InProcessLimiter:
         self._starts.append(now)  # no await between the check and the grant: atomic in this process
         return 0.0
 
-    async def acquire(self) -> None:
-        while True:
-            wait = self.try_acquire()
-            if wait <= 0:
-                return
-            await asyncio.sleep(wait)
+    async def _wait_time(self) -> float:
+        return self.try_acquire()
 
     async def reset(self) -> None:
         self._starts.clear()
-
-
-def _check(limit: int, window_seconds: float, margin_seconds: float, min_interval_seconds: float) -> None:
-    if limit < 1:
-        raise ValueError("limit must be at least 1")
-    if window_seconds <= 0 or margin_seconds < 0 or min_interval_seconds < 0:
-        raise ValueError("window must be positive and margins non-negative")
 
 
 __all__ = ["InProcessLimiter", "Limiter", "SlidingWindowLimiter"]

@@ -30,7 +30,7 @@ import random
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import httpx
 
@@ -300,33 +300,19 @@ class FortnoxClient:
 
     # -- invoices ---------------------------------------------------------------------------------
 
-    async def invoices(
-        self,
-        *,
-        filter: str | None = None,
-        from_date: dt.date | None = None,
-        to_date: dt.date | None = None,
-        from_final_pay_date: dt.date | None = None,
-        to_final_pay_date: dt.date | None = None,
-    ) -> list[Invoice]:
+    async def invoices(self, **filters: Unpack[InvoiceFilters]) -> list[Invoice]:
         """Customer invoices; dates filter on invoice date, ``filter`` is Fortnox's (``unpaid``, ...)."""
-        params = _invoice_params(filter, from_date, to_date, from_final_pay_date, to_final_pay_date)
-        return [Invoice.from_json(r) for r in await self.get_pages("/3/invoices", "Invoices", params)]
+        return [
+            Invoice.from_json(r)
+            for r in await self.get_pages("/3/invoices", "Invoices", _invoice_params(filters))
+        ]
 
     async def invoice_payments(self, *, invoice_number: str | None = None) -> list[Payment]:
         return await self._payments(supplier=False, invoice_number=invoice_number)
 
-    async def supplier_invoices(
-        self,
-        *,
-        filter: str | None = None,
-        from_date: dt.date | None = None,
-        to_date: dt.date | None = None,
-        from_final_pay_date: dt.date | None = None,
-        to_final_pay_date: dt.date | None = None,
-    ) -> list[SupplierInvoice]:
-        params = _invoice_params(filter, from_date, to_date, from_final_pay_date, to_final_pay_date)
-        rows = await self.get_pages("/3/supplierinvoices", "SupplierInvoices", params)
+    async def supplier_invoices(self, **filters: Unpack[InvoiceFilters]) -> list[SupplierInvoice]:
+        """Supplier invoices, filtered as :meth:`invoices`."""
+        rows = await self.get_pages("/3/supplierinvoices", "SupplierInvoices", _invoice_params(filters))
         return [SupplierInvoice.from_json(r) for r in rows]
 
     async def supplier_invoice_payments(self, *, invoice_number: str | None = None) -> list[Payment]:
@@ -429,20 +415,27 @@ def path_segment(value: str) -> str:
     return urllib.parse.quote(text, safe="")
 
 
-def _invoice_params(
-    filter: str | None,
-    from_date: dt.date | None,
-    to_date: dt.date | None,
-    from_final_pay_date: dt.date | None,
-    to_final_pay_date: dt.date | None,
-) -> dict[str, Any]:
-    return {
-        "filter": filter,
-        "fromdate": from_date,
-        "todate": to_date,
-        "fromfinalpaydate": from_final_pay_date,
-        "tofinalpaydate": to_final_pay_date,
-    }
+class InvoiceFilters(TypedDict, total=False):
+    """The invoice list filters: Fortnox's ``filter`` (one at a time) and date ranges."""
+
+    filter: str | None
+    from_date: dt.date | None
+    to_date: dt.date | None
+    from_final_pay_date: dt.date | None
+    to_final_pay_date: dt.date | None
+
+
+_INVOICE_PARAMS = {
+    "filter": "filter",
+    "from_date": "fromdate",
+    "to_date": "todate",
+    "from_final_pay_date": "fromfinalpaydate",
+    "to_final_pay_date": "tofinalpaydate",
+}
+
+
+def _invoice_params(filters: InvoiceFilters) -> dict[str, Any]:
+    return {_INVOICE_PARAMS[name]: value for name, value in filters.items()}
 
 
 def _param(value: Any) -> str:

@@ -88,6 +88,11 @@ def parse_int(value: Any, default: int = 0) -> int:
         raise FortnoxParseError(f"not an integer: {str(value)[:40]!r}") from exc
 
 
+def parse_optional_int(value: Any) -> int | None:
+    """An integer, or None when Fortnox sent none (``null`` or ``""``)."""
+    return None if value in (None, "") else parse_int(value)
+
+
 def parse_bool(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("true", "1", "yes")
@@ -157,7 +162,6 @@ class Account:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Account:
-        year = get_ci(data, "Year")
         return cls(
             number=parse_int(get_ci(data, "Number")),
             description=str(get_ci(data, "Description", "") or ""),
@@ -166,7 +170,7 @@ class Account:
             balance_carried_forward=parse_decimal(get_ci(data, "BalanceCarriedForward")),
             sru=parse_id(get_ci(data, "SRU")),
             vat_code=parse_id(get_ci(data, "VATCode")),
-            year=parse_int(year) if year not in (None, "") else None,
+            year=parse_optional_int(get_ci(data, "Year")),
         )
 
 
@@ -180,14 +184,12 @@ class VoucherSeries:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> VoucherSeries:
-        nxt = get_ci(data, "NextVoucherNumber")
-        year = get_ci(data, "Year")
         return cls(
             code=str(get_ci(data, "Code", "")),
             description=str(get_ci(data, "Description", "") or ""),
             manual=parse_bool(get_ci(data, "Manual", False)),
-            next_voucher_number=parse_int(nxt) if nxt not in (None, "") else None,
-            year=parse_int(year) if year not in (None, "") else None,
+            next_voucher_number=parse_optional_int(get_ci(data, "NextVoucherNumber")),
+            year=parse_optional_int(get_ci(data, "Year")),
         )
 
 

@@ -193,6 +193,20 @@ class VoucherSeries:
         )
 
 
+def _invoice_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """What customer and supplier invoices carry alike: dates, amounts, booked, credit, currency."""
+    return {
+        "invoice_date": require_date(get_ci(data, "InvoiceDate"), "InvoiceDate"),
+        "due_date": parse_date(get_ci(data, "DueDate")),
+        "total": parse_decimal(get_ci(data, "Total")),
+        "balance": parse_decimal(get_ci(data, "Balance")),
+        "final_pay_date": parse_date(get_ci(data, "FinalPayDate")),
+        "booked": parse_bool(get_ci(data, "Booked", False)),
+        "credit": parse_bool(get_ci(data, "Credit", False)),
+        "currency": str(get_ci(data, "Currency", "") or "SEK"),
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class Invoice:
     """A customer invoice (list item of ``/3/invoices``). ``credit`` marks a credit invoice."""
@@ -223,15 +237,8 @@ class Invoice:
             document_number=parse_id(get_ci(data, "DocumentNumber")),
             customer_number=parse_id(get_ci(data, "CustomerNumber")),
             customer_name=str(get_ci(data, "CustomerName", "") or ""),
-            invoice_date=require_date(get_ci(data, "InvoiceDate"), "InvoiceDate"),
-            due_date=parse_date(get_ci(data, "DueDate")),
-            total=parse_decimal(get_ci(data, "Total")),
-            balance=parse_decimal(get_ci(data, "Balance")),
-            final_pay_date=parse_date(get_ci(data, "FinalPayDate")),
-            booked=parse_bool(get_ci(data, "Booked", False)),
             cancelled=parse_bool(get_ci(data, "Cancelled", False)),
-            credit=parse_bool(get_ci(data, "Credit", False)),
-            currency=str(get_ci(data, "Currency", "") or "SEK"),
+            **_invoice_fields(data),
             voucher_series=parse_id(get_ci(data, "VoucherSeries")),
             voucher_number=parse_id(get_ci(data, "VoucherNumber")),
             voucher_year=parse_id(get_ci(data, "VoucherYear")),
@@ -272,15 +279,8 @@ class SupplierInvoice:
             invoice_number=parse_id(get_ci(data, "InvoiceNumber")),
             supplier_number=parse_id(get_ci(data, "SupplierNumber")),
             supplier_name=str(get_ci(data, "SupplierName", "") or ""),
-            invoice_date=require_date(get_ci(data, "InvoiceDate"), "InvoiceDate"),
-            due_date=parse_date(get_ci(data, "DueDate")),
-            total=parse_decimal(get_ci(data, "Total")),
-            balance=parse_decimal(get_ci(data, "Balance")),
-            final_pay_date=parse_date(get_ci(data, "FinalPayDate")),
-            booked=parse_bool(get_ci(data, "Booked", False)),
             cancelled=cancelled,
-            credit=parse_bool(get_ci(data, "Credit", False)),
-            currency=str(get_ci(data, "Currency", "") or "SEK"),
+            **_invoice_fields(data),
         )
 
 

@@ -303,6 +303,12 @@ async def test_invalid_grant_for_the_code_is_422(
     assert (await client.get("/v1/fortnox/connection", headers=auth_headers)).json()[
         "status"
     ] == "not_connected"
+    retried = await client.post(
+        "/v1/fortnox/authorization/callback",
+        json={"code": redirect["code"], "state": redirect["state"]},
+        headers=auth_headers,
+    )
+    assert retried.status_code == 400 and retried.json()["code"] == "state_mismatch"  # used up
 
 
 async def test_callback_without_code_or_error_is_422(

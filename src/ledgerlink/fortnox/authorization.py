@@ -51,8 +51,8 @@ from ledgerlink.fortnox.token_store import (
     tenant_id_of,
 )
 from ledgerlink.logging import get_logger
-from ledgerlink.models.bank import OAuthState
 from ledgerlink.models.fortnox import FortnoxConnection, FortnoxConnectionStatus
+from ledgerlink.oauth.errors import StateMismatch
 from ledgerlink.oauth.service import check_redirect_uri, consume_state, issue_state
 from ledgerlink.security import DecryptionError, SecretBox
 
@@ -95,21 +95,25 @@ async def start_authorization(
     return AuthorizationStart(authorization_url=url, state=state)
 
 
-async def _consume_state(
+async def _burn_after_failure(
+    session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
     company_id: uuid.UUID,
     state: str,
     login: str | None,
     now: dt.datetime,
-) -> OAuthState:
-    """Burn the state in its own committed transaction: it stays used even when the callback then fails."""
+) -> None:
+    """The callback failed after burning the state in the request's unit of work, which the edge now
+    rolls back: burn it again in a transaction of its own, so a state is never usable twice. The
+    request's transaction is rolled back first (SQLite has one writer: a second session would wait for
+    it and fail with "database is locked")."""
+    await session.rollback()
     async with sessionmaker() as own:
-        try:
-            return await consume_state(
+        with contextlib.suppress(StateMismatch):
+            await consume_state(
                 own, state, company_id=company_id, purpose=OAUTH_PURPOSE, login=login, now=now
             )
-        finally:
-            await own.commit()
+        await own.commit()
 
 
 async def complete_authorization(
@@ -126,9 +130,43 @@ async def complete_authorization(
     error: str | None = None,
     error_description: str | None = None,
 ) -> FortnoxConnection:
-    """The callback: check and burn the state, exchange the code, read the company, store the tokens."""
+    """The callback: check and burn the state, exchange the code, read the company, store the tokens.
+
+    The state is burnt in the request's unit of work (with the idempotency record and the connection,
+    one writer in the embedded default); if anything then fails it is burnt on its own, so it stays used."""
     now = utcnow()
-    state_row = await _consume_state(sessionmaker, company_id, state, login, now)
+    state_row = await consume_state(
+        session, state, company_id=company_id, purpose=OAUTH_PURPOSE, login=login, now=now
+    )
+    try:
+        return await _connect(
+            session,
+            settings=settings,
+            redis=redis,
+            transport=transport,
+            company_id=company_id,
+            redirect_uri=state_row.redirect_uri,
+            code=code,
+            error=error,
+            now=now,
+        )
+    except Exception:
+        await _burn_after_failure(session, sessionmaker, company_id, state, login, now)
+        raise
+
+
+async def _connect(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    redis: Any | None,
+    transport: httpx.AsyncBaseTransport | None,
+    company_id: uuid.UUID,
+    redirect_uri: str,
+    code: str | None,
+    error: str | None,
+    now: dt.datetime,
+) -> FortnoxConnection:
     if error:
         raise AuthorizationDenied(
             "the authorization was declined at Fortnox"
@@ -140,7 +178,7 @@ async def complete_authorization(
         raise Unprocessable("code is required", loc=["body", "code"], code="validation_error")
     fx = effective_fortnox_settings(settings)
     require_configured(fx)
-    tokens, info = await _exchange(settings, fx, redis, transport, company_id, code, state_row.redirect_uri)
+    tokens, info = await _exchange(settings, fx, redis, transport, company_id, code, redirect_uri)
     box = SecretBox.from_settings(settings.security)
     repo = FortnoxConnectionRepository(session)
     connection = await repo.for_company_locked(company_id, lock_timeout_ms=ROW_LOCK_TIMEOUT_MS)

@@ -41,7 +41,7 @@ from ledgerlink.fortnox.client import (
     TokenSet,
 )
 from ledgerlink.fortnox.errors import AuthorizationDenied, FortnoxAuthError, FortnoxError, FortnoxUpstream
-from ledgerlink.fortnox.repository import OAUTH_PURPOSE, FortnoxConnectionRepository, FortnoxTodoRepository
+from ledgerlink.fortnox.repository import OAUTH_PURPOSE, FortnoxConnectionRepository, FortnoxTodos
 from ledgerlink.fortnox.settings import build_limiter, effective_fortnox_settings, require_configured
 from ledgerlink.fortnox.token_store import (
     ROW_LOCK_TIMEOUT_MS,
@@ -203,7 +203,7 @@ async def _connect(
     connection.last_refreshed_at = None
     connection.last_error = None
     await session.flush()
-    await FortnoxTodoRepository(session).resolve_expiring(company_id, now=now)
+    await FortnoxTodos(session).resolve_expiring(company_id)
     await session.flush()
     if replaced is not None and replaced.refresh_token != tokens.refresh_token:
         # a reconnect while connected: the previous grant is of no further use, so it must not stay valid
@@ -293,7 +293,7 @@ async def disconnect(
             )
     clear_tokens(connection, FortnoxConnectionStatus.revoked)
     connection.last_error = None
-    await FortnoxTodoRepository(session).resolve_expiring(company_id, now=utcnow())
+    await FortnoxTodos(session).resolve_expiring(company_id)
     await session.flush()
     log.info("fortnox.disconnected", company_id=str(company_id))
 

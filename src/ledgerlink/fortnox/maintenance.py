@@ -17,10 +17,8 @@ from ledgerlink.fortnox.authorization import revoke_quietly
 from ledgerlink.fortnox.client import FortnoxOAuth, TokenSet
 from ledgerlink.fortnox.errors import FortnoxAuthError, FortnoxError
 from ledgerlink.fortnox.repository import (
-    EXPIRING_TODO,
-    TODO_SUBJECT,
     FortnoxConnectionRepository,
-    FortnoxTodoRepository,
+    FortnoxTodos,
 )
 from ledgerlink.fortnox.settings import effective_fortnox_settings, require_configured
 from ledgerlink.fortnox.token_store import (
@@ -32,7 +30,6 @@ from ledgerlink.fortnox.token_store import (
 )
 from ledgerlink.logging import get_logger
 from ledgerlink.models.fortnox import FortnoxConnectionStatus
-from ledgerlink.models.inbox import Todo
 from ledgerlink.security import SecretBox
 
 log = get_logger(__name__)
@@ -42,13 +39,7 @@ REFRESH_AHEAD = dt.timedelta(minutes=65)
 
 
 async def upsert_expiring_todo(session: AsyncSession, company_id: uuid.UUID, expires_at: dt.datetime) -> None:
-    repo = FortnoxTodoRepository(session)
-    todo = await repo.open_expiring(company_id)
-    data = {"expires_at": aware(expires_at).isoformat()}
-    if todo is None:
-        session.add(Todo(company_id=company_id, type=EXPIRING_TODO, subject_key=TODO_SUBJECT, data=data))
-    elif todo.data != data:
-        todo.data = data
+    await FortnoxTodos(session).open_expiring(company_id, {"expires_at": aware(expires_at).isoformat()})
     await session.flush()
 
 
@@ -88,7 +79,7 @@ async def maintain_connection(
             if expires_at - now <= dt.timedelta(days=settings.fortnox.expiry_warning_days):
                 await upsert_expiring_todo(session, company_id, expires_at)
             else:
-                await FortnoxTodoRepository(session).resolve_expiring(company_id, now=now)
+                await FortnoxTodos(session).resolve_expiring(company_id)
             access_expires = connection.access_expires_at
             if connection.secrets is not None and (
                 access_expires is None or aware(access_expires) - now <= REFRESH_AHEAD

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from ledgerlink.db.repository import RepositoryBase, scoped
+from ledgerlink.db.repository import RepositoryBase
+from ledgerlink.inbox.repository import TodoRepository
 from ledgerlink.models.fortnox import FortnoxConnection, FortnoxConnectionStatus
-from ledgerlink.models.inbox import Todo
 
 OAUTH_PURPOSE = "fortnox"
 EXPIRING_TODO = "fortnox_expiring"
@@ -60,24 +61,15 @@ class FortnoxConnectionRepository(RepositoryBase[FortnoxConnection]):
         return (await self.session.execute(stmt)).scalars().all()
 
 
-class FortnoxTodoRepository(RepositoryBase[Todo]):
-    model = Todo
+class FortnoxTodos:
+    """The ``fortnox_expiring`` to-do, written through the inbox's to-do repository (the table's one
+    owner: one open to-do per company, opened with ``ON CONFLICT``, never select-then-insert)."""
 
-    async def open_expiring(self, company_id: uuid.UUID) -> Todo | None:
-        stmt = scoped(select(Todo), Todo, company_id).where(
-            Todo.type == EXPIRING_TODO, Todo.subject_key == TODO_SUBJECT, Todo.resolved_at.is_(None)
-        )
-        return await self.one_or_none(stmt)
+    def __init__(self, session: AsyncSession) -> None:
+        self.todos = TodoRepository(session)
 
-    async def resolve_expiring(self, company_id: uuid.UUID, *, now: dt.datetime) -> None:
-        stmt = (
-            update(Todo)
-            .where(
-                Todo.company_id == company_id,
-                Todo.type == EXPIRING_TODO,
-                Todo.subject_key == TODO_SUBJECT,
-                Todo.resolved_at.is_(None),
-            )
-            .values(resolved_at=now)
-        )
-        await self.session.execute(stmt)
+    async def open_expiring(self, company_id: uuid.UUID, data: dict[str, Any]) -> None:
+        await self.todos.upsert_open(company_id, EXPIRING_TODO, TODO_SUBJECT, data)
+
+    async def resolve_expiring(self, company_id: uuid.UUID) -> None:
+        await self.todos.resolve(company_id, EXPIRING_TODO, TODO_SUBJECT)

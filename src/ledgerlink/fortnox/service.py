@@ -43,7 +43,7 @@ from ledgerlink.fortnox.errors import (
     FortnoxTransientError,
     FortnoxUpstream,
 )
-from ledgerlink.fortnox.repository import FortnoxConnectionRepository, FortnoxTodoRepository
+from ledgerlink.fortnox.repository import FortnoxConnectionRepository, FortnoxTodos
 from ledgerlink.fortnox.settings import build_limiter, effective_fortnox_settings, require_configured
 from ledgerlink.fortnox.token_store import REFRESH_REJECTED, DbTokenProvider, aware, open_tokens
 from ledgerlink.models.fortnox import FortnoxConnection, FortnoxConnectionStatus
@@ -135,7 +135,7 @@ async def renew(
     now = now or utcnow()
     expires_at = now + dt.timedelta(days=settings.fortnox.validity_days)
     if await FortnoxConnectionRepository(session).renew(company_id, now=now, expires_at=expires_at):
-        await FortnoxTodoRepository(session).resolve_expiring(company_id, now=now)
+        await FortnoxTodos(session).resolve_expiring(company_id)
     await session.flush()
 
 

@@ -40,6 +40,7 @@ from ledgerlink.fortnox.client import (
     InMemoryTokenProvider,
     TokenSet,
 )
+from ledgerlink.fortnox.client.scopes import requested_scopes
 from ledgerlink.fortnox.errors import AuthorizationDenied, FortnoxAuthError, FortnoxError, FortnoxUpstream
 from ledgerlink.fortnox.repository import OAUTH_PURPOSE, FortnoxConnectionRepository, FortnoxTodos
 from ledgerlink.fortnox.settings import build_limiter, effective_fortnox_settings, require_configured
@@ -192,7 +193,7 @@ async def _connect(
     connection.status = FortnoxConnectionStatus.active
     connection.secrets = seal_tokens(box, connection.id, tokens)
     connection.access_expires_at = tokens.expires_at
-    connection.scopes = tokens.scope or fx.scopes
+    connection.scopes = tokens.scope or requested_scopes(fx.scopes)
     connection.tenant_id = tenant_id_of(tokens.access_token, info)
     if info is not None:
         connection.fortnox_company_name = info.company_name or None

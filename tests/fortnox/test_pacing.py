@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 import uuid
@@ -10,7 +9,6 @@ import uuid
 from ledgerlink.config import FortnoxSettings, Settings
 from ledgerlink.fortnox.settings import build_limiter, paced_limit
 from ledgerlink.ratelimit import InProcessLimiter
-from tests.fortnox.test_ratelimit import max_in_any_window
 
 
 def test_the_default_keeps_headroom_below_fortnox_limit() -> None:
@@ -26,24 +24,6 @@ def test_the_company_budget_uses_the_paced_limit() -> None:
     limiter = build_limiter(settings, None, uuid.uuid4())
     assert isinstance(limiter, InProcessLimiter)
     assert limiter.limit == 15 and limiter.window_seconds == 5.0
-
-
-async def test_in_process_limiters_with_one_key_share_one_budget() -> None:
-    """Six limiter objects (six concurrent jobs of one company in the embedded default) share 5 per 0.5 s."""
-    key = f"test:{uuid.uuid4()}"
-    limit, window = 5, 0.5
-    limiters = [InProcessLimiter(key, limit, window, margin_seconds=0.05) for _ in range(6)]
-    starts: list[float] = []
-
-    async def worker(limiter: InProcessLimiter) -> None:
-        for _ in range(5):
-            await limiter.acquire()
-            starts.append(time.monotonic())
-
-    await asyncio.gather(*(worker(limiter) for limiter in limiters))
-    assert len(starts) == 30
-    assert max_in_any_window(starts, window) <= limit
-    assert max_in_any_window(starts, window + 0.05) <= limit
 
 
 async def test_min_interval_spaces_starts() -> None:

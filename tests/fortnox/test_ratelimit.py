@@ -7,7 +7,7 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-from ledgerlink.ratelimit import SlidingWindowLimiter
+from ledgerlink.ratelimit import InProcessLimiter, SlidingWindowLimiter
 
 
 def max_in_any_window(times: list[float], window: float) -> int:
@@ -37,16 +37,22 @@ async def test_grants_up_to_limit_then_reports_a_wait(redis: Redis, limiter_key:
     assert await redis.zcard(limiter_key) == 3
 
 
-async def test_many_concurrent_acquirers_across_limiter_instances(redis: Redis, limiter_key: str) -> None:
-    """Six independent limiter objects (as in six processes) share one budget of 5 per 0.5 s."""
+@pytest.mark.parametrize("in_process", [False, True], ids=["redis", "in-process"])
+async def test_many_concurrent_acquirers_across_limiter_instances(
+    redis: Redis, limiter_key: str, in_process: bool
+) -> None:
+    """Six independent limiter objects (as in six processes over Redis, or six jobs of one company in
+    the embedded default) share one budget of 5 per 0.5 s."""
     limit, window = 5, 0.5
-    limiters = [
-        SlidingWindowLimiter(redis, limiter_key, limit=limit, window_seconds=window, margin_seconds=0.05)
+    limiters: list[SlidingWindowLimiter | InProcessLimiter] = [
+        InProcessLimiter(limiter_key, limit, window, margin_seconds=0.05)
+        if in_process
+        else SlidingWindowLimiter(redis, limiter_key, limit=limit, window_seconds=window, margin_seconds=0.05)
         for _ in range(6)
     ]
     starts: list[float] = []
 
-    async def worker(limiter: SlidingWindowLimiter) -> None:
+    async def worker(limiter: SlidingWindowLimiter | InProcessLimiter) -> None:
         for _ in range(5):
             await limiter.acquire()
             starts.append(time.monotonic())

@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -28,6 +29,8 @@ from tests.fortnox.conftest import make_settings
 from tests.fortnox.test_connection_api import stored_connection
 from tests.fortnox.test_connection_tokens import current_tokens, insert_connection
 
+T = TypeVar("T")
+
 settings = api.settings
 sandbox_app = api.sandbox_app
 sandbox = api.sandbox
@@ -44,6 +47,29 @@ async def sqlite_sessionmaker(tmp_path: Path) -> AsyncIterator[async_sessionmake
     await engine.dispose()
 
 
+async def in_parallel(
+    n: int,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    company_id: uuid.UUID,
+    transport: httpx.AsyncBaseTransport,
+    call: Callable[[FortnoxClient], Awaitable[T]],
+) -> list[T]:
+    """``n`` requests at once, each through its own client (as ``n`` parallel API requests or jobs)."""
+
+    async def one() -> T:
+        async with open_client(
+            settings=settings,
+            sessionmaker=sessionmaker,
+            redis=None,
+            company_id=company_id,
+            transport=transport,
+        ) as client:
+            return await call(client)
+
+    return list(await asyncio.gather(*(one() for _ in range(n))))
+
+
 @pytest.mark.parametrize("parallel", [3, 8])
 async def test_parallel_requests_after_expiry_refresh_once_without_redis_on_sqlite(
     parallel: int,
@@ -57,17 +83,10 @@ async def test_parallel_requests_after_expiry_refresh_once_without_redis_on_sqli
     await insert_connection(sqlite_sessionmaker, settings, company_id, tokens)
     sandbox.expire_access_tokens()  # Fortnox now answers 401 to the stored access token
 
-    async def one_request() -> str:
-        async with open_client(
-            settings=settings,
-            sessionmaker=sqlite_sessionmaker,
-            redis=None,
-            company_id=company_id,
-            transport=transport,
-        ) as client:
-            return (await client.company_information()).company_name
-
-    names = await asyncio.gather(*(one_request() for _ in range(parallel)))
+    infos = await in_parallel(
+        parallel, settings, sqlite_sessionmaker, company_id, transport, FortnoxClient.company_information
+    )
+    names = [info.company_name for info in infos]
 
     assert names == [sandbox.company.name] * parallel
     assert sandbox.counters.refresh_grants == 1  # one refresh token sent, once
@@ -91,18 +110,8 @@ async def test_the_same_after_our_own_margin_says_expiring(
     await insert_connection(sqlite_sessionmaker, settings, company_id, tokens)
     await asyncio.sleep(1.1)
 
-    async def one_request() -> None:
-        async with open_client(
-            settings=settings,
-            sessionmaker=sqlite_sessionmaker,
-            redis=None,
-            company_id=company_id,
-            transport=transport,
-        ) as client:
-            await client.locked_period()
-
     sandbox.access_token_seconds = 3600
-    await asyncio.gather(*(one_request() for _ in range(3)))
+    await in_parallel(3, settings, sqlite_sessionmaker, company_id, transport, FortnoxClient.locked_period)
     assert sandbox.counters.refresh_grants == 1
     assert connection_status(await stored_connection(sqlite_sessionmaker, company_id)) == "active"
 

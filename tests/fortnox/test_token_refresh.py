@@ -14,6 +14,7 @@ from typing import TypeVar
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import ledgerlink.models  # noqa: F401  (every table on Base.metadata)
@@ -21,10 +22,12 @@ from ledgerlink.config import Settings
 from ledgerlink.db.base import Base
 from ledgerlink.db.session import create_engine, create_sessionmaker
 from ledgerlink.fortnox.client import FortnoxClient, FortnoxOAuth, InMemoryTokenProvider, TokenSet
+from ledgerlink.fortnox.errors import FortnoxAuthError
 from ledgerlink.fortnox.service import connection_status, open_client
 from ledgerlink.ratelimit import InProcessLimiter
 from ledgerlink.sandbox.fortnox import SandboxFortnox
 from tests.fortnox import test_connection_api as api
+from tests.fortnox import test_connection_tokens as tokens_tests
 from tests.fortnox.conftest import make_settings
 from tests.fortnox.test_connection_api import stored_connection
 from tests.fortnox.test_connection_tokens import current_tokens, insert_connection
@@ -152,3 +155,41 @@ async def test_a_short_lived_token_is_refreshed_once_per_expiry_not_per_call(
     await oauth.aclose()
     assert sandbox.counters.refresh_grants == 1
     assert sandbox.counters.api_requests == 20  # and Fortnox never answered 401 on the way
+
+
+connected = tokens_tests.connected
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_refreshes_are_counted_by_outcome(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    company_id: uuid.UUID,
+    transport: httpx.ASGITransport,
+    sandbox: SandboxFortnox,
+    connected: TokenSet,
+) -> None:
+    """/metrics counts Fortnox token refreshes by outcome."""
+    ok, rejected = (
+        metric("ledgerlink_fortnox_token_refreshes_total", outcome="ok"),
+        metric("ledgerlink_fortnox_token_refreshes_total", outcome="rejected"),
+    )
+    sandbox.expire_access_tokens()
+    async with open_client(
+        settings=settings, sessionmaker=sessionmaker, redis=None, company_id=company_id, transport=transport
+    ) as fortnox:
+        await fortnox.locked_period()
+    assert metric("ledgerlink_fortnox_token_refreshes_total", outcome="ok") == ok + 1
+
+    for grant in sandbox.refresh_tokens.values():
+        grant.revoked = True
+    sandbox.expire_access_tokens()
+    async with open_client(
+        settings=settings, sessionmaker=sessionmaker, redis=None, company_id=company_id, transport=transport
+    ) as fortnox:
+        with pytest.raises(FortnoxAuthError):  # the connection needs a new login
+            await fortnox.locked_period()
+    assert metric("ledgerlink_fortnox_token_refreshes_total", outcome="rejected") == rejected + 1

@@ -32,7 +32,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ledgerlink.db.base import utcnow
 from ledgerlink.fortnox.client import CompanyInformation, FortnoxOAuth, TokenSet
-from ledgerlink.fortnox.errors import FortnoxAuthError, FortnoxNotConnected, FortnoxTransientError
+from ledgerlink.fortnox.client.metrics import REFRESHES
+from ledgerlink.fortnox.errors import (
+    FortnoxAuthError,
+    FortnoxError,
+    FortnoxNotConnected,
+    FortnoxTransientError,
+)
 from ledgerlink.fortnox.repository import FortnoxConnectionRepository
 from ledgerlink.logging import get_logger
 from ledgerlink.models.fortnox import FortnoxConnection, FortnoxConnectionStatus
@@ -196,12 +202,17 @@ class DbTokenProvider:
             try:
                 new = await self.oauth.refresh(current.refresh_token)
             except FortnoxAuthError as exc:
+                REFRESHES.labels("rejected").inc()
                 if exc.error == "invalid_grant":
                     clear_tokens(connection, FortnoxConnectionStatus.expired)
                     connection.last_error = REFRESH_REJECTED
                     await session.commit()
                     log.warning("fortnox.refresh.rejected", company_id=str(self.company_id))
                 raise
+            except FortnoxError:
+                REFRESHES.labels("failed").inc()
+                raise
+            REFRESHES.labels("ok").inc()
             connection.secrets = seal_tokens(self.box, connection.id, new)
             connection.access_expires_at = new.expires_at
             connection.last_refreshed_at = utcnow()

@@ -35,6 +35,7 @@ from typing import Any, TypedDict, Unpack
 import httpx
 
 from ledgerlink.config import FortnoxSettings
+from ledgerlink.fortnox.client.metrics import count_call
 from ledgerlink.fortnox.client.models import (
     Account,
     CompanyInformation,
@@ -158,6 +159,7 @@ class FortnoxClient:
                         method, path, params=query, content=content, headers=headers
                     )
             except (httpx.TransportError, TimeoutError) as exc:
+                count_call(path, method, 0)
                 if not idempotent and not isinstance(exc, _NOT_SENT):
                     raise FortnoxUncertainError(
                         f"{type(exc).__name__} after sending {endpoint}; it may have been accepted",
@@ -171,6 +173,7 @@ class FortnoxClient:
                 continue
 
             status = response.status_code
+            count_call(path, method, status)
             if status < 400:
                 return response
             if status == 401:

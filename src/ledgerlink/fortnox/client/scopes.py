@@ -34,12 +34,20 @@ ENDPOINT_SCOPES: dict[str, str] = {
 REQUIRED_SCOPES: frozenset[str] = frozenset(ENDPOINT_SCOPES.values())
 
 
+def resource_of(path: str) -> str | None:
+    """The declared resource ``path`` belongs to (``/3/vouchers/A/1`` -> ``/3/vouchers``), or None."""
+    for resource in ENDPOINT_SCOPES:
+        if path == resource or path.startswith(resource + "/"):
+            return resource
+    return None
+
+
 def scope_for(path: str) -> str:
     """The scope ``path`` needs; :class:`FortnoxError` for a resource the client does not declare."""
-    for resource, scope in ENDPOINT_SCOPES.items():
-        if path == resource or path.startswith(resource + "/"):
-            return scope
-    raise FortnoxError(f"no scope is declared for {path.split('?')[0]!r}", endpoint=path)
+    resource = resource_of(path)
+    if resource is None:
+        raise FortnoxError(f"no scope is declared for {path.split('?')[0]!r}", endpoint=path)
+    return ENDPOINT_SCOPES[resource]
 
 
 def requested_scopes(extra: str | Iterable[str] = ()) -> str:
@@ -48,4 +56,4 @@ def requested_scopes(extra: str | Iterable[str] = ()) -> str:
     return " ".join(sorted(REQUIRED_SCOPES | set(words)))
 
 
-__all__ = ["ENDPOINT_SCOPES", "REQUIRED_SCOPES", "requested_scopes", "scope_for"]
+__all__ = ["ENDPOINT_SCOPES", "REQUIRED_SCOPES", "requested_scopes", "resource_of", "scope_for"]

@@ -14,7 +14,7 @@ from ledgerlink.config import FortnoxSettings
 from ledgerlink.fortnox.client import FortnoxClient, FortnoxOAuth, InMemoryTokenProvider, TokenSet
 from ledgerlink.fortnox.client.api import path_segment
 from ledgerlink.fortnox.client.scopes import ENDPOINT_SCOPES, requested_scopes, scope_for
-from ledgerlink.fortnox.errors import FortnoxError, FortnoxRequestError
+from ledgerlink.fortnox.errors import FortnoxError, FortnoxInvalidRequest, FortnoxRequestError
 from ledgerlink.ratelimit import SlidingWindowLimiter
 from ledgerlink.sandbox.fortnox import SandboxFortnox
 from tests.fortnox.test_client import YEAR_END, draft
@@ -144,7 +144,15 @@ async def test_a_voucher_series_is_one_escaped_path_segment(
         assert len(segments) == 5  # "", "3", "vouchers", then series and number, or "sublist" and series
 
 
-@pytest.mark.parametrize("value", ["", " ", ".", ".."])
-def test_a_segment_that_names_no_resource_is_refused(value: str) -> None:
-    with pytest.raises(ValueError, match="path segment"):
+@pytest.mark.parametrize("value", [" ", ".", ".."])
+async def test_a_segment_that_names_no_resource_is_refused_unsent(
+    authorized_client: FortnoxClient, sandbox: SandboxFortnox, value: str
+) -> None:
+    with pytest.raises(FortnoxInvalidRequest, match="path segment"):
         path_segment(value)
+    sent = sandbox.counters.api_requests
+    with pytest.raises(FortnoxRequestError):  # what callers already handle as "Fortnox refused it"
+        await authorized_client.vouchers(2, series=value)
+    assert sandbox.counters.api_requests == sent
+    with pytest.raises(FortnoxInvalidRequest):
+        path_segment("")  # (an empty series is no filter: vouchers() then lists every series)

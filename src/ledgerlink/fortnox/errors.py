@@ -7,7 +7,8 @@ The tree tells a caller what to do next::
     ├── FortnoxAuthError           the user must re-authorize: invalid/revoked/expired refresh token,
     │                              or a 401 that survived one refresh
     ├── FortnoxRequestError        Fortnox refused the request (4xx, usually with ``ErrorInformation``);
-    │                              carries Fortnox's ``code`` and ``message``; retrying will not help
+    │   │                          carries Fortnox's ``code`` and ``message``; retrying will not help
+    │   └── FortnoxInvalidRequest  refused before sending (a value that cannot go into the URL)
     └── FortnoxUncertainError      a non-idempotent request (``POST /3/vouchers``) may have been accepted:
                                    the connection failed or timed out after the request was sent. Look
                                    the resource up before trying again; never retry blindly.
@@ -68,6 +69,14 @@ class FortnoxRequestError(FortnoxError):
         return f"Fortnox {self.status} on {self.endpoint}: {self.message} (code {self.code})"
 
 
+class FortnoxInvalidRequest(FortnoxRequestError):
+    """A request the client refused to send (e.g. a value that cannot be a URL path segment): Fortnox
+    would refuse it too; retrying will not help. ``status`` is 400, ``code`` 0."""
+
+    def __init__(self, message: str, *, endpoint: str) -> None:
+        super().__init__(message, code=0, status=400, endpoint=endpoint)
+
+
 class FortnoxUncertainError(FortnoxError):
     """A non-idempotent request may or may not have taken effect at Fortnox."""
 
@@ -110,6 +119,7 @@ __all__ = [
     "FortnoxAuthError",
     "FortnoxError",
     "FortnoxExpired",
+    "FortnoxInvalidRequest",
     "FortnoxNotConnected",
     "FortnoxReauthRequired",
     "FortnoxRequestError",

@@ -57,6 +57,7 @@ from ledgerlink.fortnox.client.open_items import OpenItem, may_be_open_at, open_
 from ledgerlink.fortnox.client.scopes import scope_for
 from ledgerlink.fortnox.errors import (
     FortnoxAuthError,
+    FortnoxInvalidRequest,
     FortnoxRequestError,
     FortnoxTransientError,
     FortnoxUncertainError,
@@ -411,10 +412,11 @@ def _payments_resource(supplier: bool) -> tuple[str, str]:
 
 def path_segment(value: str) -> str:
     """``value`` as ONE percent-encoded path segment (``/``, ``?``, ``#``, ``%`` and non-ASCII escaped);
-    empty, ``.`` and ``..`` are refused (:class:`ValueError`): they name no resource of their own."""
+    empty, ``.`` and ``..`` are refused (:class:`FortnoxInvalidRequest`, never sent): they name no
+    resource of their own."""
     text = str(value)
     if text.strip() in ("", ".", ".."):
-        raise ValueError(f"{text!r} cannot be a path segment")
+        raise FortnoxInvalidRequest(f"{text[:40]!r} cannot be a path segment", endpoint="path")
     return urllib.parse.quote(text, safe="")
 
 

@@ -61,7 +61,7 @@ log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
-class AuthorizationStart:
+class FortnoxAuthorization:
     authorization_url: str
     state: str
 
@@ -74,7 +74,7 @@ async def start_authorization(
     redirect_uri: str,
     login: str | None = None,
     now: dt.datetime | None = None,
-) -> AuthorizationStart:
+) -> FortnoxAuthorization:
     """A single-use ``state`` (its hash stored, bound to the company and ``login``, 15 minutes) and
     Fortnox's authorize URL (``access_type=offline``, every scope the client's endpoints need)."""
     check_redirect_uri(settings, redirect_uri)
@@ -93,7 +93,7 @@ async def start_authorization(
         url = oauth.authorization_url(redirect_uri, state)
     finally:
         await oauth.aclose()
-    return AuthorizationStart(authorization_url=url, state=state)
+    return FortnoxAuthorization(authorization_url=url, state=state)
 
 
 async def _burn_after_failure(
@@ -300,7 +300,7 @@ async def disconnect(
 
 
 __all__ = [
-    "AuthorizationStart",
+    "FortnoxAuthorization",
     "complete_authorization",
     "disconnect",
     "revoke_quietly",

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from ledgerlink import sie
-from ledgerlink.money import round_to_ore as _money
 
 VAT_RATE = Decimal("0.25")
 

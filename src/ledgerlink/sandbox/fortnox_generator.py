@@ -8,6 +8,7 @@ import datetime as dt
 import random
 from decimal import Decimal
 
+from ledgerlink.money import round_to_ore
 from ledgerlink.sandbox.fortnox_data import (
     VAT_RATE,
     SandboxAccount,
@@ -18,7 +19,6 @@ from ledgerlink.sandbox.fortnox_data import (
     SandboxSeries,
     SandboxVoucher,
     SandboxYear,
-    _money,
 )
 
 _CUSTOMERS = [
@@ -97,7 +97,11 @@ class Generator:
             ],
             accounts={n: SandboxAccount(n, d, sru) for n, d, sru in _ACCOUNTS},
             series=list(_SERIES),
-            opening_balances={1930: _money(250000), 2081: _money(-50000), 2091: _money(-200000)},
+            opening_balances={
+                1930: round_to_ore(250000),
+                2081: round_to_ore(-50000),
+                2091: round_to_ore(-200000),
+            },
             locked_until=dt.date(prev, 12, 31),
         )
         self.company.accounts[6991].inactive_in = {1, 2}
@@ -126,7 +130,7 @@ class Generator:
         return start + dt.timedelta(days=self.rng.randint(0, max(0, (end - start).days)))
 
     def amount(self, low: int, high: int, step: int = 100) -> Decimal:
-        return _money(self.rng.randrange(low, high, step))
+        return round_to_ore(self.rng.randrange(low, high, step))
 
     # -- invoices ---------------------------------------------------------------------------------
 
@@ -141,7 +145,7 @@ class Generator:
         cancelled: bool = False,
     ) -> SandboxInvoice:
         number, name = customer or self.rng.choice(_CUSTOMERS)
-        vat = _money(net * VAT_RATE)
+        vat = round_to_ore(net * VAT_RATE)
         invoice = SandboxInvoice(
             number=str(1001 + len(self.company.invoices)),
             counterparty_number=number,
@@ -194,7 +198,7 @@ class Generator:
         self, day: dt.date, net: Decimal, supplier: tuple[str, str, int] | None = None
     ) -> SandboxInvoice:
         number, name, cost_account = supplier or self.rng.choice(_SUPPLIERS[:4])
-        vat = _money(net * VAT_RATE)
+        vat = round_to_ore(net * VAT_RATE)
         invoice = SandboxInvoice(
             number=str(501 + len(self.company.supplier_invoices)),
             counterparty_number=number,
@@ -232,7 +236,7 @@ class Generator:
         if roll < 0.08:
             return  # never paid (still open today)
         if roll < 0.20:
-            half = _money(invoice.total / 2)
+            half = round_to_ore(invoice.total / 2)
             pay(invoice, min(late, invoice.due_date), half)
             pay(invoice, late + dt.timedelta(days=self.rng.randint(20, 60)), invoice.total - half)
             return
@@ -249,22 +253,22 @@ class Generator:
             months = range(1, 13) if y == self.y else range(9, 13)
             for month in months:
                 first = dt.date(y, month, 1)
-                rent_invoice = self.supplier_invoice(first, _money(12000), rent)
+                rent_invoice = self.supplier_invoice(first, round_to_ore(12000), rent)
                 self.supplier_payment(rent_invoice, rent_invoice.due_date, rent_invoice.total)
                 self.book("A", dt.date(y, month, 25), f"Lön {first:%Y-%m}", [
-                    SandboxRow(7010, debit=_money(35000)), SandboxRow(2710, credit=_money(10500)),
-                    SandboxRow(1930, credit=_money(24500)),
+                    SandboxRow(7010, debit=round_to_ore(35000)), SandboxRow(2710, credit=round_to_ore(10500)),
+                    SandboxRow(1930, credit=round_to_ore(24500)),
                 ])  # fmt: skip
                 self.book("A", dt.date(y, month, 25), f"Arbetsgivaravgifter {first:%Y-%m}", [
-                    SandboxRow(7510, debit=_money("10997.00")), SandboxRow(2730, credit=_money("10997.00")),
+                    SandboxRow(7510, debit=round_to_ore("10997.00")), SandboxRow(2730, credit=round_to_ore("10997.00")),
                 ])  # fmt: skip
                 tax_day = dt.date(y + (month == 12), month % 12 + 1, 12)
                 self.book("A", tax_day, f"Skatter och avgifter {first:%Y-%m}", [
-                    SandboxRow(2710, debit=_money(10500)), SandboxRow(2730, debit=_money("10997.00")),
-                    SandboxRow(1930, credit=_money("21497.00")),
+                    SandboxRow(2710, debit=round_to_ore(10500)), SandboxRow(2730, debit=round_to_ore("10997.00")),
+                    SandboxRow(1930, credit=round_to_ore("21497.00")),
                 ])  # fmt: skip
                 self.book("A", dt.date(y, month, 28), "Bankavgift", [
-                    SandboxRow(6570, debit=_money(150)), SandboxRow(1930, credit=_money(150)),
+                    SandboxRow(6570, debit=round_to_ore(150)), SandboxRow(1930, credit=round_to_ore(150)),
                 ])  # fmt: skip
             start = dt.date(y, months[0], 1)
             n_customer = 4 if y < self.y else max(12, self.target // 6)
@@ -281,23 +285,30 @@ class Generator:
                 self.settle(invoice, customer=False, year_end=end)
 
         # Something is always open across the previous year end: paid in January.
-        straddling = self.customer_invoice(dt.date(self.y - 1, 12, 20), _money(18000), customer=_CUSTOMERS[0])
+        straddling = self.customer_invoice(
+            dt.date(self.y - 1, 12, 20), round_to_ore(18000), customer=_CUSTOMERS[0]
+        )
         self.customer_payment(straddling, dt.date(self.y, 1, 15), straddling.total)
-        supplier_straddling = self.supplier_invoice(dt.date(self.y - 1, 12, 18), _money(6400), _SUPPLIERS[2])
+        supplier_straddling = self.supplier_invoice(
+            dt.date(self.y - 1, 12, 18), round_to_ore(6400), _SUPPLIERS[2]
+        )
         self.supplier_payment(supplier_straddling, dt.date(self.y, 1, 17), supplier_straddling.total)
 
         # Year-end edge cases in the current year.
-        original = self.customer_invoice(dt.date(self.y, 12, 5), _money(32000), customer=_CUSTOMERS[2])
+        original = self.customer_invoice(dt.date(self.y, 12, 5), round_to_ore(32000), customer=_CUSTOMERS[2])
         credit = self.customer_invoice(
-            dt.date(self.y, 12, 15), _money(-8000), customer=_CUSTOMERS[2], credit_reference=original.number
+            dt.date(self.y, 12, 15),
+            round_to_ore(-8000),
+            customer=_CUSTOMERS[2],
+            credit_reference=original.number,
         )
         offset_day = dt.date(self.y + 1, 1, 10)
         self.customer_payment(original, offset_day, original.total)
         self.customer_payment(credit, offset_day, credit.total)
-        cancelled = self.customer_invoice(dt.date(self.y, 11, 20), _money(5000), cancelled=True)
+        cancelled = self.customer_invoice(dt.date(self.y, 11, 20), round_to_ore(5000), cancelled=True)
         assert cancelled.cancelled
-        self.customer_invoice(dt.date(self.y, 12, 28), _money(7000), booked=False)
-        supplier_credit = self.supplier_invoice(dt.date(self.y, 12, 20), _money(-2000), _SUPPLIERS[0])
+        self.customer_invoice(dt.date(self.y, 12, 28), round_to_ore(7000), booked=False)
+        supplier_credit = self.supplier_invoice(dt.date(self.y, 12, 20), round_to_ore(-2000), _SUPPLIERS[0])
         self.supplier_payment(supplier_credit, dt.date(self.y + 1, 1, 15), supplier_credit.total)
 
         # Card purchases fill the current year up to the target.
@@ -308,8 +319,8 @@ class Generator:
             account = self.rng.choice([5410, 6110, 6212, 4010])
             net = self.amount(100, 5000, 10)
             self.book("A", day, f"Kortköp {self.company.accounts[account].description.lower()}", [
-                SandboxRow(account, debit=net), SandboxRow(2640, debit=_money(net * VAT_RATE)),
-                SandboxRow(1930, credit=net + _money(net * VAT_RATE)),
+                SandboxRow(account, debit=net), SandboxRow(2640, debit=round_to_ore(net * VAT_RATE)),
+                SandboxRow(1930, credit=net + round_to_ore(net * VAT_RATE)),
             ])  # fmt: skip
             in_year += len(self.pending) - booked
         self._vat_settlements()

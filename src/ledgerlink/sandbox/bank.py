@@ -75,6 +75,7 @@ from ledgerlink.sandbox.bank_state import (
     MAX_HISTORY_DAYS,
     MAX_VALIDITY_DAYS,
     PAGE_SIZE,
+    SCENARIOS,
     UNATTENDED_HISTORY_DAYS,
     Authorisation,
     Consent,
@@ -570,4 +571,4 @@ def create_sandbox_bank_app(
     return app
 
 
-__all__ = ["SandboxBank", "create_sandbox_bank_app", "sandbox_transactions", "scenario_of"]
+__all__ = ["SCENARIOS", "SandboxBank", "create_sandbox_bank_app", "sandbox_transactions", "scenario_of"]

@@ -23,7 +23,7 @@ from ledgerlink.banks.adapters.base import (
     InvalidResponse,
     transaction_identities,
 )
-from ledgerlink.banks.adapters.berlingroup.errors import UNATTENDED_MAX_DAYS
+from ledgerlink.banks.adapters.registry import unattended_max_days
 from ledgerlink.clock import Clock, system_clock
 from ledgerlink.config import SyncSettings
 from ledgerlink.db.base import utcnow
@@ -151,7 +151,8 @@ def next_night_slot(account_id: uuid.UUID, settings: SyncSettings, at: dt.dateti
     return slot.astimezone(dt.UTC)
 
 
-def unattended_floor(today: dt.date, max_days: int = UNATTENDED_MAX_DAYS) -> dt.date:
+def unattended_floor(today: dt.date, max_days: int) -> dt.date:
+    """The earliest day a bank serving ``max_days`` days without the user present will answer for."""
     return today - dt.timedelta(days=max_days)
 
 
@@ -160,7 +161,8 @@ def plan_window(
 ) -> tuple[dt.date, dt.date]:
     """The run's window: explicit bounds if given; initial/backfill from ``sync_from`` (user present,
     deep history); otherwise the booked watermark minus the overlap, never before ``sync_from`` and,
-    without the user present, never more than the bank serves unattended (89 days).
+    without the user present, never more than the bank serves unattended (its catalogue entry's
+    ``unattended_max_days``, 89 days by default).
 
     Only a manual or backfill run keeps the end it was given. A scheduled or initial run always reaches
     today: it may be retried on a later day (deferred by the bank's rate limit, or re-sent after a lost
@@ -179,7 +181,7 @@ def plan_window(
         window_from = account.booked_watermark - dt.timedelta(days=overlap_days)
     window_from = max(window_from, account.sync_from)
     if not run.user_present:
-        window_from = max(window_from, unattended_floor(today))
+        window_from = max(window_from, unattended_floor(today, unattended_max_days(account.bank_id)))
     return min(window_from, window_to), window_to
 
 

@@ -7,14 +7,14 @@ Phases, each its own short transaction (no transaction is held open across a ban
 2. budget: without the user present, count the account's unattended reads of the endpoint in the last
    24 h (and since Stockholm midnight) before reading, and record the read when reading; at the limit
    the run is ``deferred`` to when a read frees up. All under the account lock, so never exceeded;
-3. fetch through the adapter (``PeriodInvalid`` shrinks the window to what the bank allows, once);
+3. fetch through the adapter (``PeriodTooLong`` shrinks the window to what the bank allows, once);
 4. write (:func:`write_transactions`: idempotent batches, then pending replacement);
 5. finish: counts, watermark (only now, after success), balance, next night, events, to-dos.
 
 Errors: ``ReauthRequired``/``ConsentExpired`` → :func:`mark_reauth_required`; ``RateLimited`` → run
 ``deferred`` until ``retry_at``; ``TemporaryFailure``/``BankUnavailable`` → retried with jittered
 exponential backoff up to ``settings.sync.max_attempts``, then failed with a ``sync_failed`` to-do;
-``ResourceUnknown`` (the account vanished at the bank) → run failed, account ``paused`` without a next
+``AccountVanished`` (the account vanished at the bank) → run failed, account ``paused`` without a next
 sync and a ``sync_failed`` to-do naming it; any other ``InvalidResponse`` → failed, not retried.
 """
 
@@ -33,17 +33,18 @@ from sqlalchemy import text
 
 from ledgerlink.banks.adapters.base import (
     STOCKHOLM,
+    AccountVanished,
     AdapterError,
     BankTransaction,
     BankUnavailable,
     ConnectionContext,
     Credentials,
     InvalidResponse,
+    PeriodTooLong,
     RateLimited,
     ReauthRequired,
     TemporaryFailure,
 )
-from ledgerlink.banks.adapters.berlingroup.errors import PeriodInvalid, ResourceUnknown
 from ledgerlink.banks.service import (
     SYNC_FAILED_TODO,
     build_adapter,
@@ -283,7 +284,7 @@ async def execute_run(ctx: ServiceEnv, run_id: uuid.UUID, *, psu_ip_address: str
             retryable=False,
             reauth=exc.message,
         )
-    except ResourceUnknown:
+    except AccountVanished:
         return await _fail(
             ctx,
             plan,
@@ -417,7 +418,7 @@ async def _fetch(
             transactions = await adapter.fetch_transactions(
                 plan.context, credentials, plan.external_id, *window
             )
-        except PeriodInvalid as exc:
+        except PeriodTooLong as exc:
             floor = unattended_floor(today_stockholm(ctx.clock()), exc.max_days)
             if window[0] >= floor:
                 raise

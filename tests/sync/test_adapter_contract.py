@@ -26,6 +26,7 @@ from ledgerlink.banks.adapters.berlingroup import PeriodInvalid, ResourceUnknown
 from ledgerlink.db.session import session_scope
 from ledgerlink.models import AccountStatus, BankAccount, SyncRun, SyncStatus, SyncTrigger, Todo
 from ledgerlink.sync.service import engine, plan_window, schedule_sync
+from ledgerlink.worker.jobs import service_env
 from tests.sync.factories import SimClock, make_account, make_company, sandbox_transport
 
 DAY = dt.date(2026, 3, 2)
@@ -74,7 +75,7 @@ async def test_a_non_berlin_group_account_vanished_pauses_the_account_with_a_tod
     monkeypatch.setattr(engine, "build_adapter", lambda *a, **kw: VanishingAdapter(real_build(*a, **kw)))
     async with session_scope(sessionmaker) as s:
         run = await schedule_sync(s, account, trigger=SyncTrigger.scheduled, user_present=False)
-    outcome = await engine.execute_run(job_ctx, run.id)
+    outcome = await engine.execute_run(service_env(job_ctx), run.id)
     assert outcome.status == "failed" and outcome.retry_in is None
     async with sessionmaker() as s:
         stored_run = await s.get(SyncRun, run.id)

@@ -8,13 +8,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from ledgerlink.db.repository import RepositoryBase, scoped
+from ledgerlink.db.repository import RepositoryBase
+from ledgerlink.inbox.repository import TodoRepository
 from ledgerlink.models.fortnox import FortnoxConnection, FortnoxConnectionStatus
-from ledgerlink.models.inbox import Todo
+from ledgerlink.models.inbox import Todo, TodoType
 
 OAUTH_PURPOSE = "fortnox"
-EXPIRING_TODO = "fortnox_expiring"
+EXPIRING_TODO = TodoType.fortnox_expiring
 TODO_SUBJECT = "fortnox"
 
 
@@ -60,24 +62,17 @@ class FortnoxConnectionRepository(RepositoryBase[FortnoxConnection]):
         return (await self.session.execute(stmt)).scalars().all()
 
 
-class FortnoxTodoRepository(RepositoryBase[Todo]):
-    model = Todo
+class FortnoxTodoRepository:
+    """The Fortnox connection's expiry to-do, written through the one to-do repository."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.todos = TodoRepository(session)
 
     async def open_expiring(self, company_id: uuid.UUID) -> Todo | None:
-        stmt = scoped(select(Todo), Todo, company_id).where(
-            Todo.type == EXPIRING_TODO, Todo.subject_key == TODO_SUBJECT, Todo.resolved_at.is_(None)
-        )
-        return await self.one_or_none(stmt)
+        return await self.todos.open_one(company_id, TodoType.fortnox_expiring, TODO_SUBJECT)
+
+    async def upsert_expiring(self, company_id: uuid.UUID, data: dict[str, Any]) -> None:
+        await self.todos.upsert_open(company_id, TodoType.fortnox_expiring, TODO_SUBJECT, data)
 
     async def resolve_expiring(self, company_id: uuid.UUID, *, now: dt.datetime) -> None:
-        stmt = (
-            update(Todo)
-            .where(
-                Todo.company_id == company_id,
-                Todo.type == EXPIRING_TODO,
-                Todo.subject_key == TODO_SUBJECT,
-                Todo.resolved_at.is_(None),
-            )
-            .values(resolved_at=now)
-        )
-        await self.session.execute(stmt)
+        await self.todos.resolve(company_id, TodoType.fortnox_expiring, TODO_SUBJECT, at=now)

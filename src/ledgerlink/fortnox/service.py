@@ -58,16 +58,13 @@ from ledgerlink.fortnox.errors import (
     FortnoxUpstream,
 )
 from ledgerlink.fortnox.repository import (
-    EXPIRING_TODO,
     OAUTH_PURPOSE,
-    TODO_SUBJECT,
     FortnoxConnectionRepository,
     FortnoxTodoRepository,
 )
 from ledgerlink.logging import get_logger
 from ledgerlink.models.bank import OAuthState
 from ledgerlink.models.fortnox import FortnoxConnection, FortnoxConnectionStatus
-from ledgerlink.models.inbox import Todo
 from ledgerlink.oauth.service import check_redirect_uri, consume_state, issue_state
 from ledgerlink.ratelimit import Limiter, SlidingWindowLimiter
 from ledgerlink.security import DecryptionError, SecretBox
@@ -634,11 +631,8 @@ async def upsert_expiring_todo(session: AsyncSession, company_id: uuid.UUID, exp
     repo = FortnoxTodoRepository(session)
     todo = await repo.open_expiring(company_id)
     data = {"expires_at": _aware(expires_at).isoformat()}
-    if todo is None:
-        session.add(Todo(company_id=company_id, type=EXPIRING_TODO, subject_key=TODO_SUBJECT, data=data))
-    elif todo.data != data:
-        todo.data = data
-    await session.flush()
+    if todo is None or todo.data != data:
+        await repo.upsert_expiring(company_id, data)
 
 
 REFRESH_AHEAD = dt.timedelta(minutes=65)

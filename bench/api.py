@@ -37,7 +37,7 @@ from bench.common import (
 )
 from ledgerlink.auth.tokens import issue_dev_token
 from ledgerlink.config import AuthSettings, Settings
-from ledgerlink.sync.repository import WRITE_COLUMNS
+from ledgerlink.inbox.repository import WRITE_COLUMNS
 
 ACCOUNTS = 20
 STATUSES = ("unbooked",) * 14 + ("booked",) * 5 + ("ignored",)  # 70 / 25 / 5 %

@@ -22,8 +22,8 @@ import asyncpg
 from bench.common import ScratchDb, log, median, ratio, scratch_database
 from ledgerlink.banks.adapters.base import BankTransaction, BookingStatus
 from ledgerlink.db.session import create_engine, create_sessionmaker
+from ledgerlink.inbox.repository import WRITE_COLUMNS
 from ledgerlink.models import AccountStatus, BankAccount, BankConnection, Company, ConnectionStatus, Plan
-from ledgerlink.sync.repository import WRITE_COLUMNS
 from ledgerlink.sync.service import to_write_rows, write_transactions
 
 COUNTERPARTIES = [

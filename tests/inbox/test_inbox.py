@@ -146,7 +146,7 @@ async def test_list_page_is_the_declared_model_as_the_orm_path_renders_it(
 
     from ledgerlink.inbox.schemas import TransactionRead
     from ledgerlink.inbox.service import _read
-    from ledgerlink.models import BankTransaction as TxRow
+    from ledgerlink.models import ImportedTransaction as TxRow
     from ledgerlink.pagination import Page
 
     account_id = await seed(sessionmaker, company_id)

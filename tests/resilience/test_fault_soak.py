@@ -40,7 +40,7 @@ from ledgerlink.models import (
     AccountStatus,
     BankAccount,
     BankConnection,
-    BankTransaction,
+    ImportedTransaction,
     SyncRun,
     SyncStatus,
     SyncTrigger,
@@ -311,13 +311,13 @@ async def test_fault_soak_with_a_killed_worker(
             runs_by_account[run.account_id].append(run)
         dupes = (
             await s.execute(
-                select(BankTransaction.account_id, BankTransaction.provider_id, func.count())
-                .group_by(BankTransaction.account_id, BankTransaction.provider_id)
+                select(ImportedTransaction.account_id, ImportedTransaction.provider_id, func.count())
+                .group_by(ImportedTransaction.account_id, ImportedTransaction.provider_id)
                 .having(func.count() > 1)
             )
         ).all()
-        rows_by_account: dict[uuid.UUID, list[BankTransaction]] = defaultdict(list)
-        for row in (await s.execute(select(BankTransaction))).scalars():
+        rows_by_account: dict[uuid.UUID, list[ImportedTransaction]] = defaultdict(list)
+        for row in (await s.execute(select(ImportedTransaction))).scalars():
             rows_by_account[row.account_id].append(row)
     assert len(all_accounts) == N_ACCOUNTS
     assert dupes == [], f"duplicate transactions: {dupes[:10]}"

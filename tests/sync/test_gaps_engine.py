@@ -18,7 +18,8 @@ from ledgerlink.models import BankAccount, SyncRun, SyncStatus, SyncTrigger
 from ledgerlink.sync.errors import SyncInProgress
 from ledgerlink.sync.service import schedule_sync
 from ledgerlink.sync.service.cron import recover_stale_runs
-from ledgerlink.sync.service.engine import execute_run, lock_key, release_lock, take_lock
+from ledgerlink.sync.service.engine import execute_run
+from ledgerlink.sync.service.lock import lock_key, release_lock, take_lock
 from ledgerlink.sync.tasks import sync_account
 from ledgerlink.worker.jobs import service_env
 from tests.sync.factories import SimClock, make_account, make_company, sandbox_transport

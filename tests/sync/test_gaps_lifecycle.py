@@ -22,9 +22,9 @@ from ledgerlink.models import (
     AccountStatus,
     BankAccount,
     BankConnection,
-    BankTransaction,
     Company,
     ConnectionStatus,
+    ImportedTransaction,
     OutboxEvent,
     Plan,
     SyncRun,
@@ -220,7 +220,7 @@ async def test_losing_business_after_the_trial_pauses_without_deleting_and_regai
     assert (await execute_run(service_env(job_ctx), run.id)).status == "succeeded"
     async with sessionmaker() as s:
         imported = (
-            await s.execute(select(func.count()).where(BankTransaction.account_id == account.id))
+            await s.execute(select(func.count()).where(ImportedTransaction.account_id == account.id))
         ).scalar_one()
     assert imported > 0
 
@@ -233,7 +233,7 @@ async def test_losing_business_after_the_trial_pauses_without_deleting_and_regai
     async with sessionmaker() as s:
         paused = await s.get(BankAccount, account.id)
         kept = (
-            await s.execute(select(func.count()).where(BankTransaction.account_id == account.id))
+            await s.execute(select(func.count()).where(ImportedTransaction.account_id == account.id))
         ).scalar_one()
         queued = (
             await s.execute(

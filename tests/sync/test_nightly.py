@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from ledgerlink.banks.adapters.base import BookingStatus
 from ledgerlink.db.session import session_scope
-from ledgerlink.models import BankAccount, BankTransaction, OutboxEvent, SyncRun, SyncStatus, SyncTrigger
+from ledgerlink.models import BankAccount, ImportedTransaction, OutboxEvent, SyncRun, SyncStatus, SyncTrigger
 from ledgerlink.sandbox.bank_data import sandbox_transactions
 from ledgerlink.sync.service import schedule_sync
 from ledgerlink.sync.service.cron import schedule_due_accounts
@@ -20,13 +20,15 @@ from tests.sync.factories import SimClock, make_account, make_company, sandbox_t
 N_ACCOUNTS = 20
 
 
-async def stored(sessionmaker: Any, account_id: uuid.UUID) -> list[BankTransaction]:
+async def stored(sessionmaker: Any, account_id: uuid.UUID) -> list[ImportedTransaction]:
     async with sessionmaker() as s:
-        rows = await s.execute(select(BankTransaction).where(BankTransaction.account_id == account_id))
+        rows = await s.execute(
+            select(ImportedTransaction).where(ImportedTransaction.account_id == account_id)
+        )
         return list(rows.scalars())
 
 
-def assert_matches_bank(rows: list[BankTransaction], account: BankAccount, today: dt.date) -> None:
+def assert_matches_bank(rows: list[ImportedTransaction], account: BankAccount, today: dt.date) -> None:
     truth = sandbox_transactions(account.external_id, account.sync_from, today, today)
     booked = {t.provider_id: t.amount for t in truth if t.booking_status is BookingStatus.booked}
     pending = {t.provider_id for t in truth if t.booking_status is BookingStatus.pending}

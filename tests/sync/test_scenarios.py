@@ -17,8 +17,8 @@ from ledgerlink.models import (
     AccountStatus,
     BankAccount,
     BankConnection,
-    BankTransaction,
     ConnectionStatus,
+    ImportedTransaction,
     SyncRun,
     SyncStatus,
     SyncTrigger,
@@ -193,7 +193,7 @@ async def test_noids_rows_keep_genuine_duplicates_and_resync_is_stable(
     truth = sandbox_transactions(account.external_id, account.sync_from, DAY, DAY, with_ids=False)
     async with sessionmaker() as s:
         count = (
-            await s.execute(select(func.count()).where(BankTransaction.account_id == account.id))
+            await s.execute(select(func.count()).where(ImportedTransaction.account_id == account.id))
         ).scalar_one()
     assert count == len(truth)
     assert run.fetched > 0
@@ -239,7 +239,7 @@ async def test_interrupted_write_then_new_run_leaves_exactly_the_right_rows(
         # the first batch commits, then the worker "dies" mid-run
         calls["n"] += 1
         kwargs["batch_size"] = 7
-        from ledgerlink.sync.repository import TransactionWriteRepository
+        from ledgerlink.inbox.repository import TransactionRepository as TransactionWriteRepository
 
         original = TransactionWriteRepository.upsert
         state = {"batches": 0}
@@ -279,11 +279,13 @@ async def test_interrupted_write_then_new_run_leaves_exactly_the_right_rows(
     assert run.inserted == len(truth) - 14 and run.updated == 0
 
 
-async def load_rows(sessionmaker: Any, account_id: uuid.UUID) -> list[BankTransaction]:
+async def load_rows(sessionmaker: Any, account_id: uuid.UUID) -> list[ImportedTransaction]:
     async with sessionmaker() as s:
         return list(
             (
-                await s.execute(select(BankTransaction).where(BankTransaction.account_id == account_id))
+                await s.execute(
+                    select(ImportedTransaction).where(ImportedTransaction.account_id == account_id)
+                )
             ).scalars()
         )
 
@@ -298,7 +300,7 @@ async def test_pending_rows_book_and_ignored_rows_stay_ignored(
     pending_before = {r.provider_id for r in rows if r.booking_status == "pending"}
     ignored = next(r for r in rows if r.booking_status == "booked")
     async with session_scope(sessionmaker) as s:
-        row = await s.get(BankTransaction, ignored.id)
+        row = await s.get(ImportedTransaction, ignored.id)
         row.status = "ignored"
     clock.set_local(DAY + dt.timedelta(days=3), 14)
     second = await start(sessionmaker, clock, account, user_present=True)
@@ -312,7 +314,7 @@ async def test_pending_rows_book_and_ignored_rows_stay_ignored(
     assert not pending_before & {r.provider_id for r in rows}  # every old pending row was replaced
     run = await load(sessionmaker, SyncRun, second)
     assert run.removed == len(pending_before)
-    assert (await load(sessionmaker, BankTransaction, ignored.id)).status == "ignored"
+    assert (await load(sessionmaker, ImportedTransaction, ignored.id)).status == "ignored"
 
 
 async def test_deleting_a_failed_account_resolves_its_sync_failed_todo_only(

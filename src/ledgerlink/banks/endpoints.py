@@ -21,9 +21,7 @@ from ledgerlink.banks.schemas import (
     BankAccountCreate,
     BankAccountPage,
     BankAccountRead,
-    BankAccountSyncRun,
     BankAccountUpdate,
-    BankAccountUpdated,
     BankList,
     BankRead,
     ConnectionCreate,
@@ -42,6 +40,7 @@ from ledgerlink.idempotency.service import IdempotencyKey, idempotency
 from ledgerlink.models.bank import BankConnection
 from ledgerlink.oauth.errors import StateMismatch
 from ledgerlink.pagination import Cursor, Limit
+from ledgerlink.sync.schemas import BankAccountSyncRun, BankAccountUpdated, run_read
 from ledgerlink.sync.service import schedule_sync
 
 router = APIRouter(tags=["banks"])
@@ -304,7 +303,7 @@ async def update_bank_account(
     account, backfill = await bank_accounts.update(
         session, principal, bank_account_id, data, request.app.state.settings, _scheduler(request)
     )
-    return BankAccountUpdated(**account.model_dump(), backfill=backfill)
+    return BankAccountUpdated(**account.model_dump(), backfill=run_read(backfill) if backfill else None)
 
 
 @router.post(
@@ -326,8 +325,10 @@ async def confirm_bank_account(
         request, session, principal, idempotency_key, {"id": str(bank_account_id)}
     ):
         return replay
-    run = await bank_accounts.confirm(
-        session, principal, bank_account_id, request.app.state.settings, _scheduler(request)
+    run = run_read(
+        await bank_accounts.confirm(
+            session, principal, bank_account_id, request.app.state.settings, _scheduler(request)
+        )
     )
     await idempotency.complete(session, principal.company_id, idempotency_key, 202, run)
     return run

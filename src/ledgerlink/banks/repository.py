@@ -1,26 +1,24 @@
-"""All SQL of the banks feature: connections, OAuth states, linked accounts, and the to-do/outbox rows a
-connection's state change writes in the same transaction."""
+"""SQL of the banks feature: connections and linked accounts (the one owner of ``bank_account``;
+to-dos go through the inbox's ``TodoRepository``)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import select, tuple_, update
 
 from ledgerlink.auth.principal import Principal
 from ledgerlink.db.base import utcnow
-from ledgerlink.db.repository import RepositoryBase, scoped
+from ledgerlink.db.repository import RepositoryBase
 from ledgerlink.models.bank import (
     AccountStatus,
     BankAccount,
     BankConnection,
-    BankTransaction,
-    TransactionStatus,
+    SyncRun,
+    SyncStatus,
 )
-from ledgerlink.models.inbox import Todo
 
 CompanyRef = Principal | uuid.UUID
 
@@ -45,7 +43,45 @@ class BankConnectionRepository(RepositoryBase[BankConnection]):
 
 
 class BankAccountRepository(RepositoryBase[BankAccount]):
+    """The one owner of ``bank_account``: the banks feature's linked accounts and the sync's row locks
+    and due list."""
+
     model = BankAccount
+
+    async def get_scoped_for_update(self, company: CompanyRef, account_id: uuid.UUID) -> BankAccount | None:
+        stmt = self.scoped_select(company).where(BankAccount.id == account_id)
+        return await self.one_or_none(stmt.with_for_update())
+
+    async def get_for_update(self, account_id: uuid.UUID) -> BankAccount | None:
+        """The account row, locked (system jobs: the sync engine acts for every company)."""
+        return await self.one_or_none(
+            select(BankAccount).where(BankAccount.id == account_id).with_for_update()
+        )
+
+    async def due_accounts(self, now: dt.datetime, limit: int) -> Sequence[BankAccount]:
+        """Active or paused accounts whose next sync is due, with no run in flight (oldest first).
+        An account without ``next_sync_at`` is never due (not confirmed yet, or vanished at the bank)."""
+        in_flight = (
+            select(SyncRun.id)
+            .where(
+                SyncRun.account_id == BankAccount.id,
+                SyncRun.status.in_((SyncStatus.queued, SyncStatus.running, SyncStatus.deferred)),
+            )
+            .exists()
+        )
+        stmt = (
+            select(BankAccount)
+            .where(
+                BankAccount.status.in_((AccountStatus.active, AccountStatus.paused)),
+                BankAccount.next_sync_at.is_not(None),
+                BankAccount.next_sync_at <= now,
+                ~in_flight,
+            )
+            .order_by(BankAccount.next_sync_at.asc().nulls_first(), BankAccount.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=BankAccount)
+        )
+        return await self.all(stmt)
 
     async def list_page(
         self, company: CompanyRef, *, limit: int, after: tuple[dt.datetime, uuid.UUID] | None
@@ -106,57 +142,3 @@ class BankAccountRepository(RepositoryBase[BankAccount]):
         if only_from is not None:
             stmt = stmt.where(BankAccount.status.in_(list(only_from)))
         await self.session.execute(stmt.values(status=to, modified_at=utcnow()))
-
-    async def unbooked_counts(
-        self, company: CompanyRef, account_ids: Sequence[uuid.UUID]
-    ) -> dict[uuid.UUID, int]:
-        """``{account_id: count of unbooked transactions}`` in one grouped query."""
-        if not account_ids:
-            return {}
-        base: Any = select(BankTransaction.account_id, func.count())
-        stmt = (
-            scoped(base, BankTransaction, company)
-            .where(
-                BankTransaction.account_id.in_(list(account_ids)),
-                BankTransaction.status == TransactionStatus.unbooked,
-            )
-            .group_by(BankTransaction.account_id)
-        )
-        rows = (await self.session.execute(stmt)).all()
-        return {row[0]: int(row[1]) for row in rows}
-
-
-class ConnectionSideEffectsRepository:
-    """The to-do rows a connection's state change writes (events go through ``events.service.emit``)."""
-
-    def __init__(self, session: Any) -> None:
-        self.session = session
-
-    async def upsert_open_todo(
-        self, company_id: uuid.UUID, type_: str, subject_key: str, data: dict[str, Any]
-    ) -> None:
-        stmt = scoped(select(Todo), Todo, company_id).where(
-            Todo.type == type_, Todo.subject_key == subject_key, Todo.resolved_at.is_(None)
-        )
-        todo: Todo | None = (await self.session.execute(stmt)).scalar_one_or_none()
-        if todo is None:
-            self.session.add(Todo(company_id=company_id, type=type_, subject_key=subject_key, data=data))
-        else:
-            todo.data = data
-        await self.session.flush()
-
-    async def resolve_open_todos(
-        self, company_id: uuid.UUID, types: Sequence[str], subject_keys: Sequence[str]
-    ) -> None:
-        if not subject_keys:
-            return
-        await self.session.execute(
-            update(Todo)
-            .where(
-                Todo.company_id == company_id,
-                Todo.type.in_(list(types)),
-                Todo.subject_key.in_(list(subject_keys)),
-                Todo.resolved_at.is_(None),
-            )
-            .values(resolved_at=utcnow())
-        )

@@ -179,48 +179,6 @@ class BankAccountPage(BaseModel):
     next_cursor: str | None = None
 
 
-class SyncCounts(BaseModel):
-    fetched: int
-    inserted: int
-    updated: int
-    removed: int
-
-
-class SyncError(BaseModel):
-    code: str
-    message: str
-    retryable: bool
-
-
-class SyncProgress(BaseModel):
-    done: int
-    total: int | None
-    step: str
-
-
-class BankAccountSyncRun(BaseModel):
-    """A sync run (the Syncs shape of the API), as answered by confirmation and backfill."""
-
-    id: uuid.UUID
-    bank_account_id: uuid.UUID
-    trigger: Literal["initial", "scheduled", "manual", "backfill"]
-    window_from: dt.date | None
-    window_to: dt.date | None
-    status: Literal["queued", "running", "succeeded", "failed", "deferred"]
-    started_at: dt.datetime | None
-    finished_at: dt.datetime | None
-    counts: SyncCounts
-    progress: SyncProgress
-    error: SyncError | None
-    next_attempt_at: dt.datetime | None
-
-
-class BankAccountUpdated(BankAccountRead):
-    backfill: BankAccountSyncRun | None = Field(
-        default=None, description="The backfill run scheduled because sync_from moved earlier"
-    )
-
-
 # --------------------------------------------------------------------------- mapping
 
 

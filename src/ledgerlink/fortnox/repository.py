@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ledgerlink.db.repository import RepositoryBase
 from ledgerlink.inbox.repository import TodoRepository
 from ledgerlink.models.fortnox import FortnoxConnection, FortnoxConnectionStatus
+from ledgerlink.models.inbox import TodoType
 
 OAUTH_PURPOSE = "fortnox"
-EXPIRING_TODO = "fortnox_expiring"
+EXPIRING_TODO = TodoType.fortnox_expiring
 TODO_SUBJECT = "fortnox"
 
 

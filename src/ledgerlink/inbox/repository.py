@@ -1,31 +1,45 @@
-"""SQL of the inbox: transactions to book and to-dos."""
+"""SQL of the inbox's two tables: to-dos (every feature's) and bank transactions (written by the sync,
+read and decided on by the inbox). Each has its one repository here."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, tuple_, update
+from sqlalchemy import Select, delete, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ledgerlink.auth.principal import Principal
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.repository import RepositoryBase, scoped
-from ledgerlink.models.bank import AccountStatus, BankAccount, BankTransaction, TransactionStatus
-from ledgerlink.models.inbox import Todo
+from ledgerlink.models.bank import AccountStatus, BankAccount, ImportedTransaction, TransactionStatus
+from ledgerlink.models.inbox import Todo, TodoType
 
 
 class TodoRepository(RepositoryBase[Todo]):
+    """The one owner of ``todo``: every feature opens and resolves its to-dos here."""
+
     model = Todo
 
     async def upsert_open(
-        self, company_id: uuid.UUID, type: str, subject_key: str, data: dict[str, Any]
+        self,
+        company_id: uuid.UUID,
+        type: TodoType,
+        subject_key: str,
+        data: dict[str, Any],
+        *,
+        at: dt.datetime | None = None,
     ) -> bool:
-        """Open (or refresh the data of) the one open to-do of (company, type, subject).
-        Returns True when it was newly opened."""
-        at = utcnow()
+        """Open (or refresh the data of) the one open to-do of (company, type, subject) in one
+        statement (``INSERT ... ON CONFLICT`` on the partial unique index of open to-dos, PostgreSQL and
+        SQLite alike, so two writers never race). Returns True when it was newly opened."""
+        at = at or utcnow()
         values = {
             "id": uuid.uuid4(),
             "company_id": company_id,
@@ -46,13 +60,37 @@ class TodoRepository(RepositoryBase[Todo]):
         returned = (await self.session.execute(stmt)).scalar_one()
         return bool(returned == values["id"])
 
-    async def resolve(self, company_id: uuid.UUID, type: str, subject_key: str | None = None) -> None:
+    async def resolve(
+        self,
+        company_id: uuid.UUID,
+        types: TodoType | Sequence[TodoType],
+        subject_keys: str | Sequence[str] | None = None,
+        *,
+        at: dt.datetime | None = None,
+    ) -> None:
+        """Resolve the company's open to-dos of ``types`` (one or several), about ``subject_keys`` (one
+        or several; None: whatever the subject)."""
+        kinds = [types] if isinstance(types, str) else list(types)
         stmt = update(Todo).where(
-            Todo.company_id == company_id, Todo.type == type, Todo.resolved_at.is_(None)
+            Todo.company_id == company_id, Todo.type.in_(kinds), Todo.resolved_at.is_(None)
         )
-        if subject_key is not None:
-            stmt = stmt.where(Todo.subject_key == subject_key)
-        await self.session.execute(stmt.values(resolved_at=utcnow()))
+        if subject_keys is not None:
+            keys = [subject_keys] if isinstance(subject_keys, str) else list(subject_keys)
+            if not keys:
+                return
+            stmt = stmt.where(Todo.subject_key.in_(keys))
+        await self.session.execute(stmt.values(resolved_at=at or utcnow()))
+
+    async def open_of_type(self, type: TodoType) -> Sequence[Todo]:
+        """Every company's open to-dos of ``type`` (system-wide: for the cron passes)."""
+        stmt = select(Todo).where(Todo.type == type, Todo.resolved_at.is_(None))
+        return await self.all(stmt)
+
+    async def open_one(self, company_id: uuid.UUID, type: TodoType, subject_key: str) -> Todo | None:
+        stmt = scoped(select(Todo), Todo, company_id).where(
+            Todo.type == type, Todo.subject_key == subject_key, Todo.resolved_at.is_(None)
+        )
+        return await self.one_or_none(stmt)
 
     async def open_for(self, company_id: uuid.UUID) -> Sequence[Todo]:
         stmt = (
@@ -63,24 +101,238 @@ class TodoRepository(RepositoryBase[Todo]):
         return await self.all(stmt)
 
 
-PAGE_COLUMNS = (
-    BankTransaction.id,
-    BankTransaction.account_id,
-    BankTransaction.booking_date,
-    BankTransaction.value_date,
-    BankTransaction.amount,
-    BankTransaction.currency,
-    BankTransaction.counterparty,
-    BankTransaction.description,
-    BankTransaction.reference,
-    BankTransaction.booking_status,
-    BankTransaction.status,
-    BankTransaction.voucher_ref,
+# --------------------------------------------------------------------------- bank transactions
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionRow:
+    """A bank transaction as stored: the adapter's transaction normalised for the database, with its
+    per-account identity. Its fields are the content columns of ``bank_transaction`` (their one list:
+    :data:`ROW_COLUMNS`); the table adds the keys, the user's decision and the timestamps."""
+
+    identity: str
+    provider_id: str | None
+    booking_status: str
+    booking_date: dt.date
+    value_date: dt.date | None
+    amount: Decimal
+    currency: str
+    counterparty: str | None
+    description: str | None
+    reference: str | None
+    raw: dict[str, Any] | None
+
+
+#: The content columns, in the order of :class:`TransactionRow`.
+ROW_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TransactionRow))
+#: What a re-sync may change (``status``, ``voucher_ref`` and ``first_seen_at`` never: the user's
+#: decision stays; ``raw`` is rewritten but does not make a row count as updated).
+MUTABLE_COLUMNS: tuple[str, ...] = tuple(c for c in ROW_COLUMNS if c not in ("identity", "raw"))
+#: Every column a write sets, in table order (also what a bulk ``COPY`` of the table names).
+WRITE_COLUMNS: tuple[str, ...] = (
+    "id",
+    "company_id",
+    "account_id",
+    *(c for c in ROW_COLUMNS if c != "raw"),
+    "status",
+    "raw",
+    "first_seen_at",
+    "last_seen_at",
+)
+#: PostgreSQL element type of each content column's array in the ``unnest`` write.
+_PG_ARRAY_TYPES = {
+    "identity": "varchar",
+    "provider_id": "varchar",
+    "booking_status": "varchar",
+    "booking_date": "date",
+    "value_date": "date",
+    "amount": "numeric",
+    "currency": "varchar",
+    "counterparty": "text",
+    "description": "text",
+    "reference": "varchar",
+    "raw": "text",
+}
+
+
+def _pg_upsert_sql() -> str:
+    """The PostgreSQL batch upsert, generated from :data:`ROW_COLUMNS`: one ``INSERT ... SELECT FROM
+    unnest(arrays)`` (one array parameter per column whatever the batch size), ``ON CONFLICT DO UPDATE``
+    only where the content changed (``IS DISTINCT FROM``: no dead tuples, not counted as updated),
+    ``RETURNING (xmax = 0)`` to tell inserts from updates."""
+    content = ", ".join(ROW_COLUMNS)
+    selected = ", ".join("u.raw::jsonb" if c == "raw" else f"u.{c}" for c in ROW_COLUMNS)
+    arrays = ", ".join(f"CAST(:{c} AS {_PG_ARRAY_TYPES[c]}[])" for c in ROW_COLUMNS)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in (*MUTABLE_COLUMNS, "raw", "last_seen_at"))
+    mine = ", ".join(f"bank_transaction.{c}" for c in MUTABLE_COLUMNS)
+    theirs = ", ".join(f"EXCLUDED.{c}" for c in MUTABLE_COLUMNS)
+    return f"""
+    INSERT INTO bank_transaction (id, company_id, account_id, {content}, status, first_seen_at, last_seen_at)
+    SELECT u.id, :company_id, :account_id, {selected}, 'unbooked', :seen_at, :seen_at
+    FROM unnest(CAST(:id AS uuid[]), {arrays}) AS u(id, {content})
+    ON CONFLICT (account_id, identity) DO UPDATE SET {updates}
+    WHERE ({mine}) IS DISTINCT FROM ({theirs})
+    RETURNING (xmax = 0) AS inserted
+    """
+
+
+_PG_UPSERT = text(_pg_upsert_sql())
+
+#: The inbox list's columns (positional in :meth:`TransactionRepository.page_rows`, then the account's
+#: ``ledger_account``): the fields of a ``TransactionRead``.
+PAGE_FIELDS: tuple[str, ...] = (
+    "id",
+    "account_id",
+    "booking_date",
+    "value_date",
+    "amount",
+    "currency",
+    "counterparty",
+    "description",
+    "reference",
+    "booking_status",
+    "status",
+    "voucher_ref",
 )
 
 
-class TransactionRepository(RepositoryBase[BankTransaction]):
-    model = BankTransaction
+class TransactionRepository(RepositoryBase[ImportedTransaction]):
+    """The one owner of ``bank_transaction``: the sync's set-based writes of one account's rows (keyed
+    by account and identity) and the inbox's reads and decisions.
+
+    Writes. PostgreSQL: :data:`_PG_UPSERT` per batch; ``status``/``voucher_ref`` are never touched, so
+    a row the user booked or ignored keeps that decision. SQLite (embedded default): Core
+    ``insert().on_conflict_do_update`` over the same columns.
+    """
+
+    model = ImportedTransaction
+
+    # ------------------------------------------------------------------ the sync's writes
+
+    async def upsert(
+        self,
+        company_id: uuid.UUID,
+        account_id: uuid.UUID,
+        rows: Sequence[TransactionRow],
+        seen_at: dt.datetime,
+    ) -> tuple[int, int]:
+        """Upsert one batch; returns (inserted, updated)."""
+        if not rows:
+            return 0, 0
+        if self.session.get_bind().dialect.name != "postgresql":
+            return await self._upsert_generic(company_id, account_id, rows, seen_at)
+        params: dict[str, Any] = {c: [getattr(r, c) for r in rows] for c in ROW_COLUMNS}
+        params["raw"] = [json.dumps(r.raw, default=str) if r.raw else None for r in rows]
+        params.update(
+            company_id=company_id, account_id=account_id, seen_at=seen_at, id=[uuid.uuid4() for _ in rows]
+        )
+        flags = (await self.session.execute(_PG_UPSERT, params)).scalars().all()
+        inserted = sum(1 for f in flags if f)
+        return inserted, len(flags) - inserted
+
+    async def _upsert_generic(
+        self,
+        company_id: uuid.UUID,
+        account_id: uuid.UUID,
+        rows: Sequence[TransactionRow],
+        seen_at: dt.datetime,
+    ) -> tuple[int, int]:
+        existing = set(
+            (
+                await self.session.execute(
+                    select(ImportedTransaction.identity).where(
+                        ImportedTransaction.account_id == account_id,
+                        ImportedTransaction.identity.in_([r.identity for r in rows]),
+                    )
+                )
+            ).scalars()
+        )
+        fixed = {
+            "company_id": company_id,
+            "account_id": account_id,
+            "status": TransactionStatus.unbooked,
+            "first_seen_at": seen_at,
+            "last_seen_at": seen_at,
+        }
+        values = [{"id": uuid.uuid4(), **fixed, **{c: getattr(r, c) for c in ROW_COLUMNS}} for r in rows]
+        stmt = sqlite_insert(ImportedTransaction).values(values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["account_id", "identity"],
+            set_={c: stmt.excluded[c] for c in (*MUTABLE_COLUMNS, "raw", "last_seen_at")},
+        )
+        await self.session.execute(stmt)
+        inserted = sum(1 for r in rows if r.identity not in existing)
+        return inserted, len(rows) - inserted
+
+    async def remove_pending_not_in(
+        self, account_id: uuid.UUID, window_from: dt.date, window_to: dt.date, keep: Sequence[str]
+    ) -> int:
+        """Delete the account's pending rows of the window whose identity the bank no longer returned."""
+        stmt = delete(ImportedTransaction).where(
+            ImportedTransaction.account_id == account_id,
+            ImportedTransaction.booking_status == "pending",
+            ImportedTransaction.booking_date >= window_from,
+            ImportedTransaction.booking_date <= window_to,
+        )
+        if keep:
+            stmt = stmt.where(ImportedTransaction.identity.not_in(list(keep)))
+        result = await self.session.execute(stmt)
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    # ------------------------------------------------------------------ counts
+
+    async def unbooked_count(self, account_id: uuid.UUID) -> int:
+        """The account's booked rows still to book (what the sync's events report)."""
+        stmt = select(func.count()).where(
+            ImportedTransaction.account_id == account_id,
+            ImportedTransaction.booking_status == "booked",
+            ImportedTransaction.status == TransactionStatus.unbooked,
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def unbooked_counts(
+        self, company: Principal | uuid.UUID, account_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, int]:
+        """``{account_id: count of unbooked rows}`` (pending ones included: a bank account's
+        ``unbooked_count``) in one grouped query."""
+        if not account_ids:
+            return {}
+        base: Any = select(ImportedTransaction.account_id, func.count())
+        stmt = (
+            scoped(base, ImportedTransaction, company)
+            .where(
+                ImportedTransaction.account_id.in_(list(account_ids)),
+                ImportedTransaction.status == TransactionStatus.unbooked,
+            )
+            .group_by(ImportedTransaction.account_id)
+        )
+        rows = (await self.session.execute(stmt)).all()
+        return {row[0]: int(row[1]) for row in rows}
+
+    async def unbooked_per_account(self, company_id: uuid.UUID) -> list[tuple[BankAccount, int]]:
+        """Accounts (not disconnected) with unbooked booked rows, and their count."""
+        counts = (
+            scoped(
+                select(ImportedTransaction.account_id, func.count().label("n")),  # type: ignore[arg-type]
+                ImportedTransaction,
+                company_id,
+            )
+            .where(
+                ImportedTransaction.booking_status == "booked",
+                ImportedTransaction.status == TransactionStatus.unbooked,
+            )
+            .group_by(ImportedTransaction.account_id)
+            .subquery()
+        )
+        stmt = (
+            scoped(select(BankAccount, counts.c.n), BankAccount, company_id)
+            .join(counts, counts.c.account_id == BankAccount.id)
+            .where(BankAccount.status != AccountStatus.disconnected)
+            .order_by(BankAccount.created_at, BankAccount.id)
+        )
+        return [(row[0], int(row[1])) for row in (await self.session.execute(stmt)).all()]
+
+    # ------------------------------------------------------------------ the inbox's reads
 
     def filtered(
         self,
@@ -93,60 +345,49 @@ class TransactionRepository(RepositoryBase[BankTransaction]):
         date_to: dt.date | None,
         q: str | None,
     ) -> Select[Any]:
-        stmt = scoped(select(BankTransaction), BankTransaction, company_id)
+        T = ImportedTransaction
+        stmt = scoped(select(T), T, company_id)
         if account_id is not None:
-            stmt = stmt.where(BankTransaction.account_id == account_id)
+            stmt = stmt.where(T.account_id == account_id)
         if status is not None:
-            stmt = stmt.where(BankTransaction.status == status)
+            stmt = stmt.where(T.status == status)
         if booking_status is not None:
-            stmt = stmt.where(BankTransaction.booking_status == booking_status)
+            stmt = stmt.where(T.booking_status == booking_status)
         if date_from is not None:
-            stmt = stmt.where(BankTransaction.booking_date >= date_from)
+            stmt = stmt.where(T.booking_date >= date_from)
         if date_to is not None:
-            stmt = stmt.where(BankTransaction.booking_date <= date_to)
+            stmt = stmt.where(T.booking_date <= date_to)
         if q:
             pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             stmt = stmt.where(
                 or_(
-                    BankTransaction.counterparty.ilike(pattern, escape="\\"),
-                    BankTransaction.description.ilike(pattern, escape="\\"),
-                    BankTransaction.reference.ilike(pattern, escape="\\"),
+                    T.counterparty.ilike(pattern, escape="\\"),
+                    T.description.ilike(pattern, escape="\\"),
+                    T.reference.ilike(pattern, escape="\\"),
                 )
             )
         return stmt
-
-    async def page(
-        self, stmt: Select[Any], after: tuple[dt.date, uuid.UUID] | None, limit: int
-    ) -> Sequence[BankTransaction]:
-        if after is not None:
-            day, tid = after
-            stmt = stmt.where(
-                (BankTransaction.booking_date < day)
-                | ((BankTransaction.booking_date == day) & (BankTransaction.id < tid))
-            )
-        stmt = stmt.order_by(BankTransaction.booking_date.desc(), BankTransaction.id.desc()).limit(limit)
-        return await self.all(stmt)
 
     async def page_rows(
         self, stmt: Select[Any], after: tuple[dt.date, uuid.UUID] | None, limit: int
     ) -> Sequence[Any]:
         """The list endpoint's page as plain rows (no ORM entities): the columns of
-        :data:`PAGE_COLUMNS` from ``stmt`` (a :meth:`filtered` select), with the account's
-        ``ledger_account`` joined in the same statement. Same keyset order as :meth:`page`; the
-        filter uses ``ix_bank_transaction_inbox`` (company, account, status, booking_date, id)."""
+        :data:`PAGE_FIELDS` from ``stmt`` (a :meth:`filtered` select), with the account's
+        ``ledger_account`` joined in the same statement. Newest first, keyset on (booking_date, id);
+        the filter uses ``ix_bank_transaction_inbox`` (company, account, status, booking_date, id)."""
+        T = ImportedTransaction
         if after is not None:
             day, tid = after
             # A row comparison, so PostgreSQL seeks the index to the cursor (an OR of the two
             # conditions is only a filter over the rows before it: deep pages got slower).
-            stmt = stmt.where(tuple_(BankTransaction.booking_date, BankTransaction.id) < tuple_(day, tid))
-        columns: Select[Any] = stmt.with_only_columns(*PAGE_COLUMNS, BankAccount.ledger_account)  # type: ignore[assignment]
+            stmt = stmt.where(tuple_(T.booking_date, T.id) < tuple_(day, tid))
+        page_columns = [getattr(T, f) for f in PAGE_FIELDS]
+        columns: Select[Any] = stmt.with_only_columns(*page_columns, BankAccount.ledger_account)
         query = (
             columns.outerjoin(
-                BankAccount,
-                (BankAccount.id == BankTransaction.account_id)
-                & (BankAccount.company_id == BankTransaction.company_id),
+                BankAccount, (BankAccount.id == T.account_id) & (BankAccount.company_id == T.company_id)
             )
-            .order_by(BankTransaction.booking_date.desc(), BankTransaction.id.desc())
+            .order_by(T.booking_date.desc(), T.id.desc())
             .limit(limit)
         )
         connection = await self.session.connection()  # Core execution: plain rows, no ORM context
@@ -155,9 +396,9 @@ class TransactionRepository(RepositoryBase[BankTransaction]):
 
     async def get_many_for_update(
         self, company_id: uuid.UUID, ids: Sequence[uuid.UUID]
-    ) -> Sequence[BankTransaction]:
-        stmt = scoped(select(BankTransaction), BankTransaction, company_id).where(
-            BankTransaction.id.in_(list(ids))
+    ) -> Sequence[ImportedTransaction]:
+        stmt = scoped(select(ImportedTransaction), ImportedTransaction, company_id).where(
+            ImportedTransaction.id.in_(list(ids))
         )
         return await self.all(stmt.with_for_update())
 
@@ -169,26 +410,3 @@ class TransactionRepository(RepositoryBase[BankTransaction]):
         base: Select[Any] = select(BankAccount.id, BankAccount.ledger_account)  # type: ignore[assignment]
         stmt = scoped(base, BankAccount, company_id).where(BankAccount.id.in_(account_ids))
         return {row[0]: row[1] for row in (await self.session.execute(stmt)).all()}
-
-    async def unbooked_per_account(self, company_id: uuid.UUID) -> list[tuple[BankAccount, int]]:
-        """Accounts (not disconnected) with unbooked booked rows, and their count."""
-        counts = (
-            scoped(
-                select(BankTransaction.account_id, func.count().label("n")),  # type: ignore[arg-type]
-                BankTransaction,
-                company_id,
-            )
-            .where(
-                BankTransaction.booking_status == "booked",
-                BankTransaction.status == TransactionStatus.unbooked,
-            )
-            .group_by(BankTransaction.account_id)
-            .subquery()
-        )
-        stmt = (
-            scoped(select(BankAccount, counts.c.n), BankAccount, company_id)
-            .join(counts, counts.c.account_id == BankAccount.id)
-            .where(BankAccount.status != AccountStatus.disconnected)
-            .order_by(BankAccount.created_at, BankAccount.id)
-        )
-        return [(row[0], int(row[1])) for row in (await self.session.execute(stmt)).all()]

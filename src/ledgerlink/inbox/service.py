@@ -12,32 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ledgerlink.db.base import utcnow
 from ledgerlink.errors import Unprocessable
 from ledgerlink.inbox.errors import PendingNotBookable, TransactionsNotFound
-from ledgerlink.inbox.repository import TodoRepository, TransactionRepository
+from ledgerlink.inbox.repository import PAGE_FIELDS, TodoRepository, TransactionRepository
 from ledgerlink.inbox.schemas import TransactionRead
-from ledgerlink.models.bank import BankTransaction, TransactionStatus
+from ledgerlink.models.bank import ImportedTransaction, TransactionStatus
+from ledgerlink.models.inbox import TodoType
 from ledgerlink.pagination import decode_cursor, encode_cursor
 
 
-def _read(tx: BankTransaction, ledger: dict[uuid.UUID, str | None]) -> TransactionRead:
-    return TransactionRead(
-        id=tx.id,
-        bank_account_id=tx.account_id,
-        booking_date=tx.booking_date,
-        value_date=tx.value_date,
-        amount=format(tx.amount, "f"),
-        currency=tx.currency,
-        counterparty=tx.counterparty,
-        description=tx.description,
-        reference=tx.reference,
-        booking_status="pending" if tx.booking_status == "pending" else "booked",
-        status=tx.status.value,
-        ledger_account=ledger.get(tx.account_id),
-        voucher_ref=tx.voucher_ref,
-    )
-
-
-def _item(row: Any) -> dict[str, Any]:
-    """One ``TransactionRead`` as JSON values, from a :meth:`TransactionRepository.page_rows` row."""
+def _item(row: Sequence[Any]) -> dict[str, Any]:
+    """One ``TransactionRead`` as JSON values, from a row of :data:`PAGE_FIELDS` + ``ledger_account``
+    (a :meth:`TransactionRepository.page_rows` row, or :func:`_read`'s values of an ORM row)."""
     (id_, account_id, booking_date, value_date, amount, currency, counterparty, description, reference,
      booking_status, status, voucher_ref, ledger_account) = row  # fmt: skip
     return {
@@ -57,6 +41,12 @@ def _item(row: Any) -> dict[str, Any]:
     }
 
 
+def _read(tx: ImportedTransaction, ledger: dict[uuid.UUID, str | None]) -> TransactionRead:
+    """The same item from an ORM row (PATCH and bulk answers)."""
+    values = [getattr(tx, f) for f in PAGE_FIELDS]
+    return TransactionRead.model_validate(_item([*values, ledger.get(tx.account_id)]))
+
+
 class InboxService:
     async def list_transactions(
         self,
@@ -74,8 +64,8 @@ class InboxService:
     ) -> dict[str, Any]:
         """A page as JSON-ready plain values, in the field order of ``Page[TransactionRead]`` (the
         endpoint's declared response model): built from column rows in one pass, no ORM entities and
-        no model validation on this hot path (:func:`_item` mirrors :func:`_read`; a test checks
-        that both give the same item)."""
+        no model validation on this hot path (:func:`_read`, the ORM path, goes through the same
+        :func:`_item`; a test checks that both give the same item)."""
         repo = TransactionRepository(session)
         values = decode_cursor(cursor, 2)
         try:
@@ -143,7 +133,7 @@ class InboxService:
         for account, count in await TransactionRepository(session).unbooked_per_account(company_id):
             items.append(
                 {
-                    "type": "transactions_to_book",
+                    "type": TodoType.transactions_to_book.value,
                     "bank_account_id": str(account.id),
                     "account_name": account.display_name or account.name,
                     "ledger_account": account.ledger_account,

@@ -5,8 +5,8 @@ from ledgerlink.models.bank import (
     AccountStatus,
     BankAccount,
     BankConnection,
-    BankTransaction,
     ConnectionStatus,
+    ImportedTransaction,
     OAuthState,
     SyncRun,
     SyncStatus,
@@ -33,7 +33,7 @@ from ledgerlink.models.closing import (
 from ledgerlink.models.company import Company, Plan
 from ledgerlink.models.events import IdempotencyRecord, OutboxEvent, WebhookDelivery, WebhookEndpoint
 from ledgerlink.models.fortnox import FortnoxConnection as FortnoxConnection
-from ledgerlink.models.inbox import Todo
+from ledgerlink.models.inbox import Todo, TodoType
 
 __all__ = [
     "AccountStatus",
@@ -41,7 +41,6 @@ __all__ = [
     "AdjustmentRow",
     "BankAccount",
     "BankConnection",
-    "BankTransaction",
     "Base",
     "Closing",
     "ClosingAccount",
@@ -57,6 +56,7 @@ __all__ = [
     "DataSource",
     "ExportState",
     "IdempotencyRecord",
+    "ImportedTransaction",
     "JobStatus",
     "OAuthState",
     "OutboxEvent",
@@ -65,6 +65,7 @@ __all__ = [
     "SyncStatus",
     "SyncTrigger",
     "Todo",
+    "TodoType",
     "TransactionStatus",
     "UnattendedRead",
     "WebhookDelivery",

@@ -146,8 +146,9 @@ class BankAccount(IDMixin, TimestampMixin, Base):
     balance_as_of: Mapped[dt.date | None] = mapped_column(Date)
 
 
-class BankTransaction(IDMixin, Base):
-    """An imported transaction: the inbox of "transactions to book". Keyed per account by ``identity``."""
+class ImportedTransaction(IDMixin, Base):
+    """An imported bank transaction: the inbox of "transactions to book". Keyed per account by
+    ``identity``. (The adapter's transaction, before it is stored, is ``banks.adapters.base.BankTransaction``.)"""
 
     __tablename__ = "bank_transaction"
     __table_args__ = (

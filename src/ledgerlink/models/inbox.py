@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import uuid
 from typing import Any
 
@@ -12,9 +13,22 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ledgerlink.db.base import Base, IDMixin, JSONType, TimestampMixin
 
 
+class TodoType(enum.StrEnum):
+    """Every kind of to-do ("Att göra"). All but ``transactions_to_book`` are stored rows (one open per
+    company, type and subject); that one is counted from the unbooked transactions when listed."""
+
+    transactions_to_book = "transactions_to_book"  # derived: an account's unbooked transactions
+    reauth_required = "reauth_required"  # subject: the bank connection
+    consent_expiring = "consent_expiring"  # subject: the bank connection
+    sync_failed = "sync_failed"  # subject: the linked bank account
+    upgrade_required = "upgrade_required"  # company-wide: automatic import needs the Business plan
+    fortnox_expiring = "fortnox_expiring"  # subject: "fortnox" (the company's Fortnox connection)
+
+
 class Todo(IDMixin, TimestampMixin, Base):
-    """An open to-do. ``subject_id`` is the account or connection it is about (None for company-wide);
-    at most one open to-do per (company, type, subject)."""
+    """A to-do of a :class:`TodoType`. ``subject_key`` is the account or connection it is about ("" for
+    company-wide); at most one open to-do per (company, type, subject). Written only through
+    ``ledgerlink.inbox.repository.TodoRepository``."""
 
     __tablename__ = "todo"
     __table_args__ = (

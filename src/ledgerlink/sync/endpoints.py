@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from ledgerlink.auth.dependencies import AnyPrincipal, BankingPrincipal
-from ledgerlink.banks.service.accounts import run_read
+from ledgerlink.banks.repository import BankAccountRepository
 from ledgerlink.clock import today_stockholm
 from ledgerlink.companies.service import company
 from ledgerlink.db.session import SessionDep
@@ -18,8 +18,8 @@ from ledgerlink.idempotency.service import IdempotencyKey, idempotency
 from ledgerlink.models.bank import SyncTrigger
 from ledgerlink.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from ledgerlink.sync.errors import BankAccountNotFound
-from ledgerlink.sync.repository import AccountRepository, SyncRunRepository
-from ledgerlink.sync.schemas import SyncRequest, SyncRunRead, SyncSchedule
+from ledgerlink.sync.repository import SyncRunRepository
+from ledgerlink.sync.schemas import BankAccountSyncRun, SyncRequest, SyncSchedule, run_read
 from ledgerlink.sync.service import schedule_sync
 
 router = APIRouter(tags=["syncs"])
@@ -28,7 +28,7 @@ router = APIRouter(tags=["syncs"])
 @router.post(
     "/bank-accounts/{account_id}/syncs",
     status_code=202,
-    response_model=SyncRunRead,
+    response_model=BankAccountSyncRun,
     responses=responses(401, 403, 404, 409, 422),
 )
 async def sync_now(
@@ -38,7 +38,7 @@ async def sync_now(
     session: SessionDep,
     data: SyncRequest | None = None,
     idempotency_key: IdempotencyKey = None,
-) -> SyncRunRead | JSONResponse:
+) -> BankAccountSyncRun | JSONResponse:
     """ "Sync now" with the user present (does not spend the unattended PSD2 allowance). 409 with the
     run's id (`run_id`) when one is already queued or running; 409 `account_not_active` when the account
     is not active."""
@@ -54,7 +54,7 @@ async def sync_now(
         raise Unprocessable("to must not be in the future", loc=["body", "to"])
     if data.from_ is not None and data.from_ > (data.to or today):
         raise Unprocessable("from must not be after to", loc=["body", "from"])
-    account = await AccountRepository(session).get_scoped_for_update(principal.company_id, account_id)
+    account = await BankAccountRepository(session).get_scoped_for_update(principal.company_id, account_id)
     if account is None:
         raise BankAccountNotFound("no such bank account")
     await company.require_bank_import(session, principal.company_id, request.app.state.settings)
@@ -82,7 +82,7 @@ async def sync_now(
 
 @router.get(
     "/bank-accounts/{account_id}/syncs",
-    response_model=Page[SyncRunRead],
+    response_model=Page[BankAccountSyncRun],
     responses=responses(401, 403, 404, 422),
 )
 async def list_syncs(
@@ -91,9 +91,9 @@ async def list_syncs(
     session: SessionDep,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> Page[SyncRunRead]:
+) -> Page[BankAccountSyncRun]:
     """The account's sync runs, newest first."""
-    account = await AccountRepository(session).get_scoped(principal.company_id, account_id)
+    account = await BankAccountRepository(session).get_scoped(principal.company_id, account_id)
     if account is None:
         raise BankAccountNotFound("no such bank account")
     values = decode_cursor(cursor, 2)

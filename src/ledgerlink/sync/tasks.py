@@ -6,7 +6,8 @@ from __future__ import annotations
 import uuid
 
 from ledgerlink.sync.service.cron import schedule_due_accounts, sweep_consents
-from ledgerlink.sync.service.engine import execute_run, release_lock, take_lock
+from ledgerlink.sync.service.engine import execute_run
+from ledgerlink.sync.service.lock import release_lock, take_lock
 from ledgerlink.worker.jobs import JobContext, RetryLater, cron_task, service_env, task
 
 LOCK_BUSY_RETRY_SECONDS = 20.0

@@ -10,10 +10,16 @@ database and never retries (the sync engine decides what to do with each error k
     ├── TemporaryFailure     5xx, timeouts, connection errors: retry with backoff
     ├── BankUnavailable      the bank (or this bank id) cannot be reached at all / is not offered
     ├── InvalidResponse      the bank answered something we cannot read (names bank and field)
+    │   ├── PeriodTooLong    the bank refuses the date range; ask again with at most ``max_days`` days
+    │   └── AccountVanished  the account is unknown to the bank under this consent (closed, removed)
     ├── CertificateInvalid   mutual TLS failed: our QWAC (or the bank's certificate) was refused
     └── SignatureInvalid     the bank refused our request signature (QSealC)
 
-Nothing else may escape an adapter.
+Nothing else may escape an adapter, and the sync engine knows only this tree: a bank family maps its
+own answers onto it (Berlin Group's ``PERIOD_INVALID`` and ``RESOURCE_UNKNOWN`` errors subclass
+``PeriodTooLong`` and ``AccountVanished``).
+``PeriodTooLong`` and ``AccountVanished`` are ``InvalidResponse`` subclasses, so code that only knows
+the older tree still treats them as unreadable answers.
 """
 
 from __future__ import annotations
@@ -27,6 +33,11 @@ from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from ledgerlink.clock import STOCKHOLM as STOCKHOLM  # the adapters and their callers take it from here
+
+#: How many days back a bank serves transactions without a fresh SCA (the user not present): PSD2's
+#: 90-day limit, with one day of margin for the bank's own clock. A bank that serves less says so in
+#: its catalogue entry (``BankEntry.unattended_max_days``); this is the default.
+UNATTENDED_MAX_DAYS = 89
 
 AccountUsage = Literal["business", "private"]
 ScaMethod = Literal["redirect", "decoupled"]
@@ -89,6 +100,22 @@ class InvalidResponse(AdapterError):
     def __init__(self, bank_id: str, message: str, field: str | None = None) -> None:
         super().__init__(bank_id, f"{message}" + (f" (field {field})" if field else ""))
         self.field = field
+
+
+class PeriodTooLong(InvalidResponse):
+    """The bank refused the requested date range: ask again with a window of at most ``max_days`` days
+    back from today. The adapter never retries by itself; the sync engine shrinks the window once."""
+
+    def __init__(
+        self, bank_id: str, message: str, max_days: int = UNATTENDED_MAX_DAYS, field: str | None = "dateFrom"
+    ) -> None:
+        super().__init__(bank_id, message, field)
+        self.max_days = max_days
+
+
+class AccountVanished(InvalidResponse):
+    """The account no longer exists at the bank under this consent (closed, or removed from the
+    consent). Retrying will not help; the sync engine pauses the account."""
 
 
 class CertificateInvalid(AdapterError):

@@ -13,7 +13,13 @@ from typing import Any, Literal
 
 import httpx
 
-from ledgerlink.banks.adapters.base import AccountUsage, BankAdapter, BankUnavailable, ScaMethod
+from ledgerlink.banks.adapters.base import (
+    UNATTENDED_MAX_DAYS,
+    AccountUsage,
+    BankAdapter,
+    BankUnavailable,
+    ScaMethod,
+)
 from ledgerlink.banks.adapters.tls import setting_name
 from ledgerlink.config import BankEndpointSettings
 
@@ -42,6 +48,8 @@ class BankEntry:
     requires_client_cert: bool = False
     #: The bank wants requests signed with our eIDAS QSealC (see :mod:`.signing`).
     requires_signing: bool = False
+    #: Days back the bank serves without a fresh SCA (the sync window's floor when the user is absent).
+    unattended_max_days: int = UNATTENDED_MAX_DAYS
 
 
 def _entry(**kw: Any) -> BankEntry:
@@ -307,6 +315,13 @@ def catalogue(*, include_sandbox: bool) -> list[BankEntry]:
 
 def get_entry(bank_id: str) -> BankEntry | None:
     return BANKS.get(bank_id)
+
+
+def unattended_max_days(bank_id: str) -> int:
+    """How many days back ``bank_id`` serves without the user present (the contract's default for a
+    bank not in the catalogue)."""
+    entry = BANKS.get(bank_id)
+    return entry.unattended_max_days if entry is not None else UNATTENDED_MAX_DAYS
 
 
 def create_adapter(

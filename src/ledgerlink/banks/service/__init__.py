@@ -4,10 +4,7 @@ The connection helpers in :mod:`.common` are shared with the sync engine and re-
 """
 
 from ledgerlink.banks.service.common import (
-    CONSENT_TODO,
     REAUTH_EVENT,
-    REAUTH_TODO,
-    SYNC_FAILED_TODO,
     ConnectionSecrets,
     build_adapter,
     connection_context,
@@ -19,10 +16,7 @@ from ledgerlink.banks.service.common import (
 )
 
 __all__ = [
-    "CONSENT_TODO",
     "REAUTH_EVENT",
-    "REAUTH_TODO",
-    "SYNC_FAILED_TODO",
     "ConnectionSecrets",
     "build_adapter",
     "connection_context",

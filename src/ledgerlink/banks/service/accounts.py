@@ -25,35 +25,30 @@ from ledgerlink.banks.errors import (
 from ledgerlink.banks.repository import (
     BankAccountRepository,
     BankConnectionRepository,
-    ConnectionSideEffectsRepository,
 )
 from ledgerlink.banks.schemas import (
     AccountMappingRead,
     BankAccountCreate,
     BankAccountRead,
-    BankAccountSyncRun,
     BankAccountUpdate,
     LedgerAccountRead,
     MoneyRead,
-    SyncCounts,
-    SyncError,
-    SyncProgress,
 )
-from ledgerlink.banks.service.common import SYNC_FAILED_TODO
 from ledgerlink.banks.service.connections import available_of, identity_key
 from ledgerlink.clock import today_stockholm
 from ledgerlink.companies.service import company as company_service
 from ledgerlink.config import Settings
 from ledgerlink.errors import Unprocessable
+from ledgerlink.inbox.repository import TodoRepository, TransactionRepository
 from ledgerlink.logging import get_logger
 from ledgerlink.models.bank import (
     AccountStatus,
     BankAccount,
     ConnectionStatus,
     SyncRun,
-    SyncStatus,
     SyncTrigger,
 )
+from ledgerlink.models.inbox import TodoType
 from ledgerlink.pagination import decode_cursor, encode_cursor
 
 log = get_logger(__name__)
@@ -118,31 +113,6 @@ def check_sync_from(sync_from: dt.date, bank_id: str) -> None:
             code="sync_from_too_early",
             extra={"earliest_allowed": earliest.isoformat()},
         )
-
-
-def run_read(run: SyncRun) -> BankAccountSyncRun:
-    error = (
-        SyncError(code=run.error_code, message=run.error_message or "", retryable=bool(run.error_retryable))
-        if run.error_code
-        else None
-    )
-    done = run.status in (SyncStatus.succeeded, SyncStatus.failed)
-    return BankAccountSyncRun(
-        id=run.id,
-        bank_account_id=run.account_id,
-        trigger=run.trigger.value,
-        window_from=run.window_from,
-        window_to=run.window_to,
-        status=run.status.value,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-        counts=SyncCounts(
-            fetched=run.fetched, inserted=run.inserted, updated=run.updated, removed=run.removed
-        ),
-        progress=SyncProgress(done=1 if done else 0, total=1, step=run.status.value),
-        error=error,
-        next_attempt_at=run.next_attempt_at,
-    )
 
 
 def account_read(account: BankAccount, unbooked: int) -> BankAccountRead:
@@ -240,9 +210,10 @@ class BankAccountService:
         account_id: uuid.UUID,
         settings: Settings,
         schedule_sync: ScheduleSync,
-    ) -> BankAccountSyncRun:
+    ) -> SyncRun:
         """Start importing: the account goes active and the initial import (user present) is queued
-        (by ``schedule_sync``: the sync feature's, passed in, as the sync feature builds on this one)."""
+        (by ``schedule_sync``: the sync feature's, passed in, as the sync feature builds on this one);
+        the answer is that run."""
         account = await self._get(session, principal, account_id)
         if account.status != AccountStatus.pending_confirmation:
             raise AccountStateConflict(
@@ -263,7 +234,7 @@ class BankAccountService:
             window_to=today_stockholm(),
         )
         log.info("bank_account.confirmed", bank_account_id=str(account.id), run_id=str(run.id))
-        return run_read(run)
+        return run
 
     async def update(
         self,
@@ -273,7 +244,8 @@ class BankAccountService:
         data: BankAccountUpdate,
         settings: Settings,
         schedule_sync: ScheduleSync,
-    ) -> tuple[BankAccountRead, BankAccountSyncRun | None]:
+    ) -> tuple[BankAccountRead, SyncRun | None]:
+        """The account as updated, and the backfill run when ``sync_from`` moved earlier."""
         account = await self._get(session, principal, account_id)
         if account.status == AccountStatus.disconnected:
             raise AccountStateConflict("the bank account is disconnected")
@@ -289,7 +261,7 @@ class BankAccountService:
             )
         if "display_name" in fields:
             account.display_name = data.display_name
-        backfill: BankAccountSyncRun | None = None
+        backfill: SyncRun | None = None
         if data.sync_from is not None and data.sync_from != account.sync_from:
             check_sync_from(data.sync_from, account.bank_id)
             earlier = data.sync_from < account.sync_from
@@ -307,16 +279,16 @@ class BankAccountService:
                     window_from=data.sync_from,
                     window_to=previous,
                 )
-                backfill = run_read(run)
+                backfill = run
         await session.flush()
-        counts = await repo.unbooked_counts(principal, [account.id])
+        counts = await TransactionRepository(session).unbooked_counts(principal, [account.id])
         return account_read(account, counts.get(account.id, 0)), backfill
 
     async def get(
         self, session: AsyncSession, principal: Principal, account_id: uuid.UUID
     ) -> BankAccountRead:
         account = await self._get(session, principal, account_id)
-        counts = await BankAccountRepository(session).unbooked_counts(principal, [account.id])
+        counts = await TransactionRepository(session).unbooked_counts(principal, [account.id])
         return account_read(account, counts.get(account.id, 0))
 
     async def list_page(
@@ -337,7 +309,7 @@ class BankAccountService:
         if len(rows) > limit:
             rows = rows[:limit]
             next_cursor = encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)])
-        counts = await repo.unbooked_counts(principal, [a.id for a in rows])
+        counts = await TransactionRepository(session).unbooked_counts(principal, [a.id for a in rows])
         return [account_read(a, counts.get(a.id, 0)) for a in rows], next_cursor
 
     async def delete(self, session: AsyncSession, principal: Principal, account_id: uuid.UUID) -> None:
@@ -345,9 +317,7 @@ class BankAccountService:
         account = await self._get(session, principal, account_id)
         account.status = AccountStatus.disconnected
         account.next_sync_at = None
-        await ConnectionSideEffectsRepository(session).resolve_open_todos(
-            account.company_id, [SYNC_FAILED_TODO], [str(account.id)]
-        )
+        await TodoRepository(session).resolve(account.company_id, TodoType.sync_failed, str(account.id))
         await session.flush()
         log.info("bank_account.disconnected", bank_account_id=str(account.id))
 

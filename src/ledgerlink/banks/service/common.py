@@ -19,12 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledgerlink.banks.adapters.base import AccountUsage, BankAdapter, ConnectionContext, Credentials
 from ledgerlink.banks.adapters.registry import create_adapter
-from ledgerlink.banks.repository import BankAccountRepository, ConnectionSideEffectsRepository
+from ledgerlink.banks.repository import BankAccountRepository
 from ledgerlink.config import Settings
 from ledgerlink.db.base import utcnow
 from ledgerlink.events.service import emit
+from ledgerlink.inbox.repository import TodoRepository
 from ledgerlink.logging import get_logger
 from ledgerlink.models.bank import AccountStatus, BankConnection, ConnectionStatus
+from ledgerlink.models.inbox import TodoType
 from ledgerlink.security import SecretBox
 
 log = get_logger(__name__)
@@ -153,10 +155,6 @@ def connection_context(
 
 
 REAUTH_EVENT = "bank_connection.reauth_required"
-REAUTH_TODO = "reauth_required"
-CONSENT_TODO = "consent_expiring"
-#: a linked account's own to-do (subject: the account id)
-SYNC_FAILED_TODO = "sync_failed"
 
 
 async def mark_reauth_required(session: AsyncSession, connection: BankConnection, *, reason: str) -> None:
@@ -177,9 +175,10 @@ async def mark_reauth_required(session: AsyncSession, connection: BankConnection
         to=AccountStatus.reauth_required,
         only_from=[AccountStatus.active],
     )
-    side = ConnectionSideEffectsRepository(session)
     data = {"connection_id": str(connection.id), "bank_id": connection.bank_id, "reason": reason[:1000]}
-    await side.upsert_open_todo(connection.company_id, REAUTH_TODO, str(connection.id), data)
+    await TodoRepository(session).upsert_open(
+        connection.company_id, TodoType.reauth_required, str(connection.id), data
+    )
     if not already:
         at = utcnow()
         await emit(

@@ -38,7 +38,6 @@ from ledgerlink.banks.errors import (
 from ledgerlink.banks.repository import (
     BankAccountRepository,
     BankConnectionRepository,
-    ConnectionSideEffectsRepository,
 )
 from ledgerlink.banks.schemas import (
     AvailableAccount,
@@ -57,9 +56,6 @@ from ledgerlink.banks.service.available import available_of as available_of  # r
 from ledgerlink.banks.service.available import identity_key as identity_key  # re-export
 from ledgerlink.banks.service.catalogue import catalogue_entry, require_configured
 from ledgerlink.banks.service.common import (
-    CONSENT_TODO,
-    REAUTH_TODO,
-    SYNC_FAILED_TODO,
     ConnectionSecrets,
     build_adapter,
     connection_context,
@@ -70,8 +66,10 @@ from ledgerlink.companies.service import company as company_service
 from ledgerlink.config import Settings
 from ledgerlink.db.base import utcnow
 from ledgerlink.errors import Unprocessable
+from ledgerlink.inbox.repository import TodoRepository
 from ledgerlink.logging import get_logger
 from ledgerlink.models.bank import AccountStatus, BankConnection, ConnectionStatus, OAuthState
+from ledgerlink.models.inbox import TodoType
 from ledgerlink.oauth.repository import OAuthStateRepository
 from ledgerlink.oauth.service import check_redirect_uri, consume_state, issue_state
 from ledgerlink.pagination import decode_cursor, encode_cursor
@@ -333,8 +331,8 @@ class ConnectionService:
         connection.authorized_at = utcnow()
         connection.decoupled_polls = 0
         await self._rebind_accounts(session, connection, infos)
-        await ConnectionSideEffectsRepository(session).resolve_open_todos(
-            connection.company_id, [REAUTH_TODO, CONSENT_TODO], [str(connection.id)]
+        await TodoRepository(session).resolve(
+            connection.company_id, [TodoType.reauth_required, TodoType.consent_expiring], [str(connection.id)]
         )
         await session.flush()
         log.info("bank_connection.active", connection_id=str(connection.id), accounts=len(infos))
@@ -513,11 +511,11 @@ class ConnectionService:
         await accounts.set_status_for_connection(principal, connection.id, to=AccountStatus.disconnected)
         await OAuthStateRepository(session).invalidate_for_connection(connection.id, now=utcnow())
         # nothing left for the user to do about this connection or its accounts
-        side_effects = ConnectionSideEffectsRepository(session)
-        await side_effects.resolve_open_todos(
-            connection.company_id, [REAUTH_TODO, CONSENT_TODO], [str(connection.id)]
+        todos = TodoRepository(session)
+        await todos.resolve(
+            connection.company_id, [TodoType.reauth_required, TodoType.consent_expiring], [str(connection.id)]
         )
-        await side_effects.resolve_open_todos(connection.company_id, [SYNC_FAILED_TODO], linked)
+        await todos.resolve(connection.company_id, TodoType.sync_failed, linked)
         await session.flush()
         log.info("bank_connection.revoked", connection_id=str(connection.id), bank_id=connection.bank_id)
 

@@ -23,20 +23,17 @@ from ledgerlink.banks.adapters.base import (
     InvalidResponse,
     transaction_identities,
 )
-from ledgerlink.banks.adapters.berlingroup.errors import UNATTENDED_MAX_DAYS
+from ledgerlink.banks.adapters.registry import unattended_max_days
+from ledgerlink.banks.repository import BankAccountRepository
 from ledgerlink.clock import Clock, system_clock
 from ledgerlink.config import SyncSettings
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.session import session_scope
+from ledgerlink.inbox.repository import TransactionRepository, TransactionRow
 from ledgerlink.models.bank import AccountStatus, BankAccount, SyncRun, SyncStatus, SyncTrigger
 from ledgerlink.money import round_to_ore
 from ledgerlink.sync.errors import AccountNotSyncable, SyncInProgress
-from ledgerlink.sync.repository import (
-    AccountRepository,
-    SyncRunRepository,
-    TransactionWriteRepository,
-    WriteRow,
-)
+from ledgerlink.sync.repository import SyncRunRepository
 from ledgerlink.worker.enqueue import enqueue
 
 WRITE_BATCH = 5000
@@ -73,7 +70,7 @@ async def schedule_sync(
     user-present runs only) travels with the job, never stored. A ``deferred`` run (waiting for a
     bank's rate limit) is superseded: the new run covers it. ``clock`` dates the run (the service clock).
     """
-    accounts = AccountRepository(session)
+    accounts = BankAccountRepository(session)
     locked = await accounts.get_for_update(account.id)
     if locked is not None:
         account = locked
@@ -151,7 +148,8 @@ def next_night_slot(account_id: uuid.UUID, settings: SyncSettings, at: dt.dateti
     return slot.astimezone(dt.UTC)
 
 
-def unattended_floor(today: dt.date, max_days: int = UNATTENDED_MAX_DAYS) -> dt.date:
+def unattended_floor(today: dt.date, max_days: int) -> dt.date:
+    """The earliest day a bank serving ``max_days`` days without the user present will answer for."""
     return today - dt.timedelta(days=max_days)
 
 
@@ -160,7 +158,8 @@ def plan_window(
 ) -> tuple[dt.date, dt.date]:
     """The run's window: explicit bounds if given; initial/backfill from ``sync_from`` (user present,
     deep history); otherwise the booked watermark minus the overlap, never before ``sync_from`` and,
-    without the user present, never more than the bank serves unattended (89 days).
+    without the user present, never more than the bank serves unattended (its catalogue entry's
+    ``unattended_max_days``, 89 days by default).
 
     Only a manual or backfill run keeps the end it was given. A scheduled or initial run always reaches
     today: it may be retried on a later day (deferred by the bank's rate limit, or re-sent after a lost
@@ -179,23 +178,23 @@ def plan_window(
         window_from = account.booked_watermark - dt.timedelta(days=overlap_days)
     window_from = max(window_from, account.sync_from)
     if not run.user_present:
-        window_from = max(window_from, unattended_floor(today))
+        window_from = max(window_from, unattended_floor(today, unattended_max_days(account.bank_id)))
     return min(window_from, window_to), window_to
 
 
-def to_write_rows(transactions: Sequence[BankTransaction]) -> list[WriteRow]:
-    """Normalise adapter DTOs into write rows with their per-account identity (rule 4).
+def to_write_rows(transactions: Sequence[BankTransaction]) -> list[TransactionRow]:
+    """Normalise the adapter's transactions into stored rows with their per-account identity (rule 4).
 
     ``transactions`` must be everything the bank returned for the window, in the bank's order (the
     occurrence index of identical rows depends on it). A row without any date gets today's date."""
     identities = transaction_identities(transactions)
-    rows: list[WriteRow] = []
+    rows: list[TransactionRow] = []
     for tx, identity in zip(transactions, identities, strict=True):
         booking_date = tx.booking_date or tx.value_date
         if booking_date is None:
             raise InvalidResponse("sync", "a transaction has neither booking nor value date", "bookingDate")
         rows.append(
-            WriteRow(
+            TransactionRow(
                 identity=identity[:120],
                 provider_id=(tx.provider_id or None) and tx.provider_id[:200],
                 booking_status=tx.booking_status.value,
@@ -243,7 +242,7 @@ async def write_transactions(
     starts = list(range(0, len(rows), batch_size)) or [0]
     for start in starts:
         async with session_scope(sessionmaker) as session:
-            repo = TransactionWriteRepository(session)
+            repo = TransactionRepository(session)
             inserted, updated = await repo.upsert(
                 company_id, account_id, rows[start : start + batch_size], at
             )

@@ -14,7 +14,8 @@ import datetime as dt
 import uuid
 from collections import defaultdict
 
-from ledgerlink.banks.service import CONSENT_TODO, mark_reauth_required
+from ledgerlink.banks.repository import BankAccountRepository
+from ledgerlink.banks.service import mark_reauth_required
 from ledgerlink.clock import today_stockholm
 from ledgerlink.companies.service import bank_import_entitlement, company
 from ledgerlink.db.base import utcnow
@@ -23,16 +24,13 @@ from ledgerlink.events.service import emit
 from ledgerlink.inbox.repository import TodoRepository
 from ledgerlink.logging import get_logger
 from ledgerlink.models.bank import AccountStatus, ConnectionStatus, SyncStatus, SyncTrigger
+from ledgerlink.models.inbox import TodoType
 from ledgerlink.runtime import ServiceEnv
 from ledgerlink.sync.errors import SyncInProgress
-from ledgerlink.sync.repository import (
-    AccountRepository,
-    LifecycleRepository,
-    SyncRunRepository,
-    UnattendedReadRepository,
-)
+from ledgerlink.sync.repository import LifecycleRepository, SyncRunRepository, UnattendedReadRepository
 from ledgerlink.sync.service.common import next_night_slot, schedule_sync
-from ledgerlink.sync.service.engine import UPGRADE_TODO, lock_is_held, lock_key, pause_for_plan
+from ledgerlink.sync.service.engine import pause_for_plan
+from ledgerlink.sync.service.lock import lock_backend
 from ledgerlink.worker.enqueue import enqueue
 
 log = get_logger(__name__)
@@ -47,16 +45,14 @@ async def recover_stale_runs(ctx: ServiceEnv) -> int:
     settings = ctx.settings
     at = ctx.clock()
     ttl = dt.timedelta(seconds=settings.sync.lock_ttl_seconds)
-    redis = ctx.redis
+    locks = lock_backend(ctx)
     recovered = 0
     async with session_scope(ctx.sessionmaker) as session:
         runs = await SyncRunRepository(session).stale_runs(at - ttl, at - ttl)
-        accounts = AccountRepository(session)
+        accounts = BankAccountRepository(session)
         for run in runs:
-            if redis is not None and await redis.exists(lock_key(run.account_id)):
-                continue  # a live run renews its lock: it is slow, not lost
-            if redis is None and settings.uses_sqlite and lock_is_held(run.account_id):
-                continue
+            if await locks.held_by_live_run(run.account_id):
+                continue  # a live run keeps its lock: it is slow, not lost
             if run.status == SyncStatus.running:
                 run.status, run.finished_at = SyncStatus.failed, at
                 run.error_code, run.error_retryable = "worker_lost", True
@@ -104,7 +100,7 @@ async def schedule_due_accounts(ctx: ServiceEnv) -> int:
     per_bank: dict[str, int] = defaultdict(int)
     scheduled = 0
     async with session_scope(ctx.sessionmaker) as session:
-        due = await AccountRepository(session).due_accounts(at, limit=5000)
+        due = await BankAccountRepository(session).due_accounts(at, limit=5000)
         entitled: dict[uuid.UUID, bool] = {}
         todos = TodoRepository(session)
         for account in due:
@@ -116,7 +112,7 @@ async def schedule_due_accounts(ctx: ServiceEnv) -> int:
                 continue
             if account.status == AccountStatus.paused:
                 account.status = AccountStatus.active
-                await todos.resolve(account.company_id, UPGRADE_TODO)
+                await todos.resolve(account.company_id, TodoType.upgrade_required)
             index = per_bank[account.bank_id]
             if index >= conc * SLOTS_PER_PASS:
                 continue
@@ -158,7 +154,7 @@ async def sweep_consents(ctx: ServiceEnv) -> int:
             expires_at = connection.consent_expires_at
             assert expires_at is not None
             if expires_at <= at:
-                await todos.resolve(connection.company_id, CONSENT_TODO, str(connection.id))
+                await todos.resolve(connection.company_id, TodoType.consent_expiring, str(connection.id))
                 await mark_reauth_required(session, connection, reason="The bank consent has expired.")
                 touched += 1
                 continue
@@ -167,10 +163,12 @@ async def sweep_consents(ctx: ServiceEnv) -> int:
                 "bank_id": connection.bank_id,
                 "expires_at": expires_at.isoformat(),
             }
-            if await todos.upsert_open(connection.company_id, CONSENT_TODO, str(connection.id), data):
+            if await todos.upsert_open(
+                connection.company_id, TodoType.consent_expiring, str(connection.id), data
+            ):
                 await emit(session, connection.company_id, CONSENT_EVENT, data, at=at)
                 touched += 1
-        for todo in await repo.open_todos(CONSENT_TODO):
+        for todo in await todos.open_of_type(TodoType.consent_expiring):
             linked = await repo.connection(uuid.UUID(todo.subject_key)) if todo.subject_key else None
             if (
                 linked is None
@@ -178,5 +176,5 @@ async def sweep_consents(ctx: ServiceEnv) -> int:
                 or linked.consent_expires_at is None
                 or linked.consent_expires_at > horizon
             ):
-                todo.resolved_at = at
+                await todos.resolve(todo.company_id, TodoType.consent_expiring, todo.subject_key, at=at)
     return touched

@@ -7,45 +7,47 @@ Phases, each its own short transaction (no transaction is held open across a ban
 2. budget: without the user present, count the account's unattended reads of the endpoint in the last
    24 h (and since Stockholm midnight) before reading, and record the read when reading; at the limit
    the run is ``deferred`` to when a read frees up. All under the account lock, so never exceeded;
-3. fetch through the adapter (``PeriodInvalid`` shrinks the window to what the bank allows, once);
+3. fetch through the adapter (``PeriodTooLong`` shrinks the window to what the bank allows, once);
 4. write (:func:`write_transactions`: idempotent batches, then pending replacement);
 5. finish: counts, watermark (only now, after success), balance, next night, events, to-dos.
 
 Errors: ``ReauthRequired``/``ConsentExpired`` → :func:`mark_reauth_required`; ``RateLimited`` → run
 ``deferred`` until ``retry_at``; ``TemporaryFailure``/``BankUnavailable`` → retried with jittered
 exponential backoff up to ``settings.sync.max_attempts``, then failed with a ``sync_failed`` to-do;
-``ResourceUnknown`` (the account vanished at the bank) → run failed, account ``paused`` without a next
+``AccountVanished`` (the account vanished at the bank) → run failed, account ``paused`` without a next
 sync and a ``sync_failed`` to-do naming it; any other ``InvalidResponse`` → failed, not retried.
+The engine knows only the adapter contract's error family (``banks.adapters.base``), never a bank
+family's own errors. The account lock and its backends are in :mod:`.lock`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import secrets
 import uuid
-import zlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledgerlink.banks.adapters.base import (
     STOCKHOLM,
+    AccountVanished,
     AdapterError,
+    Balance,
+    BankAdapter,
     BankTransaction,
     BankUnavailable,
     ConnectionContext,
     Credentials,
     InvalidResponse,
+    PeriodTooLong,
     RateLimited,
     ReauthRequired,
     TemporaryFailure,
 )
-from ledgerlink.banks.adapters.berlingroup.errors import PeriodInvalid, ResourceUnknown
+from ledgerlink.banks.repository import BankAccountRepository, BankConnectionRepository
 from ledgerlink.banks.service import (
-    SYNC_FAILED_TODO,
     build_adapter,
     connection_context,
     load_credentials,
@@ -58,20 +60,21 @@ from ledgerlink.config import Settings, SyncSettings
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.session import session_scope
 from ledgerlink.events.service import emit
-from ledgerlink.inbox.repository import TodoRepository
+from ledgerlink.inbox.repository import TodoRepository, TransactionRepository
 from ledgerlink.logging import get_logger
 from ledgerlink.models.bank import (
     AccountStatus,
     BankAccount,
-    BankConnection,
     ConnectionStatus,
     SyncRun,
     SyncStatus,
     SyncTrigger,
 )
+from ledgerlink.models.inbox import TodoType
 from ledgerlink.runtime import ServiceEnv
-from ledgerlink.sync.repository import SyncRunRepository, TransactionWriteRepository, UnattendedReadRepository
+from ledgerlink.sync.repository import SyncRunRepository, UnattendedReadRepository
 from ledgerlink.sync.service.common import (
+    WriteResult,
     next_night_slot,
     plan_window,
     unattended_floor,
@@ -83,10 +86,6 @@ log = get_logger(__name__)
 
 #: Sent as PSU-IP-Address for a user-present run whose request IP was not passed along.
 USER_PRESENT_FALLBACK_IP = "127.0.0.1"
-UPGRADE_TODO = "upgrade_required"
-_LOCAL_LOCKS: dict[uuid.UUID, asyncio.Lock] = {}
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
-_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
 
 
 def service_instant(ctx: ServiceEnv, wall: dt.datetime) -> dt.datetime:
@@ -95,105 +94,6 @@ def service_instant(ctx: ServiceEnv, wall: dt.datetime) -> dt.datetime:
     clock (simulated nights) the run is deferred by the bank's delay instead of to a wall-clock instant
     the simulation never reaches (nor one it passed long ago)."""
     return ctx.clock() + max(wall - utcnow(), dt.timedelta(0))
-
-
-# --------------------------------------------------------------------------- the account lock
-
-
-@dataclass
-class Lock:
-    account_id: uuid.UUID
-    token: str | None
-    handle: Any = None
-    keeper: asyncio.Task[None] | None = None
-
-
-def lock_key(account_id: uuid.UUID) -> str:
-    return f"ledgerlink:lock:sync:{account_id}"
-
-
-async def take_lock(ctx: ServiceEnv, run_id: uuid.UUID) -> Lock | None:
-    """The lock of the run's account (None when the run no longer exists; ``token`` None when busy).
-
-    Redis: ``SET key token NX PX ttl``, renewed (compare-and-pexpire) every third of the TTL while the
-    run lives, so a run longer than the TTL (the job may take up to its 30-minute timeout) keeps its
-    lock, and a dead worker's lock lapses after one TTL; released by compare-and-delete. Embedded default (no Redis):
-    a PostgreSQL session advisory lock on a dedicated connection, or a process-local lock on SQLite
-    (the embedded default is one process)."""
-    async with ctx.sessionmaker() as session:
-        # One read: in autocommit, so it costs no BEGIN/ROLLBACK round trips.
-        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        run = await session.get(SyncRun, run_id)
-        if run is None:
-            return None
-        account_id = run.account_id
-    redis = ctx.redis
-    ttl_ms = ctx.settings.sync.lock_ttl_seconds * 1000
-    token = secrets.token_hex(16)
-    if redis is not None:
-        ok = await redis.set(lock_key(account_id), token, nx=True, px=ttl_ms)
-        if not ok:
-            return Lock(account_id, None)
-        return Lock(
-            account_id, token, keeper=asyncio.create_task(_keep_lock(redis, account_id, token, ttl_ms))
-        )
-    if ctx.settings.uses_sqlite:
-        lock = _LOCAL_LOCKS.setdefault(account_id, asyncio.Lock())
-        if lock.locked():
-            return Lock(account_id, None)
-        await lock.acquire()
-        return Lock(account_id, token, lock)
-    conn = await ctx.sessionmaker().connection()
-    key = advisory_key(account_id)
-    got = (await conn.execute(text("SELECT pg_try_advisory_lock(42, :k)"), {"k": key})).scalar_one()
-    if not got:
-        await conn.close()
-        return Lock(account_id, None)
-    return Lock(account_id, token, (conn, key))
-
-
-def advisory_key(account_id: uuid.UUID) -> int:
-    """The second key of the account's PostgreSQL advisory lock: a signed int4, as the function takes."""
-    return zlib.crc32(account_id.bytes) - 2**31
-
-
-async def _keep_lock(redis: Any, account_id: uuid.UUID, token: str, ttl_ms: int) -> None:
-    """Extend the lock's TTL while the run is alive; stop (and say so) if someone else holds it now."""
-    while True:
-        await asyncio.sleep(ttl_ms / 3000)
-        try:
-            renewed = await redis.eval(_RENEW, 1, lock_key(account_id), token, ttl_ms)
-        except Exception:  # a Redis hiccup: the next beat tries again while the TTL still runs
-            log.warning("sync.lock.renew_failed", account_id=str(account_id))
-            continue
-        if not renewed:
-            log.warning("sync.lock.lost", account_id=str(account_id))
-            return
-
-
-def lock_is_held(account_id: uuid.UUID) -> bool:
-    """Whether this process's embedded-default (SQLite) lock of the account is held by a live run."""
-    lock = _LOCAL_LOCKS.get(account_id)
-    return lock is not None and lock.locked()
-
-
-async def release_lock(ctx: ServiceEnv, lock: Lock) -> None:
-    redis = ctx.redis
-    if lock.keeper is not None:
-        lock.keeper.cancel()
-        await asyncio.gather(lock.keeper, return_exceptions=True)
-    if lock.token is None:
-        return
-    if redis is not None:
-        await redis.eval(_RELEASE, 1, lock_key(lock.account_id), lock.token)
-    elif isinstance(lock.handle, asyncio.Lock):
-        lock.handle.release()
-    elif lock.handle is not None:
-        conn, key = lock.handle
-        try:
-            await conn.execute(text("SELECT pg_advisory_unlock(42, :k)"), {"k": key})
-        finally:
-            await conn.close()
 
 
 # --------------------------------------------------------------------------- the run
@@ -253,73 +153,31 @@ async def execute_run(ctx: ServiceEnv, run_id: uuid.UUID, *, psu_ip_address: str
         )
         balance = await _balance(ctx, plan)
     except Deferred as deferred:
-        return await _fail(
-            ctx,
-            plan,
-            run_id,
-            "allowance_spent",
-            "The bank's daily allowance of unattended reads is used up; the sync continues when it frees up.",
-            retryable=True,
-            defer_to=deferred.at,
+        message = (
+            "The bank's daily allowance of unattended reads is used up; the sync continues when it frees up."
         )
+        return await _defer(ctx, plan, "allowance_spent", message, deferred.at)
     except RateLimited as exc:
         retry_at = service_instant(ctx, exc.retry_at)
-        return await _fail(
-            ctx,
-            plan,
-            run_id,
-            "rate_limited",
-            f"The bank asked us to wait until {retry_at.isoformat()}.",
-            retryable=True,
-            defer_to=retry_at,
-        )
+        message = f"The bank asked us to wait until {retry_at.isoformat()}."
+        return await _defer(ctx, plan, "rate_limited", message, retry_at)
     except ReauthRequired as exc:
-        return await _fail(
-            ctx,
-            plan,
-            run_id,
-            "reauth_required",
-            "The bank needs you to log in again to keep importing transactions.",
-            retryable=False,
-            reauth=exc.message,
-        )
-    except ResourceUnknown:
-        return await _fail(
-            ctx,
-            plan,
-            run_id,
-            "account_vanished",
-            "The bank no longer knows this account (closed, or removed from the consent). Syncing is paused.",
-            retryable=False,
-            vanished=True,
-        )
+        return await _needs_login(ctx, plan, exc.message)
+    except AccountVanished:
+        return await _account_vanished(ctx, plan)
     except (TemporaryFailure, BankUnavailable) as exc:
         code = "bank_unavailable" if isinstance(exc, BankUnavailable) else "temporary_failure"
-        return await _fail(
-            ctx, plan, run_id, code, "The bank could not be reached.", retryable=True, backoff=True
-        )
+        return await _retry_with_backoff(ctx, plan, code, "The bank could not be reached.")
     except InvalidResponse as exc:
-        return await _fail(
-            ctx,
-            plan,
-            run_id,
-            "invalid_response",
-            f"The bank sent data we could not read ({exc.message}).",
-            retryable=False,
-        )
+        message = f"The bank sent data we could not read ({exc.message})."
+        return await _give_up(ctx, plan, "invalid_response", message, retryable=False)
     except AdapterError as exc:
-        return await _fail(ctx, plan, run_id, "bank_error", exc.message, retryable=False)
+        return await _give_up(ctx, plan, "bank_error", exc.message, retryable=False)
     except Exception:
         log.exception("sync.run.crashed", run_id=str(run_id), account_id=str(plan.account_id))
-        return await _fail(
-            ctx,
-            plan,
-            run_id,
-            "internal_error",
-            "The sync failed unexpectedly; we will try again tonight.",
-            retryable=True,
-        )
-    return await _succeed(ctx, plan, run_id, result, window, balance, settings)
+        message = "The sync failed unexpectedly; we will try again tonight."
+        return await _give_up(ctx, plan, "internal_error", message, retryable=True)
+    return await _succeed(ctx, plan, result, window, balance, settings)
 
 
 async def _claim(ctx: ServiceEnv, run_id: uuid.UUID, psu_ip_address: str | None) -> ClaimedRun | Outcome:
@@ -330,8 +188,12 @@ async def _claim(ctx: ServiceEnv, run_id: uuid.UUID, psu_ip_address: str | None)
         run = await SyncRunRepository(session).get_for_update(run_id)
         if run is None or run.status not in (SyncStatus.queued, SyncStatus.running, SyncStatus.deferred):
             return Outcome("done")
-        account = await session.get(BankAccount, run.account_id, with_for_update=True)
-        connection = await session.get(BankConnection, account.connection_id) if account else None
+        account = await BankAccountRepository(session).get_for_update(run.account_id)
+        connection = (
+            await BankConnectionRepository(session).get_scoped(account.company_id, account.connection_id)
+            if account
+            else None
+        )
         if account is None or connection is None:
             return Outcome("done")
         if account.status not in (AccountStatus.active, AccountStatus.pending_confirmation) or (
@@ -372,14 +234,14 @@ async def _claim(ctx: ServiceEnv, run_id: uuid.UUID, psu_ip_address: str | None)
 
 
 async def pause_for_plan(
-    session: Any, account: BankAccount, at: dt.datetime, sync_settings: SyncSettings
+    session: AsyncSession, account: BankAccount, at: dt.datetime, sync_settings: SyncSettings
 ) -> None:
     """No entitlement: the account pauses (nothing is deleted) and the company gets the to-do."""
     account.status = AccountStatus.paused
     account.last_sync_status = SyncStatus.failed
     account.next_sync_at = next_night_slot(account.id, sync_settings, at)
     await TodoRepository(session).upsert_open(
-        account.company_id, UPGRADE_TODO, "", {"reason": "upgrade_required"}
+        account.company_id, TodoType.upgrade_required, "", {"reason": "upgrade_required"}
     )
 
 
@@ -417,7 +279,7 @@ async def _fetch(
             transactions = await adapter.fetch_transactions(
                 plan.context, credentials, plan.external_id, *window
             )
-        except PeriodInvalid as exc:
+        except PeriodTooLong as exc:
             floor = unattended_floor(today_stockholm(ctx.clock()), exc.max_days)
             if window[0] >= floor:
                 raise
@@ -445,7 +307,7 @@ def _token_expiring(credentials: Credentials, at: dt.datetime) -> bool:
     return expires <= at + TOKEN_REFRESH_MARGIN
 
 
-async def _fresh_credentials(ctx: ServiceEnv, plan: ClaimedRun, adapter: Any) -> Credentials:
+async def _fresh_credentials(ctx: ServiceEnv, plan: ClaimedRun, adapter: BankAdapter) -> Credentials:
     """The plan's credentials, refreshed first when the access token is near or past its expiry.
 
     The refresh and :func:`store_credentials` are one unit of work under the connection's row lock:
@@ -458,8 +320,8 @@ async def _fresh_credentials(ctx: ServiceEnv, plan: ClaimedRun, adapter: Any) ->
         return plan.credentials
     settings = ctx.settings
     async with session_scope(ctx.sessionmaker) as session:
-        connection = await session.get(
-            BankConnection, plan.connection_id, with_for_update=True, populate_existing=True
+        connection = await BankConnectionRepository(session).get_for_update(
+            plan.company_id, plan.connection_id
         )
         if connection is None:
             return plan.credentials
@@ -474,12 +336,10 @@ async def _fresh_credentials(ctx: ServiceEnv, plan: ClaimedRun, adapter: Any) ->
 
 async def _record_window(ctx: ServiceEnv, plan: ClaimedRun, window: tuple[dt.date, dt.date]) -> None:
     async with session_scope(ctx.sessionmaker) as session:
-        run = await session.get(SyncRun, plan.run_id)
-        if run is not None:
-            run.window_from, run.window_to = window
+        await SyncRunRepository(session).record_window(plan.run_id, window)
 
 
-async def _balance(ctx: ServiceEnv, plan: ClaimedRun) -> Any:
+async def _balance(ctx: ServiceEnv, plan: ClaimedRun) -> Balance | None:
     """The balance after a successful fetch, only within the allowance when unattended; best effort."""
     if not await spend_read(ctx, plan, "balances", defer=False):
         return None
@@ -493,93 +353,170 @@ async def _balance(ctx: ServiceEnv, plan: ClaimedRun) -> Any:
         await adapter.aclose()
 
 
-async def _fail(
-    ctx: ServiceEnv,
-    plan: ClaimedRun,
-    run_id: uuid.UUID,
-    code: str,
-    message: str,
-    *,
-    retryable: bool,
-    defer_to: dt.datetime | None = None,
-    backoff: bool = False,
-    reauth: str | None = None,
-    vanished: bool = False,
-) -> Outcome:
-    """Record a run that did not succeed: deferred, queued for a backoff retry, or failed (with the
-    account's state, to-dos and events that go with it)."""
-    settings = ctx.settings
-    at = ctx.clock()
+# --------------------------------------------------------------------------- runs that did not succeed
+
+
+@asynccontextmanager
+async def _run_and_account(
+    ctx: ServiceEnv, plan: ClaimedRun
+) -> AsyncIterator[tuple[AsyncSession, SyncRun, BankAccount] | None]:
+    """One unit of work with the run and its account locked (None when either is gone)."""
     async with session_scope(ctx.sessionmaker) as session:
-        run = await SyncRunRepository(session).get_for_update(run_id)
-        account = await session.get(BankAccount, plan.account_id, with_for_update=True)
-        if run is None or account is None:
-            return Outcome("done")
+        run = await SyncRunRepository(session).get_for_update(plan.run_id)
+        account = await BankAccountRepository(session).get_for_update(plan.account_id)
+        yield (session, run, account) if run is not None and account is not None else None
+
+
+@dataclass
+class _Failing:
+    """A run that did not succeed, locked with its account, its error already recorded."""
+
+    session: AsyncSession
+    run: SyncRun
+    account: BankAccount
+    at: dt.datetime
+
+
+@asynccontextmanager
+async def _failing_run(
+    ctx: ServiceEnv, plan: ClaimedRun, code: str, message: str, *, retryable: bool
+) -> AsyncIterator[_Failing | None]:
+    """:func:`_run_and_account` with the run's error recorded (None when the run or account is gone)."""
+    at = ctx.clock()
+    async with _run_and_account(ctx, plan) as locked:
+        if locked is None:
+            yield None
+            return
+        session, run, account = locked
         _error(run, code, message, retryable=retryable)
         run.modified_at = at
-        if defer_to is not None:
-            run.status, run.next_attempt_at = SyncStatus.deferred, defer_to
-            account.last_sync_status = SyncStatus.deferred
-            log.info("sync.run.deferred", run_id=str(run_id), error_code=code, until=defer_to.isoformat())
-            return Outcome("deferred", retry_in=max(1.0, (defer_to - at).total_seconds()))
-        if backoff and run.attempts < settings.sync.max_attempts:
+        yield _Failing(session, run, account, at)
+
+
+def _finish_failed(failing: _Failing, sync: SyncSettings) -> None:
+    """The run failed for good: the account tries again at its next night slot."""
+    run, account, at = failing.run, failing.account, failing.at
+    run.status, run.finished_at, run.next_attempt_at = SyncStatus.failed, at, None
+    account.last_sync_status = SyncStatus.failed
+    account.next_sync_at = next_night_slot(account.id, sync, at)
+
+
+async def _open_sync_failed_todo(failing: _Failing, code: str, *, retryable: bool) -> None:
+    run, account = failing.run, failing.account
+    await TodoRepository(failing.session).upsert_open(
+        account.company_id,
+        TodoType.sync_failed,
+        str(account.id),
+        {
+            "bank_account_id": str(account.id),
+            "account_name": account.display_name or account.name or account.iban,
+            "run_id": str(run.id),
+            "code": code,
+            "message": run.error_message,
+            "retryable": retryable,
+        },
+    )
+
+
+def _failed(plan: ClaimedRun, code: str) -> Outcome:
+    log.info("sync.run.failed", run_id=str(plan.run_id), error_code=code)
+    return Outcome("failed")
+
+
+async def _defer(ctx: ServiceEnv, plan: ClaimedRun, code: str, message: str, until: dt.datetime) -> Outcome:
+    """The bank (or the allowance) says not now: the run waits, deferred, until ``until``."""
+    async with _failing_run(ctx, plan, code, message, retryable=True) as failing:
+        if failing is None:
+            return Outcome("done")
+        failing.run.status, failing.run.next_attempt_at = SyncStatus.deferred, until
+        failing.account.last_sync_status = SyncStatus.deferred
+        retry_in = max(1.0, (until - failing.at).total_seconds())
+    log.info("sync.run.deferred", run_id=str(plan.run_id), error_code=code, until=until.isoformat())
+    return Outcome("deferred", retry_in=retry_in)
+
+
+async def _retry_with_backoff(ctx: ServiceEnv, plan: ClaimedRun, code: str, message: str) -> Outcome:
+    """A transient failure: queued again after a jittered exponential backoff; after
+    ``settings.sync.max_attempts`` attempts the run fails with a ``sync_failed`` to-do."""
+    sync = ctx.settings.sync
+    async with _failing_run(ctx, plan, code, message, retryable=True) as failing:
+        if failing is None:
+            return Outcome("done")
+        run = failing.run
+        if run.attempts < sync.max_attempts:
             delay = compute_backoff(
-                run.attempts, base=settings.sync.backoff_base_seconds, cap=settings.sync.backoff_max_seconds
+                run.attempts, base=sync.backoff_base_seconds, cap=sync.backoff_max_seconds
             )
-            run.status, run.next_attempt_at = SyncStatus.queued, at + dt.timedelta(seconds=delay)
+            run.status, run.next_attempt_at = SyncStatus.queued, failing.at + dt.timedelta(seconds=delay)
             log.info(
                 "sync.run.retry",
-                run_id=str(run_id),
+                run_id=str(run.id),
                 error_code=code,
                 attempt=run.attempts,
                 delay=round(delay),
             )
             return Outcome("queued", retry_in=delay)
-        if backoff:
-            run.error_message = f"{message} We tried {run.attempts} times and will try again tonight."
-        run.status, run.finished_at, run.next_attempt_at = SyncStatus.failed, at, None
-        account.last_sync_status = SyncStatus.failed
-        account.next_sync_at = next_night_slot(account.id, settings.sync, at)
-        todos = TodoRepository(session)
-        if reauth is not None:
-            connection = await session.get(BankConnection, plan.connection_id, with_for_update=True)
-            if connection is not None:
-                await mark_reauth_required(session, connection, reason=reauth)
-        else:
-            if vanished:
-                account.status, account.next_sync_at = AccountStatus.paused, None
-            await todos.upsert_open(
-                account.company_id,
-                SYNC_FAILED_TODO,
-                str(account.id),
-                {
-                    "bank_account_id": str(account.id),
-                    "account_name": account.display_name or account.name or account.iban,
-                    "run_id": str(run.id),
-                    "code": code,
-                    "message": run.error_message,
-                    "retryable": retryable,
-                },
-            )
-        log.info("sync.run.failed", run_id=str(run_id), error_code=code)
-        return Outcome("failed")
+        run.error_message = f"{message} We tried {run.attempts} times and will try again tonight."
+        _finish_failed(failing, sync)
+        await _open_sync_failed_todo(failing, code, retryable=True)
+    return _failed(plan, code)
+
+
+async def _give_up(ctx: ServiceEnv, plan: ClaimedRun, code: str, message: str, *, retryable: bool) -> Outcome:
+    """The run fails now (no retry before the next night) with a ``sync_failed`` to-do."""
+    async with _failing_run(ctx, plan, code, message, retryable=retryable) as failing:
+        if failing is None:
+            return Outcome("done")
+        _finish_failed(failing, ctx.settings.sync)
+        await _open_sync_failed_todo(failing, code, retryable=retryable)
+    return _failed(plan, code)
+
+
+async def _account_vanished(ctx: ServiceEnv, plan: ClaimedRun) -> Outcome:
+    """The bank no longer knows the account: the run fails and the account pauses without a next sync,
+    with a ``sync_failed`` to-do naming it."""
+    code = "account_vanished"
+    message = (
+        "The bank no longer knows this account (closed, or removed from the consent). Syncing is paused."
+    )
+    async with _failing_run(ctx, plan, code, message, retryable=False) as failing:
+        if failing is None:
+            return Outcome("done")
+        _finish_failed(failing, ctx.settings.sync)
+        failing.account.status, failing.account.next_sync_at = AccountStatus.paused, None
+        await _open_sync_failed_todo(failing, code, retryable=False)
+    return _failed(plan, code)
+
+
+async def _needs_login(ctx: ServiceEnv, plan: ClaimedRun, reason: str) -> Outcome:
+    """The bank refused the consent or token: the run fails and the connection (with its accounts)
+    needs a new login (:func:`mark_reauth_required`: its to-do and event)."""
+    code = "reauth_required"
+    message = "The bank needs you to log in again to keep importing transactions."
+    async with _failing_run(ctx, plan, code, message, retryable=False) as failing:
+        if failing is None:
+            return Outcome("done")
+        _finish_failed(failing, ctx.settings.sync)
+        connections = BankConnectionRepository(failing.session)
+        connection = await connections.get_for_update(plan.company_id, plan.connection_id)
+        if connection is not None:
+            await mark_reauth_required(failing.session, connection, reason=reason)
+    return _failed(plan, code)
 
 
 async def _succeed(
     ctx: ServiceEnv,
     plan: ClaimedRun,
-    run_id: uuid.UUID,
-    result: Any,
+    result: WriteResult,
     window: tuple[dt.date, dt.date],
-    balance: Any,
+    balance: Balance | None,
     settings: Settings,
 ) -> Outcome:
     at = ctx.clock()
-    async with session_scope(ctx.sessionmaker) as session:
-        run = await SyncRunRepository(session).get_for_update(run_id)
-        account = await session.get(BankAccount, plan.account_id, with_for_update=True)
-        if run is None or account is None:
+    async with _run_and_account(ctx, plan) as locked:
+        if locked is None:
             return Outcome("done")
+        session, run, account = locked
         run.status, run.finished_at, run.next_attempt_at = SyncStatus.succeeded, at, None
         run.window_from, run.window_to = window
         run.fetched, run.inserted = result.fetched, result.inserted
@@ -600,8 +537,8 @@ async def _succeed(
             account.balance_amount = balance.amount
             account.balance_currency = balance.currency
             account.balance_as_of = balance.as_of or today_stockholm(at)
-        await TodoRepository(session).resolve(account.company_id, SYNC_FAILED_TODO, str(account.id))
-        unbooked = await TransactionWriteRepository(session).unbooked_count(account.id)
+        await TodoRepository(session).resolve(account.company_id, TodoType.sync_failed, str(account.id))
+        unbooked = await TransactionRepository(session).unbooked_count(account.id)
         payload = {
             "bank_account_id": str(account.id),
             "sync_run_id": str(run.id),
@@ -630,5 +567,5 @@ async def _succeed(
                 },
                 at=at,
             )
-    log.info("sync.run.succeeded", run_id=str(run_id), fetched=result.fetched, inserted=result.inserted)
+    log.info("sync.run.succeeded", run_id=str(plan.run_id), fetched=result.fetched, inserted=result.inserted)
     return Outcome("succeeded")

@@ -3,12 +3,12 @@
 Choices that the spec leaves open (docs/banks.md, "Berlin Group"):
 
 * ``PERIOD_INVALID`` (the bank refuses the date range, typically > 90 days without fresh SCA) raises
-  :class:`PeriodInvalid`, a subclass of :class:`InvalidResponse` carrying ``max_days = 89``. The adapter
-  never retries by itself; the sync engine catches it and asks again with a window of at most
-  ``max_days`` days (a plain ``except InvalidResponse`` still treats it as unreadable).
-* ``RESOURCE_UNKNOWN`` on an account resource (404/403) raises :class:`ResourceUnknown`, also an
-  :class:`InvalidResponse`: the account no longer exists under this consent (closed, or a deleted N26
-  space). Retrying will not help; the sync engine can mark the account as gone.
+  :class:`PeriodInvalid`, the contract's :class:`PeriodTooLong` carrying ``max_days = 89``. The adapter
+  never retries by itself; the sync engine catches ``PeriodTooLong`` and asks again with a window of at
+  most ``max_days`` days (a plain ``except InvalidResponse`` still treats it as unreadable).
+* ``RESOURCE_UNKNOWN`` on an account resource (404/403) raises :class:`ResourceUnknown`, the contract's
+  :class:`AccountVanished`: the account no longer exists under this consent (closed, or a deleted N26
+  space). Retrying will not help; the sync engine pauses the account.
 * 503 is :class:`TemporaryFailure` (a flapping backend) unless the body says the service is blocked or
   in maintenance (code ``SERVICE_BLOCKED``, or "maintenance" in a message text): then
   :class:`BankUnavailable`. ``SERVICE_BLOCKED`` is BankUnavailable on any status.
@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ledgerlink.banks.adapters.base import InvalidResponse
+from ledgerlink.banks.adapters.base import UNATTENDED_MAX_DAYS, AccountVanished, PeriodTooLong
 
 REAUTH_CODES = frozenset(
     {
@@ -39,20 +39,16 @@ UNAVAILABLE_CODES = frozenset({"SERVICE_BLOCKED"})
 PERIOD_CODES = frozenset({"PERIOD_INVALID"})
 UNKNOWN_RESOURCE_CODES = frozenset({"RESOURCE_UNKNOWN"})
 
-#: What a bank serves without fresh SCA (PSD2 RTS: ~90 days without fresh SCA).
-UNATTENDED_MAX_DAYS = 89
 
-
-class PeriodInvalid(InvalidResponse):
-    """The bank refused the requested date range; ask again with at most ``max_days`` days."""
+class PeriodInvalid(PeriodTooLong):
+    """``PERIOD_INVALID``: the bank refused the requested date range; ask again with at most ``max_days``."""
 
     def __init__(self, bank_id: str, message: str, max_days: int = UNATTENDED_MAX_DAYS) -> None:
-        super().__init__(bank_id, message, "dateFrom")
-        self.max_days = max_days
+        super().__init__(bank_id, message, max_days, "dateFrom")
 
 
-class ResourceUnknown(InvalidResponse):
-    """The addressed resource (usually an account) is unknown to the bank under this consent."""
+class ResourceUnknown(AccountVanished):
+    """``RESOURCE_UNKNOWN``: the addressed resource (an account) is unknown to the bank under this consent."""
 
 
 @dataclass(frozen=True, slots=True)

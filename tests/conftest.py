@@ -41,6 +41,40 @@ def _sqlalchemy_url(db: str) -> str:
     return _asyncpg_dsn(db).replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
+#: Under pytest-xdist (``make test``) these run first, longest first, so the long ones overlap the many
+#: short ones instead of trailing at the end; a file listed with a group runs as one unit on one worker.
+#: (path prefix, xdist group or None)
+_LONG_FIRST: list[tuple[str, str | None]] = [
+    # the soak is the longest test by far (minutes) and waits on timeouts and a worker subprocess: alone
+    ("tests/resilience/test_fault_soak.py", "fault-soak"),
+    # one make-run server per module (module-scoped fixture): the file stays on one worker
+    ("tests/e2e/test_make_run_journeys.py", "make-run-journeys"),
+    ("tests/resilience/test_load.py", None),
+    ("tests/fortnox/test_client.py", None),
+    ("tests/resilience/", None),
+    ("tests/sync/test_nightly.py", None),
+    ("tests/foundation/test_smoke_sqlite.py", None),
+    ("tests/sie/", None),
+]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group the files that must stay on one xdist worker and put the long tests first (a stable sort:
+    the order within a file is kept). The same on every worker, as xdist requires."""
+
+    def rank(item: pytest.Item) -> int:
+        for index, (prefix, _) in enumerate(_LONG_FIRST):
+            if item.nodeid.startswith(prefix):
+                return index
+        return len(_LONG_FIRST)
+
+    for item in items:
+        index = rank(item)
+        if index < len(_LONG_FIRST) and (group := _LONG_FIRST[index][1]) is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=rank)
+
+
 def _worker_id() -> str:
     """The pytest-xdist worker id (``gw0``, ``gw1``, ...), or ``main`` without xdist."""
     return os.environ.get("PYTEST_XDIST_WORKER", "main")

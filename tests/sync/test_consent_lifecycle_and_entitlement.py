@@ -1,7 +1,6 @@
 """Consent lifecycle cron, entitlement pause/resume, and the events both raise reaching webhooks.
 
-Gaps the sync engineer reported as untested: ``sync.consents_due`` (``consent_expiring`` 7 days ahead,
-an expired consent → ``reauth_required``), pausing/resuming accounts with the Business entitlement, and
+``sync.consents_due`` (``consent_expiring`` 7 days ahead, an expired consent → ``reauth_required``), pausing/resuming accounts with the Business entitlement, and
 ``bank_connection.reauth_required`` getting webhook deliveries (it used to bypass ``emit``).
 """
 

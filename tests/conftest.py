@@ -75,6 +75,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=rank)
 
 
+#: Under xdist, a worker lowers its own CPU priority by this much once it runs anything but the fault soak:
+#: the soak is the critical path and slows most under CPU contention, while the short tests fill the time
+#: the soak spends waiting (its worker subprocess, started while its xdist worker is not yet lowered,
+#: keeps the normal priority).
+_YIELD_TO_SOAK = 10
+_yielded: list[bool] = []
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if _yielded or _worker_id() == "main":
+        return
+    group = item.get_closest_marker("xdist_group")
+    if group is not None and group.args and group.args[0] == _LONG_FIRST[0][1]:
+        return
+    os.nice(_YIELD_TO_SOAK)
+    _yielded.append(True)
+
+
 def _worker_id() -> str:
     """The pytest-xdist worker id (``gw0``, ``gw1``, ...), or ``main`` without xdist."""
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
@@ -156,7 +174,7 @@ async def reset_database(engine: AsyncEngine) -> list[str]:
     per-test transaction would not see its writes; a DELETE of a few rows is much cheaper than a TRUNCATE,
     which rewrites every table file it names (and with CASCADE pulls in every referencing table)."""
     async with engine.begin() as conn:
-        counts = dict((await conn.execute(text(_ROW_COUNTS_SQL))).tuples().all())
+        counts: dict[str, int] = dict((await conn.execute(text(_ROW_COUNTS_SQL))).tuples().all())
         ordered = [name for name in _TABLES_CHILDREN_FIRST if counts[name] > 0]
         if not ordered:
             return []

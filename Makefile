@@ -8,6 +8,12 @@ RUN_ENV = LEDGERLINK_SANDBOX=$${LEDGERLINK_SANDBOX:-true} \
   LEDGERLINK_ALLOWED_REDIRECT_URIS=$${LEDGERLINK_ALLOWED_REDIRECT_URIS:-http://localhost:3000/callback,http://127.0.0.1:$(PORT)/sandbox/callback} \
   LEDGERLINK_LOG_JSON=$${LEDGERLINK_LOG_JSON:-false}
 
+# pytest-xdist: each worker has its own database and queue; tests mostly wait on I/O and servers, so 4
+# workers beat 2 on a 2-core machine. The long tests start first (tests/conftest.py); TEST_WORKERS=0 runs
+# the suite in one process.
+TEST_WORKERS ?= 4
+TEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
+
 .DEFAULT_GOAL := help
 .PHONY: help install run test lint fmt openapi migrate worker bench soak clean
 
@@ -40,7 +46,7 @@ run: install ## Migrate, seed the dev company and serve the API on :8000 with th
 
 test: install ## Run the whole test suite against real PostgreSQL and Redis (started if installed but stopped)
 	@bash scripts/test-services
-	@$(UV) run pytest -q -p no:cacheprovider; status=$$?; \
+	@$(UV) run pytest -q -p no:cacheprovider $(TEST_PARALLEL); status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$status
 
 soak: install ## Run the resilience suite at full size

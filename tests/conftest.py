@@ -1,5 +1,6 @@
-"""Test fixtures: a real PostgreSQL database per test run (migrated with Alembic, tables truncated after
-each test), real Redis with a queue name of its own, the app over ASGI, and tokens."""
+"""Test fixtures: a real PostgreSQL database per test process (migrated with Alembic; each pytest-xdist
+worker has its own), emptied after each test of exactly the tables the test wrote to, real Redis with a
+queue name of its own per process, the app over ASGI, and tokens."""
 
 from __future__ import annotations
 
@@ -40,12 +41,69 @@ def _sqlalchemy_url(db: str) -> str:
     return _asyncpg_dsn(db).replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
+#: Under pytest-xdist (``make test``) these run first, longest first, so the long ones overlap the many
+#: short ones instead of trailing at the end; a file listed with a group runs as one unit on one worker.
+#: (path prefix, xdist group or None)
+_LONG_FIRST: list[tuple[str, str | None]] = [
+    # the soak is the longest test by far (minutes) and waits on timeouts and a worker subprocess: alone
+    ("tests/resilience/test_fault_soak.py", "fault-soak"),
+    # one make-run server per module (module-scoped fixture): the file stays on one worker
+    ("tests/e2e/test_make_run_journeys.py", "make-run-journeys"),
+    ("tests/resilience/test_load.py", None),
+    ("tests/fortnox/test_client.py", None),
+    ("tests/resilience/", None),
+    ("tests/sync/test_nightly.py", None),
+    ("tests/foundation/test_smoke_sqlite.py", None),
+    ("tests/sie/", None),
+]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group the files that must stay on one xdist worker and put the long tests first (a stable sort:
+    the order within a file is kept). The same on every worker, as xdist requires."""
+
+    def rank(item: pytest.Item) -> int:
+        for index, (prefix, _) in enumerate(_LONG_FIRST):
+            if item.nodeid.startswith(prefix):
+                return index
+        return len(_LONG_FIRST)
+
+    for item in items:
+        index = rank(item)
+        if index < len(_LONG_FIRST) and (group := _LONG_FIRST[index][1]) is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=rank)
+
+
+#: Under xdist, a worker lowers its own CPU priority by this much once it runs anything but the fault soak:
+#: the soak is the critical path and slows most under CPU contention, while the short tests fill the time
+#: the soak spends waiting (its worker subprocess, started while its xdist worker is not yet lowered,
+#: keeps the normal priority).
+_YIELD_TO_SOAK = 10
+_yielded: list[bool] = []
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if _yielded or _worker_id() == "main":
+        return
+    group = item.get_closest_marker("xdist_group")
+    if group is not None and group.args and group.args[0] == _LONG_FIRST[0][1]:
+        return
+    os.nice(_YIELD_TO_SOAK)
+    _yielded.append(True)
+
+
+def _worker_id() -> str:
+    """The pytest-xdist worker id (``gw0``, ``gw1``, ...), or ``main`` without xdist."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
 @pytest.fixture(scope="session")
 def database_name() -> Iterator[str]:
-    """A fresh database for this test run, migrated to head; dropped at the end."""
+    """A fresh database for this test process (one per xdist worker), migrated to head; dropped at the end."""
     import asyncio
 
-    name = f"ledgerlink_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    name = f"ledgerlink_test_{_worker_id()}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
 
     async def admin(sql: str) -> None:
         conn = await asyncpg.connect(PG_ADMIN_DSN)
@@ -67,7 +125,7 @@ def database_url(database_name: str) -> str:
 
 @pytest.fixture(scope="session")
 def queue_name() -> str:
-    return f"ledgerlink-test:{uuid.uuid4().hex[:8]}"
+    return f"ledgerlink-test:{_worker_id()}:{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture
@@ -91,12 +149,56 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await eng.dispose()
 
 
+#: Tables children first, so deleting in this order never trips a foreign key.
+_TABLES_CHILDREN_FIRST = [t.name for t in reversed(Base.metadata.sorted_tables)]
+#: Above this many rows in one table TRUNCATE beats DELETE (soak and load tests write thousands).
+_DELETE_AT_MOST = 2000
+#: One round trip: each table's row count, capped just above ``_DELETE_AT_MOST`` (empty tables cost nothing).
+_ROW_COUNTS_SQL = " UNION ALL ".join(
+    f"SELECT '{name}', (SELECT count(*) FROM (SELECT 1 FROM \"{name}\" LIMIT {_DELETE_AT_MOST + 1}) t)"
+    for name in _TABLES_CHILDREN_FIRST
+)
+#: Table -> its serial (autoincrement integer) key column, whose sequence restarts with the table.
+_SERIAL_COLUMNS = {
+    t.name: t.autoincrement_column.name
+    for t in Base.metadata.sorted_tables
+    if t.autoincrement_column is not None
+}
+
+
+async def reset_database(engine: AsyncEngine) -> list[str]:
+    """Empty exactly the tables that hold rows and restart their identity sequences, as a TRUNCATE of
+    every table with RESTART IDENTITY did, at a fraction of the cost; returns the tables it emptied.
+
+    The code under test commits for real (requests and jobs commit at the edges), so a rolled-back
+    per-test transaction would not see its writes; a DELETE of a few rows is much cheaper than a TRUNCATE,
+    which rewrites every table file it names (and with CASCADE pulls in every referencing table)."""
+    async with engine.begin() as conn:
+        counts: dict[str, int] = dict((await conn.execute(text(_ROW_COUNTS_SQL))).tuples().all())
+        ordered = [name for name in _TABLES_CHILDREN_FIRST if counts[name] > 0]
+        if not ordered:
+            return []
+        big = any(counts[name] > _DELETE_AT_MOST for name in ordered)
+        if big:
+            names = ", ".join(f'"{name}"' for name in ordered)
+            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            return ordered
+        for name in ordered:
+            await conn.execute(text(f'DELETE FROM "{name}"'))
+        for name in ordered:
+            if name in _SERIAL_COLUMNS:
+                await conn.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('\"{name}\"', '{_SERIAL_COLUMNS[name]}'), 1, false)"
+                    )
+                )
+        return ordered
+
+
 @pytest.fixture
 async def sessionmaker(engine: AsyncEngine) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     yield create_sessionmaker(engine)
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    async with engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    await reset_database(engine)
 
 
 @pytest.fixture

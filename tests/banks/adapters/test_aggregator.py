@@ -7,7 +7,6 @@ import datetime as dt
 import json
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +15,7 @@ import respx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from pydantic import SecretStr
+from tests.banks.adapters.support import BANK_DATA, payloads
 
 from ledgerlink.banks.adapters.aggregator import AggregatorAdapter
 from ledgerlink.banks.adapters.base import (
@@ -34,7 +34,7 @@ from ledgerlink.banks.adapters.base import (
 from ledgerlink.banks.adapters.registry import BANKS, create_adapter
 from ledgerlink.config import BankEndpointSettings
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "banks" / "aggregator"
+DATA = BANK_DATA / "aggregator"
 API = "https://api.enablebanking.com"
 UID = "07cc67f4-45d6-494b-adac-09b5cbc7e2b5"
 SESSION = "4a9e2d1c-7b3f-4e8a-a1c2-9d8e7f6a5b4c"
@@ -47,8 +47,7 @@ PEM = KEY.private_bytes(
 ).decode()
 
 
-def load(name: str) -> Any:
-    return json.loads((DATA / name).read_text(encoding="utf-8"))
+load = payloads(DATA)
 
 
 def unb64(part: str) -> bytes:

@@ -12,13 +12,14 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from tests.banks.adapters.support import BANK_DATA, mock_bank
 
 from ledgerlink.banks.adapters.alandsbanken import AlandsbankenAdapter
 from ledgerlink.banks.adapters.base import ConnectionContext, Credentials, RateLimited
 from ledgerlink.banks.adapters.registry import BANKS, create_adapter
 from ledgerlink.config import BankEndpointSettings
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "banks" / "alandsbanken"
+DATA = BANK_DATA / "alandsbanken"
 OBIE_DATA = DATA.parent / "obie"
 API = "https://api.alandsbanken.se"
 AUTH = "https://open.alandsbanken.se"
@@ -35,8 +36,7 @@ def load(name: str, base: Path = DATA) -> Any:
 
 @pytest.fixture
 def bank() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=API, assert_all_called=False) as router:
-        yield router
+    yield from mock_bank(API)
 
 
 @pytest.fixture

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import respx
+from tests.banks.adapters.support import BANK_DATA, mock_bank, payloads
 
 from ledgerlink.banks.adapters.base import (
     AdapterError,
@@ -30,7 +30,7 @@ from ledgerlink.banks.adapters.berlingroup import BerlinGroupAdapter, PeriodInva
 from ledgerlink.banks.adapters.registry import BANKS
 from ledgerlink.config import BankEndpointSettings
 
-DATA = Path(__file__).parents[2] / "data" / "banks" / "berlingroup"
+DATA = BANK_DATA / "berlingroup"
 BASE = "https://bg.bank.test"
 ACCOUNT = "3dc3d5b3-7023-4848-9853-f5400a64e80f"
 PRESENT = ConnectionContext(account_type="business", psu_ip_address="198.51.100.4", corporate_id="5566778899")
@@ -39,8 +39,7 @@ CREDS = Credentials(consent_id="1234-wertiq-983")
 REDIRECT = "https://app.example/callback"
 
 
-def load(name: str) -> Any:
-    return json.loads((DATA / name).read_text())
+load = payloads(DATA)
 
 
 @pytest.fixture
@@ -51,9 +50,8 @@ async def adapter() -> AsyncIterator[BerlinGroupAdapter]:
 
 
 @pytest.fixture
-def bank() -> respx.MockRouter:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        yield router
+def bank() -> Iterator[respx.MockRouter]:
+    yield from mock_bank(BASE)
 
 
 async def test_redirect_consent_request_and_headers(

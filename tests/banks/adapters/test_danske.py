@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import respx
+from tests.banks.adapters.support import BANK_DATA, payloads
 
 from ledgerlink.banks.adapters.base import ConnectionContext, Credentials, TemporaryFailure
 from ledgerlink.banks.adapters.danske import DISCOVERY, DanskeAdapter
 from ledgerlink.banks.adapters.registry import BANKS
 from ledgerlink.config import BankEndpointSettings
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "banks" / "danske"
+DATA = BANK_DATA / "danske"
 API = "https://psd2-api.danskebank.com"
 AIS = "/psd2/v3.1/aisp"
 ACCOUNT = "DK-SE-12345678"
@@ -27,8 +26,7 @@ PRIVATE = ConnectionContext(account_type="private", psu_ip_address="192.0.2.10")
 CREDS = Credentials(consent_id="AAC-5e0a6f3b-1c2d-4e5f-8a9b-0c1d2e3f4a5b", access_token="danske-user-1")
 
 
-def load(name: str) -> Any:
-    return json.loads((DATA / name).read_text(encoding="utf-8"))
+load = payloads(DATA)
 
 
 @pytest.fixture

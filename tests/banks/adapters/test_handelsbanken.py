@@ -6,7 +6,6 @@ import datetime as dt
 import json
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,6 +13,7 @@ import httpx
 import pytest
 import respx
 from pydantic import SecretStr
+from tests.banks.adapters.support import BANK_DATA, mock_bank, payloads
 
 from ledgerlink.banks.adapters.base import (
     BankUnavailable,
@@ -34,7 +34,7 @@ from ledgerlink.config import BankEndpointSettings
 
 BASE = "https://api.handelsbanken.test/openbanking"
 AUTH = "https://auth.handelsbanken.test/bb/gls5"
-DATA = Path(__file__).parents[2] / "data" / "banks" / "handelsbanken"
+DATA = BANK_DATA / "handelsbanken"
 ACCOUNT = "ae57f8d1-2c3b-4a5d-9e6f-7a8b9c0d1e2f"
 CONSENT = "3f9a1c2e-7b4d-4e8f-9a0b-1c2d3e4f5a60"
 TX_URL = f"/psd2/v2/accounts/{ACCOUNT}/transactions"
@@ -47,8 +47,7 @@ BUSINESS = ConnectionContext(account_type="business", corporate_id="556000-0001"
 CREDS = Credentials(consent_id=CONSENT, access_token="user-token", refresh_token="user-refresh")
 
 
-def payload(name: str) -> Any:
-    return json.loads((DATA / name).read_text(encoding="utf-8"))
+payload = payloads(DATA)
 
 
 @pytest.fixture
@@ -63,8 +62,7 @@ async def adapter() -> AsyncIterator[HandelsbankenAdapter]:
 
 @pytest.fixture
 def bank() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        yield router
+    yield from mock_bank(BASE)
 
 
 class TestAuthorization:

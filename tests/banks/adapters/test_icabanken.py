@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import respx
 from pydantic import SecretStr
+from tests.banks.adapters.support import BANK_DATA, mock_bank, payloads
 
 from ledgerlink.banks.adapters.base import (
     BookingStatus,
@@ -26,14 +24,13 @@ from ledgerlink.banks.adapters.icabanken import TOKEN_URL, IcaBankenAdapter
 from ledgerlink.banks.adapters.registry import create_adapter
 from ledgerlink.config import BankEndpointSettings
 
-DATA = Path(__file__).parents[2] / "data" / "banks" / "icabanken"
+DATA = BANK_DATA / "icabanken"
 BASE = "https://mtls-apimgw-icabanken.ica.se/t/icabanken.tenant/ica/bank/psd2/accounts/1.0.0"
 CTX = ConnectionContext(account_type="private", psu_id="199001011234", psu_ip_address="198.51.100.9")
 CREDS = Credentials(access_token="ica-access-anon")
 
 
-def load(name: str) -> Any:
-    return json.loads((DATA / name).read_text())
+load = payloads(DATA)
 
 
 @pytest.fixture
@@ -47,8 +44,7 @@ async def adapter() -> AsyncIterator[IcaBankenAdapter]:
 
 @pytest.fixture
 def bank() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False) as router:
-        yield router
+    yield from mock_bank()
 
 
 async def test_authorize_url_carries_ssn_and_state(adapter: IcaBankenAdapter) -> None:

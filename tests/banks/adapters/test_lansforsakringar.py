@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import respx
+from tests.banks.adapters.support import BANK_DATA, mock_bank, payloads
 
 from ledgerlink.banks.adapters.base import (
     AdapterError,
@@ -27,14 +25,13 @@ from ledgerlink.banks.adapters.lansforsakringar import LansforsakringarAdapter
 from ledgerlink.banks.adapters.registry import create_adapter
 from ledgerlink.config import BankEndpointSettings
 
-DATA = Path(__file__).parents[2] / "data" / "banks" / "lansforsakringar"
+DATA = BANK_DATA / "lansforsakringar"
 BASE = "https://api.bank.lansforsakringar.se/openbanking"
 CREDS = Credentials(consent_id="c7f1e5a0-lf-0001")
 CTX = ConnectionContext(account_type="private", psu_id="199001011234", psu_ip_address="198.51.100.9")
 
 
-def load(name: str) -> Any:
-    return json.loads((DATA / name).read_text())
+load = payloads(DATA)
 
 
 @pytest.fixture
@@ -47,8 +44,7 @@ async def adapter() -> AsyncIterator[LansforsakringarAdapter]:
 
 @pytest.fixture
 def bank() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        yield router
+    yield from mock_bank(BASE)
 
 
 async def test_decoupled_is_default_with_personnummer(

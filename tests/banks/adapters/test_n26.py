@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 import respx
 from pydantic import SecretStr
+from tests.banks.adapters.support import BANK_DATA, mock_bank, payloads
 
 from ledgerlink.banks.adapters.base import (
     AdapterError,
@@ -27,15 +25,14 @@ from ledgerlink.banks.adapters.n26 import N26Adapter
 from ledgerlink.banks.adapters.registry import create_adapter
 from ledgerlink.config import BankEndpointSettings
 
-DATA = Path(__file__).parents[2] / "data" / "banks" / "n26"
+DATA = BANK_DATA / "n26"
 BASE = "https://xs2a.tech26.de"
 PREFIX = f"{BASE}/v1/berlin-group/v1"
 CTX = ConnectionContext(account_type="private", psu_ip_address="198.51.100.9")
 CREDS = Credentials(consent_id="n26-consent-0001", access_token="n26-access-anon")
 
 
-def load(name: str) -> Any:
-    return json.loads((DATA / name).read_text())
+load = payloads(DATA)
 
 
 @pytest.fixture
@@ -49,8 +46,7 @@ async def adapter() -> AsyncIterator[N26Adapter]:
 
 @pytest.fixture
 def bank() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False) as router:
-        yield router
+    yield from mock_bank()
 
 
 async def test_oauth_then_consent_then_app_confirmation(adapter: N26Adapter, bank: respx.MockRouter) -> None:

@@ -6,7 +6,6 @@ import datetime as dt
 import json
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -14,6 +13,7 @@ import httpx
 import pytest
 import respx
 from pydantic import SecretStr
+from tests.banks.adapters.support import BANK_DATA, mock_bank, payloads
 
 from ledgerlink.banks.adapters.base import (
     BankUnavailable,
@@ -33,7 +33,7 @@ from ledgerlink.banks.adapters.registry import BANKS
 from ledgerlink.config import BankEndpointSettings
 
 BASE = "https://nordea.test"
-DATA = Path(__file__).parents[2] / "data" / "banks" / "nordea"
+DATA = BANK_DATA / "nordea"
 ACCOUNT = "SE7630000000012345678901-SEK"
 
 PRIVATE_PRESENT = ConnectionContext(
@@ -43,8 +43,7 @@ PRIVATE_ABSENT = ConnectionContext(account_type="private")
 BUSINESS = ConnectionContext(account_type="business", corporate_id="5560000001")
 
 
-def payload(name: str) -> Any:
-    return json.loads((DATA / name).read_text(encoding="utf-8"))
+payload = payloads(DATA)
 
 
 def creds(valid_until: dt.date | None = None) -> Credentials:
@@ -64,8 +63,7 @@ async def adapter() -> AsyncIterator[NordeaAdapter]:
 
 @pytest.fixture
 def bank() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        yield router
+    yield from mock_bank(BASE)
 
 
 class TestAuthorization:

@@ -9,7 +9,6 @@ import json
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from pydantic import SecretStr
+from tests.banks.adapters.support import BANK_DATA, mock_bank, payloads
 
 from ledgerlink.banks.adapters.base import (
     BankUnavailable,
@@ -37,7 +37,7 @@ from ledgerlink.banks.adapters.obie import ObieAdapter
 from ledgerlink.banks.adapters.registry import BANKS
 from ledgerlink.config import BankEndpointSettings
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "banks" / "obie"
+DATA = BANK_DATA / "obie"
 API = "https://obie.example"
 AUTH = "https://auth.obie.example"
 ENTRY = dataclasses.replace(BANKS["revolut"], id="obiebank", name="OBIE Bank")
@@ -51,8 +51,7 @@ CREDS = Credentials(
 )
 
 
-def load(name: str) -> Any:
-    return json.loads((DATA / name).read_text(encoding="utf-8"))
+load = payloads(DATA)
 
 
 def endpoint(**kw: Any) -> BankEndpointSettings:
@@ -68,8 +67,7 @@ def endpoint(**kw: Any) -> BankEndpointSettings:
 
 @pytest.fixture
 def bank() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=API, assert_all_called=False) as router:
-        yield router
+    yield from mock_bank(API)
 
 
 @pytest.fixture

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import respx
+from tests.banks.adapters.support import BANK_DATA, mock_bank, payloads
 
 from ledgerlink.banks.adapters.base import (
     BookingStatus,
@@ -25,7 +23,7 @@ from ledgerlink.banks.adapters.registry import BANKS, create_adapter
 from ledgerlink.banks.adapters.revolut import RevolutAdapter
 from ledgerlink.config import BankEndpointSettings
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "banks" / "revolut"
+DATA = BANK_DATA / "revolut"
 API = "https://oba.revolut.com"
 AUTH = "https://oba-auth.revolut.com"
 ACCOUNT = "a4f5d1c2-8b7e-4f6a-9d3c-1b2a3c4d5e6f"
@@ -33,8 +31,7 @@ PRESENT = ConnectionContext(account_type="private", psu_ip_address="192.0.2.44")
 UNATTENDED = ConnectionContext(account_type="private")
 
 
-def load(name: str) -> Any:
-    return json.loads((DATA / name).read_text(encoding="utf-8"))
+load = payloads(DATA)
 
 
 def creds(authorised_ago: dt.timedelta) -> Credentials:
@@ -48,8 +45,7 @@ def creds(authorised_ago: dt.timedelta) -> Credentials:
 
 @pytest.fixture
 def bank() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=API, assert_all_called=False) as router:
-        yield router
+    yield from mock_bank(API)
 
 
 @pytest.fixture

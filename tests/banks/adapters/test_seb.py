@@ -6,14 +6,13 @@ import datetime as dt
 import json
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 import respx
 from pydantic import SecretStr
+from tests.banks.adapters.support import BANK_DATA, mock_bank, payloads
 
 from ledgerlink.banks.adapters.base import (
     BankUnavailable,
@@ -34,7 +33,7 @@ from ledgerlink.config import BankEndpointSettings
 
 BASE = "https://api.seb.test/tpp"
 AUTH = "https://auth.seb.test"
-DATA = Path(__file__).parents[2] / "data" / "banks" / "seb"
+DATA = BANK_DATA / "seb"
 ACCOUNT = "c5a2e6f0-1b2c-4d3e-8f4a-5b6c7d8e9f01"
 TX_URL = f"/ais/v7/identified2/accounts/{ACCOUNT}/transactions"
 
@@ -45,8 +44,7 @@ PRIVATE_ABSENT = ConnectionContext(account_type="private")
 BUSINESS = ConnectionContext(account_type="business", corporate_id="5560000001")
 
 
-def payload(name: str) -> Any:
-    return json.loads((DATA / name).read_text(encoding="utf-8"))
+payload = payloads(DATA)
 
 
 def creds(valid_until: dt.date | None = None) -> Credentials:
@@ -68,8 +66,7 @@ async def adapter() -> AsyncIterator[SebAdapter]:
 
 @pytest.fixture
 def bank() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        yield router
+    yield from mock_bank(BASE)
 
 
 class TestAuthorization:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 import respx
 from pydantic import SecretStr
+from tests.banks.adapters.support import BANK_DATA, mock_bank, payloads
 
 from ledgerlink.banks.adapters.base import (
     AdapterError,
@@ -27,14 +25,13 @@ from ledgerlink.banks.adapters.registry import create_adapter
 from ledgerlink.banks.adapters.skandia import SkandiaAdapter
 from ledgerlink.config import BankEndpointSettings
 
-DATA = Path(__file__).parents[2] / "data" / "banks" / "skandia"
+DATA = BANK_DATA / "skandia"
 BASE = "https://apis.skandia.se/open-banking/core-bank"
 CTX = ConnectionContext(account_type="private", psu_ip_address="198.51.100.9")
 CREDS = Credentials(access_token="sk-access-anon")
 
 
-def load(name: str) -> Any:
-    return json.loads((DATA / name).read_text())
+load = payloads(DATA)
 
 
 @pytest.fixture
@@ -48,8 +45,7 @@ async def adapter() -> AsyncIterator[SkandiaAdapter]:
 
 @pytest.fixture
 def bank() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False) as router:
-        yield router
+    yield from mock_bank()
 
 
 async def test_oauth_redirect_and_exchange(adapter: SkandiaAdapter, bank: respx.MockRouter) -> None:

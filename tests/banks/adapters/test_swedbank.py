@@ -6,12 +6,12 @@ import datetime as dt
 import json
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 import respx
 from pydantic import SecretStr
+from tests.banks.adapters.support import BANK_DATA, mock_bank, payloads
 
 from ledgerlink.banks.adapters.base import (
     BankUnavailable,
@@ -31,7 +31,7 @@ from ledgerlink.banks.adapters.swedbank import SwedbankAdapter
 from ledgerlink.config import BankEndpointSettings
 
 BASE = "https://psd2.swedbank.test"
-DATA = Path(__file__).parents[2] / "data" / "banks" / "swedbank"
+DATA = BANK_DATA / "swedbank"
 ACCOUNT = "AbCdEf0123456789"
 TX_URL = f"/v4/accounts/{ACCOUNT}/transactions"
 DETAILED = "det-1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
@@ -46,8 +46,7 @@ BUSINESS = ConnectionContext(account_type="business", corporate_id="5560000001")
 CREDS = Credentials(consent_id=DETAILED)
 
 
-def payload(name: str) -> Any:
-    return json.loads((DATA / name).read_text(encoding="utf-8"))
+payload = payloads(DATA)
 
 
 @pytest.fixture
@@ -63,8 +62,7 @@ async def adapter(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SwedbankAdap
 
 @pytest.fixture
 def bank() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        yield router
+    yield from mock_bank(BASE)
 
 
 def assert_bic_and_app_id(request: Any) -> None:

@@ -1,4 +1,4 @@
-"""Sync engine gaps: the account lock outliving its TTL while the run lives, the ``PeriodInvalid`` shrink,
+"""The sync engine: the account lock outliving its TTL while the run lives, the ``PeriodInvalid`` shrink,
 the database guard against two active runs, and OAuth token refresh before a fetch."""
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Consent lifecycle cron, entitlement pause/resume, and the events both raise reaching webhooks.
 
-Gaps the sync engineer reported as untested: ``sync.consents_due`` (``consent_expiring`` 7 days ahead,
-an expired consent → ``reauth_required``), pausing/resuming accounts with the Business entitlement, and
-``bank_connection.reauth_required`` getting webhook deliveries (it used to bypass ``emit``).
+``sync.consents_due`` (``consent_expiring`` 7 days ahead, an expired consent → ``reauth_required``),
+pausing/resuming accounts with the Business entitlement, and ``bank_connection.reauth_required`` getting
+webhook deliveries (it used to bypass ``emit``).
 """
 
 from __future__ import annotations

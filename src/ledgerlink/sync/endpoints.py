@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 from fastapi import APIRouter, Request
@@ -16,11 +15,13 @@ from ledgerlink.db.session import SessionDep
 from ledgerlink.errors import Unprocessable, responses
 from ledgerlink.idempotency.service import IdempotencyKey, idempotency
 from ledgerlink.models.bank import SyncTrigger
-from ledgerlink.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from ledgerlink.pagination import Cursor, Instant, Keyset, Limit, Page
 from ledgerlink.sync.errors import BankAccountNotFound
 from ledgerlink.sync.repository import AccountRepository, SyncRunRepository
 from ledgerlink.sync.schemas import SyncRequest, SyncRunRead, SyncSchedule
 from ledgerlink.sync.service import schedule_sync
+
+SYNCS_KEYSET = Keyset("sync-runs", Instant, uuid.UUID)
 
 router = APIRouter(tags=["syncs"])
 
@@ -96,16 +97,12 @@ async def list_syncs(
     account = await AccountRepository(session).get_scoped(principal.company_id, account_id)
     if account is None:
         raise BankAccountNotFound("no such bank account")
-    values = decode_cursor(cursor, 2)
-    try:
-        after = (dt.datetime.fromisoformat(values[0]), uuid.UUID(values[1])) if values else None
-    except (TypeError, ValueError) as exc:
-        raise Unprocessable("cursor is not valid", loc=["query", "cursor"], code="invalid_cursor") from exc
+    after = SYNCS_KEYSET.decode(cursor)
     runs = list(await SyncRunRepository(session).page(principal.company_id, account_id, after, limit + 1))
     next_cursor = None
     if len(runs) > limit:
         runs = runs[:limit]
-        next_cursor = encode_cursor([runs[-1].created_at.isoformat(), str(runs[-1].id)])
+        next_cursor = SYNCS_KEYSET.encode(runs[-1].created_at, runs[-1].id)
     return Page(items=[run_read(r) for r in runs], next_cursor=next_cursor)
 
 

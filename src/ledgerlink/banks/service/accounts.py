@@ -54,7 +54,9 @@ from ledgerlink.models.bank import (
     SyncStatus,
     SyncTrigger,
 )
-from ledgerlink.pagination import decode_cursor, encode_cursor
+from ledgerlink.pagination import Instant, Keyset
+
+ACCOUNTS_KEYSET = Keyset("bank-accounts", Instant, uuid.UUID)
 
 log = get_logger(__name__)
 
@@ -322,21 +324,13 @@ class BankAccountService:
     async def list_page(
         self, session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None
     ) -> tuple[list[BankAccountRead], str | None]:
-        values = decode_cursor(cursor, 2)
-        after = None
-        if values is not None:
-            try:
-                after = (dt.datetime.fromisoformat(values[0]), uuid.UUID(values[1]))
-            except (TypeError, ValueError) as exc:
-                raise Unprocessable(
-                    "cursor is not valid", loc=["query", "cursor"], code="invalid_cursor"
-                ) from exc
+        after = ACCOUNTS_KEYSET.decode(cursor)
         repo = BankAccountRepository(session)
         rows = list(await repo.list_page(principal, limit=limit, after=after))
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
-            next_cursor = encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)])
+            next_cursor = ACCOUNTS_KEYSET.encode(rows[-1].created_at, rows[-1].id)
         counts = await repo.unbooked_counts(principal, [a.id for a in rows])
         return [account_read(a, counts.get(a.id, 0)) for a in rows], next_cursor
 

@@ -64,6 +64,10 @@ async def sync_now(
             f"from is before the account's sync_from ({account.sync_from.isoformat()}); move sync_from to backfill",
             loc=["body", "from"],
         )
+    if data.to is not None and data.to < account.sync_from:
+        raise Unprocessable(
+            f"to is before the account's sync_from ({account.sync_from.isoformat()})", loc=["body", "to"]
+        )
     run = await schedule_sync(
         session,
         account,

@@ -89,7 +89,7 @@ def ledger_suggestions(class_prefix: str) -> list[LedgerAccountRead]:
 
 def check_ledger_account(value: str, loc: list[str | int]) -> str:
     number = value.strip()
-    if len(number) != 4 or not number.isdigit() or not 1900 <= int(number) <= 1999:
+    if len(number) != 4 or not (number.isascii() and number.isdigit()) or not 1900 <= int(number) <= 1999:
         raise ledger_account_invalid(value, loc)
     return number
 

@@ -7,7 +7,7 @@ import uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from ledgerlink.auth.dependencies import AnyPrincipal, BankingPrincipal
+from ledgerlink.auth.dependencies import BankingPrincipal
 from ledgerlink.banks.service.accounts import run_read
 from ledgerlink.clock import today_stockholm
 from ledgerlink.companies.service import company
@@ -110,9 +110,10 @@ async def list_syncs(
     return Page(items=[run_read(r) for r in runs], next_cursor=next_cursor)
 
 
-@router.get("/sync-schedule", response_model=SyncSchedule, responses=responses(401))
-async def sync_schedule(request: Request, principal: AnyPrincipal) -> SyncSchedule:
-    """The nightly schedule (configuration, read-only)."""
+@router.get("/sync-schedule", response_model=SyncSchedule, responses=responses(401, 403))
+async def sync_schedule(request: Request, principal: BankingPrincipal) -> SyncSchedule:
+    """The nightly schedule of bank syncs (configuration, read-only; scope `banking`, as every bank
+    import route)."""
     sync = request.app.state.settings.sync
     return SyncSchedule(
         window_start=sync.night_window_start,

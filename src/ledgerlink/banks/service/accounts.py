@@ -254,8 +254,8 @@ class BankAccountService:
         connection = await BankConnectionRepository(session).get_scoped(principal, account.connection_id)
         if connection is None or connection.status != ConnectionStatus.active:
             raise ConnectionNotActive("the account's bank connection is not active")
-        account.status = AccountStatus.active
-        await session.flush()
+        if not await BankAccountRepository(session).activate_if_pending(account):
+            raise AccountStateConflict("the bank account is already confirmed")
         run = await schedule_sync(
             session,
             account,

@@ -14,7 +14,7 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, WithJsonSchema
+from pydantic import BeforeValidator, Field, StringConstraints, WithJsonSchema
 
 MONEY_INTEGER_DIGITS = 16
 MONEY_PATTERN = rf"^-?[0-9]{{1,{MONEY_INTEGER_DIGITS}}}(\.[0-9]{{1,2}})?$"
@@ -55,7 +55,7 @@ ACCOUNT_PATTERN = r"^[0-9]{1,10}$"
 
 AccountNumberIn = Annotated[
     str,
-    BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v),
-    Field(pattern=ACCOUNT_PATTERN, examples=["1930"], description="An account number in ASCII digits"),
+    StringConstraints(strip_whitespace=True, pattern=ACCOUNT_PATTERN),
+    Field(examples=["1930"], description="An account number in ASCII digits"),
 ]
 """A bookkeeping account number in a request body: 1 to 10 ASCII digits."""

@@ -10,7 +10,7 @@ import datetime as dt
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-secret-change-me-0123456789abcdef"
@@ -26,6 +26,13 @@ class AuthSettings(BaseModel):
     issuer: str | None = None
     audience: str | None = None
     leeway_seconds: int = 30
+    # The longest a token may still be valid when presented (exp - now): a token signed to live for
+    # ever (exp = 1e308) is refused. Lower it to your identity provider's token lifetime.
+    max_token_lifetime_seconds: int = Field(default=30 * 24 * 3600, gt=0)
+    # A bearer token longer than this, or whose header or claims nest deeper than this, is refused
+    # before it is decoded (a JSON bomb in a signed token must not reach the JSON parser's recursion).
+    max_token_bytes: int = Field(default=8192, gt=0)
+    max_token_nesting: int = Field(default=16, gt=0)
 
 
 class SecuritySettings(BaseModel):
@@ -134,6 +141,28 @@ class Settings(BaseSettings):
     fortnox: FortnoxSettings = FortnoxSettings()
     webhooks: WebhookSettings = WebhookSettings()
     limits: LimitSettings = LimitSettings()
+
+    @model_validator(mode="after")
+    def _no_dev_secrets_in_production(self) -> Settings:
+        """Production refuses to start with the development secrets, which are public (they are in the
+        source): the HS256 JWT secret (when it is what verifies callers, i.e. no JWKS URL) and the
+        AES-GCM key of secrets at rest (as the current key or an old one)."""
+        if self.env != "production":
+            return self
+        refused = []
+        secret = self.auth.jwt_secret
+        if self.auth.jwks_url is None and secret is not None and secret.get_secret_value() == DEV_JWT_SECRET:
+            refused.append(
+                "LEDGERLINK_AUTH__JWT_SECRET is the development secret (set your own, or "
+                "LEDGERLINK_AUTH__JWKS_URL)"
+            )
+        if DEV_ENCRYPTION_KEY in self.security.encryption_keys.get_secret_value():
+            refused.append(
+                "LEDGERLINK_SECURITY__ENCRYPTION_KEYS holds the development key (set your own keys)"
+            )
+        if refused:
+            raise ValueError("refusing to start with LEDGERLINK_ENV=production: " + "; ".join(refused))
+        return self
 
     @field_validator("allowed_redirect_uris", mode="before")
     @classmethod

@@ -82,15 +82,15 @@ async def test_an_adjustment_is_created_with_money_as_decimal_strings(
     assert [a["id"] for a in listed] == [created["id"]]
 
 
-async def test_amounts_are_rounded_to_ore(
+async def test_amounts_finer_than_ore_are_refused(
     client: httpx.AsyncClient, auth_headers: dict[str, str], closing: dict[str, Any]
 ) -> None:
     body = _body(rows=[{"account": "1510", "debit": "10.005"}, {"account": "2440", "credit": "10.01"}])
 
     response = await _post(client, auth_headers, closing, body)
 
-    assert response.status_code == 201
-    assert response.json()["rows"][0]["debit"] == "10.01"
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["body", "rows", 0, "debit"]
 
 
 INVALID = [

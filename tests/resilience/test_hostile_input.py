@@ -58,6 +58,12 @@ def settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
+def auth_headers(settings: Settings, company_id: uuid.UUID) -> dict[str, str]:
+    # admin too: the webhook routes (internal services) need it
+    return {"Authorization": f"Bearer {make_token(settings, company_id, 'banking closing admin')}"}
+
+
+@pytest.fixture
 async def company(sessionmaker: Any, company_id: uuid.UUID) -> uuid.UUID:
     async with sessionmaker() as s:
         s.add(Company(id=company_id, name="Hostile AB", plan=Plan.business))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 import uuid
 from typing import Any
@@ -17,6 +19,49 @@ from ledgerlink.errors import ServiceUnavailable, Unauthorized
 
 _BEARER_HEADERS = {"WWW-Authenticate": "Bearer"}
 VERIFIED_CACHE_SIZE = 10_000
+
+
+def _invalid(why: str) -> Unauthorized:
+    return Unauthorized(f"invalid token: {why}", code="invalid_token", headers=_BEARER_HEADERS)
+
+
+def _nesting(document: bytes) -> int:
+    """The deepest nesting of arrays/objects in a JSON text (brackets inside strings do not count)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in document:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
+
+
+def check_token_shape(raw: str, settings: AuthSettings) -> None:
+    """Refuse, before any JSON parsing, a token that is too long or whose header or claims nest deeper
+    than ``settings.max_token_nesting`` (401)."""
+    if len(raw) > settings.max_token_bytes:
+        raise _invalid("too long")
+    parts = raw.split(".")
+    if len(parts) != 3:
+        raise _invalid("not a compact JWS")
+    for segment in parts[:2]:
+        try:
+            document = base64.urlsafe_b64decode(segment.encode("ascii") + b"=" * (-len(segment) % 4))
+        except (ValueError, UnicodeError, binascii.Error) as exc:
+            raise _invalid("not base64url") from exc
+        if _nesting(document) > settings.max_token_nesting:
+            raise _invalid("nested too deeply")
 
 
 class TokenVerifier:
@@ -59,6 +104,7 @@ class TokenVerifier:
         if cached is not None and time.time() < cached[1]:
             self._verified[raw] = cached  # most recently used last
             return cached[0]
+        check_token_shape(raw, self.settings)
         principal, exp = self._verify(raw, key, algorithms)
         if exp is not None:
             if len(self._verified) >= VERIFIED_CACHE_SIZE:
@@ -79,10 +125,8 @@ class TokenVerifier:
                 options["aud"] = {"essential": True, "value": self.settings.audience}
             registry = jwt.JWTClaimsRegistry(leeway=self.settings.leeway_seconds, **options)
             registry.validate(claims)
-        except (JoseError, ValueError, TypeError) as exc:
-            raise Unauthorized(
-                f"invalid token: {type(exc).__name__}", code="invalid_token", headers=_BEARER_HEADERS
-            ) from exc
+        except (JoseError, ValueError, TypeError, RecursionError) as exc:
+            raise _invalid(type(exc).__name__) from exc
         try:
             company_id = uuid.UUID(str(claims["company_id"]))
         except (KeyError, ValueError) as exc:
@@ -94,6 +138,11 @@ class TokenVerifier:
         principal = Principal(company_id=company_id, user_id=str(claims["sub"]), scopes=scopes)
         now = time.time()
         exp, nbf = claims.get("exp"), claims.get("nbf")
+        if (
+            isinstance(exp, int | float)
+            and exp - now > self.settings.max_token_lifetime_seconds + self.settings.leeway_seconds
+        ):
+            raise _invalid("it lives longer than the longest token lifetime allowed")
         if not isinstance(exp, int | float) or (isinstance(nbf, int | float) and nbf > now):
             return principal, None
         return principal, float(exp)
@@ -105,11 +154,14 @@ def issue_dev_token(
     company_id: uuid.UUID,
     scopes: str,
     user_id: str = "dev-user",
-    ttl_seconds: int = 30 * 24 * 3600,
+    ttl_seconds: int | None = None,
 ) -> str:
-    """A token signed with the HS256 dev secret (``ledgerlink dev-token``; tests)."""
+    """A token signed with the HS256 dev secret (``ledgerlink dev-token``; tests), valid for
+    ``ttl_seconds`` (default: the longest lifetime the settings allow)."""
     if settings.auth.jwt_secret is None:
         raise RuntimeError("no JWT secret configured")
+    if ttl_seconds is None:
+        ttl_seconds = settings.auth.max_token_lifetime_seconds
     now = int(time.time())
     claims = {
         "sub": user_id,

@@ -91,6 +91,24 @@ class BankAccountRepository(RepositoryBase[BankAccount]):
             stmt = stmt.where(tuple_(BankAccount.created_at, BankAccount.id) > tuple_(*after))
         return await self.all(stmt.limit(limit + 1))
 
+    async def activate_if_pending(self, account: BankAccount) -> bool:
+        """``pending_confirmation`` → ``active`` in one conditional UPDATE: of racing confirmations exactly
+        one wins, on PostgreSQL (the row lock, then the condition re-read) and on SQLite (one writer)."""
+        result = await self.session.execute(
+            update(BankAccount)
+            .where(
+                BankAccount.id == account.id,
+                BankAccount.company_id == account.company_id,
+                BankAccount.status == AccountStatus.pending_confirmation,
+            )
+            .values(status=AccountStatus.active, modified_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(result, "rowcount", 0) != 1:
+            return False
+        await self.session.refresh(account)
+        return True
+
     async def of_connection(
         self, company: CompanyRef, connection_id: uuid.UUID, *, include_disconnected: bool = False
     ) -> Sequence[BankAccount]:

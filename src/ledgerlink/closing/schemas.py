@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from ledgerlink.models.closing import DataSource, ExportState, JobStatus
+from ledgerlink.schema_types import AccountNumberIn, MoneyIn
 
 
 class ClosingCreate(BaseModel):
@@ -119,9 +120,9 @@ class SpecificationOut(BaseModel):
 
 
 class AdjustmentRowIn(BaseModel):
-    account: str = Field(min_length=1, max_length=20)
-    debit: Decimal | None = None
-    credit: Decimal | None = None
+    account: AccountNumberIn
+    debit: MoneyIn | None = None
+    credit: MoneyIn | None = None
     description: str | None = Field(default=None, max_length=200)
 
 

@@ -1,4 +1,8 @@
-"""Webhook endpoints of internal services: ``/v1/webhook-endpoints``."""
+"""Webhook endpoints of internal services: ``/v1/webhook-endpoints``.
+
+Scope ``admin``: webhooks are registered by internal services (as billing sets plans with ``admin``),
+never by a user's browser token with ``banking``/``closing``; the contract's scope set stays the three
+documented ones rather than growing a ``webhooks`` scope every identity provider would have to issue."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import uuid
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from ledgerlink.auth.dependencies import AnyPrincipal
+from ledgerlink.auth.dependencies import AdminPrincipal
 from ledgerlink.db.session import SessionDep
 from ledgerlink.errors import responses
 from ledgerlink.events.schemas import WebhookEndpointCreate, WebhookEndpointCreated, WebhookEndpointRead
@@ -34,7 +38,7 @@ def _read(endpoint: WebhookEndpoint) -> WebhookEndpointRead:
 async def create_webhook_endpoint(
     request: Request,
     data: WebhookEndpointCreate,
-    principal: AnyPrincipal,
+    principal: AdminPrincipal,
     session: SessionDep,
     idempotency_key: IdempotencyKey = None,
 ) -> WebhookEndpointCreated | JSONResponse:
@@ -53,7 +57,7 @@ async def create_webhook_endpoint(
 
 
 @router.get("/webhook-endpoints", response_model=Page[WebhookEndpointRead], responses=responses(401, 403))
-async def list_webhook_endpoints(principal: AnyPrincipal, session: SessionDep) -> Page[WebhookEndpointRead]:
+async def list_webhook_endpoints(principal: AdminPrincipal, session: SessionDep) -> Page[WebhookEndpointRead]:
     """The company's webhook endpoints (never the secret)."""
     items = await webhooks.list(session, principal.company_id)
     return Page(items=[_read(e) for e in items], next_cursor=None)
@@ -61,7 +65,7 @@ async def list_webhook_endpoints(principal: AnyPrincipal, session: SessionDep) -
 
 @router.delete("/webhook-endpoints/{endpoint_id}", status_code=204, responses=responses(401, 403, 404))
 async def delete_webhook_endpoint(
-    endpoint_id: uuid.UUID, principal: AnyPrincipal, session: SessionDep
+    endpoint_id: uuid.UUID, principal: AdminPrincipal, session: SessionDep
 ) -> Response:
     """Stop delivering to an endpoint (pending deliveries are dropped)."""
     await webhooks.delete(session, principal.company_id, endpoint_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import select
 
@@ -68,3 +68,27 @@ class DeliveryRepository(RepositoryBase[WebhookDelivery]):
 
     async def endpoint(self, endpoint_id: uuid.UUID) -> WebhookEndpoint | None:
         return await self.session.get(WebhookEndpoint, endpoint_id)
+
+    async def record_crash(
+        self,
+        delivery_id: uuid.UUID,
+        error: str,
+        at: dt.datetime,
+        retry_delay: Callable[[int], dt.timedelta],
+        max_attempts: int | None = None,
+    ) -> None:
+        """Count an attempt that raised instead of completing, and plan the next (or give up)."""
+        delivery = await self.claim(delivery_id)
+        if delivery is None:
+            return
+        delivery.attempts += 1
+        delivery.last_error = error
+        delivery.attempt_log = [
+            *delivery.attempt_log,
+            {"attempt": delivery.attempts, "at": at.isoformat(), "status_code": None, "error": error},
+        ]
+        if max_attempts is not None and delivery.attempts >= max_attempts:
+            delivery.status, delivery.next_attempt_at = "failed", None
+        else:
+            delivery.next_attempt_at = at + retry_delay(delivery.attempts)
+        await self.session.flush()

@@ -6,8 +6,11 @@ commit). Delivery is at least once: ``events.deliver_due`` (cron) picks any pend
 ``next_attempt_at`` has passed, so a lost job or a crashed worker only delays it.
 
 Signature: ``Ledgerlink-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`` with the endpoint's
-secret. Targets must not resolve to loopback/link-local/private ranges (checked when registering and
-again before every attempt) unless ``settings.webhooks.allow_private_targets``.
+secret. Target URLs are checked strictly (:func:`validate_url`) and must not resolve to
+loopback/link-local/private ranges, also through an IPv6 form wrapping an IPv4 address (checked when
+registering and again before every attempt) unless ``settings.webhooks.allow_private_targets``. A
+delivery's failure, whatever it is, is recorded on that delivery and retried with backoff: it never
+stops the due-deliveries job from reaching the others.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import re
 import secrets
 import socket
 import uuid
@@ -86,10 +90,22 @@ async def emit(
 # --------------------------------------------------------------------------- targets
 
 
-def _refused_address(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (IPv4-mapped, 6to4, Teredo server and client,
+    NAT64, IPv4-compatible): a target is refused when any of them would be."""
+    found = [a for a in (ip.ipv4_mapped, ip.sixtofour) if a is not None]
+    if ip.teredo is not None:
+        found += list(ip.teredo)
+    if any(ip in net for net in (*_NAT64, _IPV4_COMPATIBLE)):
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return found
+
+
+def _refused_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return (
         ip.is_loopback
         or ip.is_link_local
@@ -101,24 +117,75 @@ def _refused_address(address: str) -> bool:
     )
 
 
-async def check_target(url: str, settings: Settings) -> None:
-    """Refuse a URL that is not https or that resolves to a non-public address (422)."""
+def _refused_address(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded:
+            return any(_refused_ip(v4) for v4 in embedded)
+    return _refused_ip(ip)
+
+
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def _refuse(why: str) -> WebhookTargetRefused:
+    return WebhookTargetRefused(f"the webhook URL {why}", loc=["body", "url"])
+
+
+def validate_url(url: str, *, allow_private: bool) -> tuple[str, str, int]:
+    """The scheme, host and port of a webhook URL that is well-formed in every respect, or 422: printable
+    ASCII only (no whitespace or control characters: a CR/LF is a header injection), https (http only
+    where private targets are allowed), a host name of DNS labels or an IP literal (no userinfo, no
+    numeric shorthand like ``2130706433`` or ``0x7f.1``), a valid port, no fragment; an IP literal must
+    be a public address (also when it wraps an IPv4 one), unless private targets are allowed."""
+    if not url.isascii() or not url.isprintable() or any(ch.isspace() for ch in url):
+        raise _refuse("must be printable ASCII without spaces or control characters (IDN hosts in punycode)")
     parts = urlsplit(url)
-    allow_private = settings.webhooks.allow_private_targets
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise WebhookTargetRefused("the webhook URL must be an absolute https URL", loc=["body", "url"])
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise _refuse("must be an absolute https URL")
     if parts.scheme == "http" and not allow_private:
-        raise WebhookTargetRefused("the webhook URL must use https", loc=["body", "url"])
-    if parts.username or parts.password:
-        raise WebhookTargetRefused("the webhook URL must not carry credentials", loc=["body", "url"])
-    if allow_private:
-        return
+        raise _refuse("must use https")
+    if "@" in parts.netloc:
+        raise _refuse("must not carry credentials")
+    if parts.fragment or "#" in url:
+        raise _refuse("must not have a fragment")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
-        raise WebhookTargetRefused("the webhook URL has an invalid port", loc=["body", "url"]) from exc
+        raise _refuse("has an invalid port") from exc
+    host = (parts.hostname or "").rstrip(".")
+    if not host or "%" in host:
+        raise _refuse("has no host, or an IPv6 zone id")
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+        literal: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is None:
+        labels = host.split(".")
+        if not all(_HOST_LABEL.match(label) for label in labels) or labels[-1].isdigit() or len(host) > 253:
+            raise _refuse("has an invalid host name")
+        if all(label.isdigit() or label.startswith("0x") for label in labels):
+            raise _refuse("has an invalid host name")
+    elif isinstance(literal, ipaddress.IPv6Address) and not parts.netloc.split("]")[0].startswith("["):
+        raise _refuse("has an invalid host")
+    if literal is not None and not allow_private and _refused_address(str(literal)):
+        raise _refuse("points at a loopback, link-local, private or otherwise non-public address")
+    try:
+        httpx.URL(url)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise _refuse("is not a valid URL") from exc
+    return parts.scheme, host, port
+
+
+async def check_target(url: str, settings: Settings) -> None:
+    """Refuse a URL that is not a well-formed https URL or that resolves to a non-public address (422)."""
+    allow_private = settings.webhooks.allow_private_targets
+    _, host, port = validate_url(url, allow_private=allow_private)
+    if allow_private:
+        return
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
         raise WebhookTargetRefused("the webhook host does not resolve", loc=["body", "url"]) from exc
     addresses = {str(info[4][0]) for info in infos}
@@ -164,6 +231,11 @@ webhooks = WebhookService()
 
 
 # --------------------------------------------------------------------------- delivery
+
+
+def retry_delay(attempts: int) -> dt.timedelta:
+    """How long after its ``attempts``-th failed attempt a delivery is tried again (jittered backoff)."""
+    return dt.timedelta(seconds=compute_backoff(attempts, base=30.0, cap=6 * 3600.0))
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -248,6 +320,10 @@ async def deliver(
         error = f"target refused: {exc.detail}"
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:300]
+    except Exception as exc:  # whatever one endpoint does is that delivery's failure
+        # (httpx.InvalidURL is no HTTPError; a stored secret that no longer decrypts; ...): recorded on
+        # the row and retried with backoff. The message is not kept: it may quote the URL or a header.
+        error = f"delivery failed: {type(exc).__name__}"
     delivery.attempts += 1
     delivery.last_status_code = status_code
     delivery.last_error = error
@@ -260,8 +336,7 @@ async def deliver(
     elif delivery.attempts >= settings.webhooks.max_attempts:
         delivery.status, delivery.next_attempt_at = "failed", None
     else:
-        delay = compute_backoff(delivery.attempts, base=30.0, cap=6 * 3600.0)
-        delivery.next_attempt_at = started + dt.timedelta(seconds=delay)
+        delivery.next_attempt_at = started + retry_delay(delivery.attempts)
     log.info(
         "events.delivery.attempt",
         delivery_id=str(delivery.id),

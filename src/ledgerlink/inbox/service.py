@@ -10,13 +10,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledgerlink.db.base import utcnow
-from ledgerlink.errors import Unprocessable
 from ledgerlink.inbox.errors import PendingNotBookable, TransactionsNotFound
 from ledgerlink.inbox.repository import PAGE_FIELDS, TodoRepository, TransactionRepository
 from ledgerlink.inbox.schemas import TransactionRead
 from ledgerlink.models.bank import ImportedTransaction, TransactionStatus
 from ledgerlink.models.inbox import TodoType
-from ledgerlink.pagination import decode_cursor, encode_cursor
+from ledgerlink.pagination import Keyset
+
+TRANSACTIONS_KEYSET = Keyset("transactions", dt.date, uuid.UUID)
 
 
 def _item(row: Sequence[Any]) -> dict[str, Any]:
@@ -67,13 +68,7 @@ class InboxService:
         no model validation on this hot path (:func:`_read`, the ORM path, goes through the same
         :func:`_item`; a test checks that both give the same item)."""
         repo = TransactionRepository(session)
-        values = decode_cursor(cursor, 2)
-        try:
-            after = (dt.date.fromisoformat(values[0]), uuid.UUID(values[1])) if values else None
-        except (TypeError, ValueError) as exc:
-            raise Unprocessable(
-                "cursor is not valid", loc=["query", "cursor"], code="invalid_cursor"
-            ) from exc
+        after = TRANSACTIONS_KEYSET.decode(cursor)
         stmt = repo.filtered(
             company_id,
             account_id=account_id,
@@ -87,7 +82,7 @@ class InboxService:
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
-            next_cursor = encode_cursor([rows[-1].booking_date.isoformat(), str(rows[-1].id)])
+            next_cursor = TRANSACTIONS_KEYSET.encode(rows[-1].booking_date, rows[-1].id)
         return {"items": [_item(r) for r in rows], "next_cursor": next_cursor}
 
     async def set_status(

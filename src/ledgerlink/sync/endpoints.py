@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from ledgerlink.auth.dependencies import AnyPrincipal, BankingPrincipal
+from ledgerlink.auth.dependencies import BankingPrincipal
 from ledgerlink.banks.repository import BankAccountRepository
 from ledgerlink.clock import today_stockholm
 from ledgerlink.companies.service import company
@@ -16,11 +15,13 @@ from ledgerlink.db.session import SessionDep
 from ledgerlink.errors import Unprocessable, responses
 from ledgerlink.idempotency.service import IdempotencyKey, idempotency
 from ledgerlink.models.bank import SyncTrigger
-from ledgerlink.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from ledgerlink.pagination import Cursor, Instant, Keyset, Limit, Page
 from ledgerlink.sync.errors import BankAccountNotFound
 from ledgerlink.sync.repository import SyncRunRepository
 from ledgerlink.sync.schemas import BankAccountSyncRun, SyncRequest, SyncSchedule, run_read
 from ledgerlink.sync.service import schedule_sync
+
+SYNCS_KEYSET = Keyset("sync-runs", Instant, uuid.UUID)
 
 router = APIRouter(tags=["syncs"])
 
@@ -63,6 +64,10 @@ async def sync_now(
             f"from is before the account's sync_from ({account.sync_from.isoformat()}); move sync_from to backfill",
             loc=["body", "from"],
         )
+    if data.to is not None and data.to < account.sync_from:
+        raise Unprocessable(
+            f"to is before the account's sync_from ({account.sync_from.isoformat()})", loc=["body", "to"]
+        )
     run = await schedule_sync(
         session,
         account,
@@ -96,22 +101,19 @@ async def list_syncs(
     account = await BankAccountRepository(session).get_scoped(principal.company_id, account_id)
     if account is None:
         raise BankAccountNotFound("no such bank account")
-    values = decode_cursor(cursor, 2)
-    try:
-        after = (dt.datetime.fromisoformat(values[0]), uuid.UUID(values[1])) if values else None
-    except (TypeError, ValueError) as exc:
-        raise Unprocessable("cursor is not valid", loc=["query", "cursor"], code="invalid_cursor") from exc
+    after = SYNCS_KEYSET.decode(cursor)
     runs = list(await SyncRunRepository(session).page(principal.company_id, account_id, after, limit + 1))
     next_cursor = None
     if len(runs) > limit:
         runs = runs[:limit]
-        next_cursor = encode_cursor([runs[-1].created_at.isoformat(), str(runs[-1].id)])
+        next_cursor = SYNCS_KEYSET.encode(runs[-1].created_at, runs[-1].id)
     return Page(items=[run_read(r) for r in runs], next_cursor=next_cursor)
 
 
-@router.get("/sync-schedule", response_model=SyncSchedule, responses=responses(401))
-async def sync_schedule(request: Request, principal: AnyPrincipal) -> SyncSchedule:
-    """The nightly schedule (configuration, read-only)."""
+@router.get("/sync-schedule", response_model=SyncSchedule, responses=responses(401, 403))
+async def sync_schedule(request: Request, principal: BankingPrincipal) -> SyncSchedule:
+    """The nightly schedule of bank syncs (configuration, read-only; scope `banking`, as every bank
+    import route)."""
     sync = request.app.state.settings.sync
     return SyncSchedule(
         window_start=sync.night_window_start,

@@ -49,7 +49,9 @@ from ledgerlink.models.bank import (
     SyncTrigger,
 )
 from ledgerlink.models.inbox import TodoType
-from ledgerlink.pagination import decode_cursor, encode_cursor
+from ledgerlink.pagination import Instant, Keyset
+
+ACCOUNTS_KEYSET = Keyset("bank-accounts", Instant, uuid.UUID)
 
 log = get_logger(__name__)
 
@@ -82,7 +84,7 @@ def ledger_suggestions(class_prefix: str) -> list[LedgerAccountRead]:
 
 def check_ledger_account(value: str, loc: list[str | int]) -> str:
     number = value.strip()
-    if len(number) != 4 or not number.isdigit() or not 1900 <= int(number) <= 1999:
+    if len(number) != 4 or not (number.isascii() and number.isdigit()) or not 1900 <= int(number) <= 1999:
         raise ledger_account_invalid(value, loc)
     return number
 
@@ -223,8 +225,8 @@ class BankAccountService:
         connection = await BankConnectionRepository(session).get_scoped(principal, account.connection_id)
         if connection is None or connection.status != ConnectionStatus.active:
             raise ConnectionNotActive("the account's bank connection is not active")
-        account.status = AccountStatus.active
-        await session.flush()
+        if not await BankAccountRepository(session).activate_if_pending(account):
+            raise AccountStateConflict("the bank account is already confirmed")
         run = await schedule_sync(
             session,
             account,
@@ -294,21 +296,13 @@ class BankAccountService:
     async def list_page(
         self, session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None
     ) -> tuple[list[BankAccountRead], str | None]:
-        values = decode_cursor(cursor, 2)
-        after = None
-        if values is not None:
-            try:
-                after = (dt.datetime.fromisoformat(values[0]), uuid.UUID(values[1]))
-            except (TypeError, ValueError) as exc:
-                raise Unprocessable(
-                    "cursor is not valid", loc=["query", "cursor"], code="invalid_cursor"
-                ) from exc
+        after = ACCOUNTS_KEYSET.decode(cursor)
         repo = BankAccountRepository(session)
         rows = list(await repo.list_page(principal, limit=limit, after=after))
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
-            next_cursor = encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)])
+            next_cursor = ACCOUNTS_KEYSET.encode(rows[-1].created_at, rows[-1].id)
         counts = await TransactionRepository(session).unbooked_counts(principal, [a.id for a in rows])
         return [account_read(a, counts.get(a.id, 0)) for a in rows], next_cursor
 

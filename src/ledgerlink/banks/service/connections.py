@@ -72,7 +72,9 @@ from ledgerlink.models.bank import AccountStatus, BankConnection, ConnectionStat
 from ledgerlink.models.inbox import TodoType
 from ledgerlink.oauth.repository import OAuthStateRepository
 from ledgerlink.oauth.service import check_redirect_uri, consume_state, issue_state
-from ledgerlink.pagination import decode_cursor, encode_cursor
+from ledgerlink.pagination import Instant, Keyset
+
+CONNECTIONS_KEYSET = Keyset("bank-connections", Instant, uuid.UUID)
 
 log = get_logger(__name__)
 
@@ -459,21 +461,13 @@ class ConnectionService:
     async def list_page(
         self, session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None
     ) -> tuple[list[BankConnection], str | None]:
-        after_values = decode_cursor(cursor, 2)
-        after = None
-        if after_values is not None:
-            try:
-                after = (dt.datetime.fromisoformat(after_values[0]), uuid.UUID(after_values[1]))
-            except (TypeError, ValueError) as exc:
-                raise Unprocessable(
-                    "cursor is not valid", loc=["query", "cursor"], code="invalid_cursor"
-                ) from exc
+        after = CONNECTIONS_KEYSET.decode(cursor)
         rows = list(await BankConnectionRepository(session).list_page(principal, limit=limit, after=after))
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
             last = rows[-1]
-            next_cursor = encode_cursor([last.created_at.isoformat(), str(last.id)])
+            next_cursor = CONNECTIONS_KEYSET.encode(last.created_at, last.id)
         return rows, next_cursor
 
     async def available_accounts(

@@ -22,7 +22,9 @@ from ledgerlink.closing.schemas import (
 from ledgerlink.closing.service.closings import get_closing
 from ledgerlink.models.closing import Adjustment, AdjustmentRow, Closing, ExportState
 from ledgerlink.money import round_to_ore
-from ledgerlink.pagination import Page, decode_cursor, encode_cursor
+from ledgerlink.pagination import Instant, Keyset, Page
+
+ADJUSTMENTS_KEYSET = Keyset("closing-adjustments", Instant, uuid.UUID)
 
 ZERO = Decimal("0.00")
 MAX_AMOUNT = Decimal("1e15")
@@ -179,15 +181,14 @@ async def list_adjustments(
     session: AsyncSession, company_id: uuid.UUID, closing_id: uuid.UUID, limit: int, cursor: str | None
 ) -> Page[AdjustmentOut]:
     closing = await get_closing(session, company_id, closing_id)
-    values = decode_cursor(cursor, 2)
-    after = (dt.datetime.fromisoformat(values[0]), uuid.UUID(values[1])) if values else None
+    after = ADJUSTMENTS_KEYSET.decode(cursor)
     repo = ClosingRepository(session)
     found = await repo.adjustments(company_id, closing.id, after=after, limit=limit + 1)
     page = found[:limit]
     rows = await repo.adjustment_rows(company_id, [a.id for a in page])
     next_cursor = None
     if len(found) > limit:
-        next_cursor = encode_cursor([page[-1].created_at.isoformat(), str(page[-1].id)])
+        next_cursor = ADJUSTMENTS_KEYSET.encode(page[-1].created_at, page[-1].id)
     return Page(items=[adjustment_out(a, rows[a.id]) for a in page], next_cursor=next_cursor)
 
 

@@ -24,7 +24,11 @@ from ledgerlink.closing.schemas import (
     VoucherRowOut,
 )
 from ledgerlink.models.closing import Closing, ClosingImport
-from ledgerlink.pagination import Page, decode_cursor, encode_cursor
+from ledgerlink.pagination import Instant, Keyset, Page
+
+CLOSINGS_KEYSET = Keyset("closings", Instant, uuid.UUID)
+ACCOUNTS_KEYSET = Keyset("closing-accounts", str)
+VOUCHERS_KEYSET = Keyset("closing-vouchers", int)
 
 ZERO = Decimal("0.00")
 MAX_YEAR_MONTHS = 18
@@ -113,14 +117,13 @@ async def update_closing(
 async def list_closings(
     session: AsyncSession, company_id: uuid.UUID, limit: int, cursor: str | None
 ) -> Page[ClosingOut]:
-    values = decode_cursor(cursor, 2)
-    after = (dt.datetime.fromisoformat(values[0]), uuid.UUID(values[1])) if values else None
+    after = CLOSINGS_KEYSET.decode(cursor)
     rows = await ClosingRepository(session).list_closings(company_id, after, limit + 1)
     items = [closing_out(c) for c in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
-        next_cursor = encode_cursor([last.created_at.isoformat(), str(last.id)])
+        next_cursor = CLOSINGS_KEYSET.encode(last.created_at, last.id)
     return Page(items=items, next_cursor=next_cursor)
 
 
@@ -135,8 +138,8 @@ async def trial_balance(
 ) -> Page[TrialBalanceRow]:
     closing = await get_closing(session, company_id, closing_id)
     import_id = _current_import(closing)
-    values = decode_cursor(cursor, 1)
-    after = str(values[0]) if values else None
+    values = ACCOUNTS_KEYSET.decode(cursor)
+    after = values[0] if values else None
     rows = await ClosingRepository(session).trial_balance(company_id, import_id, after, limit + 1)
     items = [
         TrialBalanceRow(
@@ -148,7 +151,7 @@ async def trial_balance(
         )
         for a in rows[:limit]
     ]
-    next_cursor = encode_cursor([rows[limit - 1].number]) if len(rows) > limit else None
+    next_cursor = ACCOUNTS_KEYSET.encode(rows[limit - 1].number) if len(rows) > limit else None
     return Page(items=items, next_cursor=next_cursor)
 
 
@@ -162,8 +165,8 @@ async def list_vouchers(
 ) -> Page[VoucherOut]:
     closing = await get_closing(session, company_id, closing_id)
     import_id = _current_import(closing)
-    values = decode_cursor(cursor, 1)
-    after = int(values[0]) if values else None
+    values = VOUCHERS_KEYSET.decode(cursor)
+    after = values[0] if values else None
     repo = ClosingRepository(session)
     vouchers = await repo.vouchers(company_id, import_id, account=account, after_seq=after, limit=limit + 1)
     page = vouchers[:limit]
@@ -191,7 +194,7 @@ async def list_vouchers(
         )
         for v in page
     ]
-    next_cursor = encode_cursor([page[-1].seq]) if len(vouchers) > limit else None
+    next_cursor = VOUCHERS_KEYSET.encode(page[-1].seq) if len(vouchers) > limit else None
     return Page(items=items, next_cursor=next_cursor)
 
 

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, update
 
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.repository import RepositoryBase, scoped
@@ -254,10 +254,39 @@ class ClosingRepository(RepositoryBase[Closing]):
         result = await self.session.execute(stmt.values(export_state=state, modified_at=utcnow(), **values))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def advisory_lock(self, key: int) -> None:
-        """Hold a PostgreSQL transaction-scoped advisory lock (no-op on other databases)."""
-        if self.session.get_bind().dialect.name == "postgresql":
-            await self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    async def claim_adjustment(
+        self,
+        company_id: uuid.UUID,
+        adjustment_id: uuid.UUID,
+        *,
+        seen_state: ExportState,
+        seen_attempt: dt.datetime | None,
+        series: str,
+        at: dt.datetime,
+    ) -> bool:
+        """Compare-and-set the adjustment to ``sending`` from the state (and, for a ``sending`` one whose
+        lease ran out, the attempt) the caller saw: of concurrent claims exactly one wins."""
+        stmt = update(Adjustment).where(
+            Adjustment.id == adjustment_id,
+            Adjustment.company_id == company_id,
+            Adjustment.export_state == seen_state,
+        )
+        if seen_state == ExportState.sending:
+            stmt = stmt.where(
+                Adjustment.export_attempted_at.is_(None)
+                if seen_attempt is None
+                else Adjustment.export_attempted_at == seen_attempt
+            )
+        result = await self.session.execute(
+            stmt.values(
+                export_state=ExportState.sending,
+                export_series=series,
+                export_error=None,
+                export_attempted_at=at,
+                modified_at=at,
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     # -- exports ----------------------------------------------------------------------------------
 

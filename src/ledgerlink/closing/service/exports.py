@@ -11,9 +11,11 @@ again. An adjustment already ``posted`` is reported with its voucher and never r
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -32,6 +34,7 @@ from ledgerlink.closing.schemas import (
 )
 from ledgerlink.closing.service.adjustments import AdjustmentProblem, Line, check_adjustment
 from ledgerlink.closing.service.closings import get_closing
+from ledgerlink.config import Settings
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.session import session_scope
 from ledgerlink.errors import AppError
@@ -62,12 +65,11 @@ log = get_logger(__name__)
 EXPORT_TASK = "closing.export"
 EXPORT_COMPLETED = "fortnox.export.completed"
 RETRYABLE_CODES = frozenset({"fortnox_uncertain", "fortnox_unavailable"})
-SENDABLE = (
-    ExportState.none,
-    ExportState.pending,
-    ExportState.failed,
-    ExportState.sending,
-    ExportState.uncertain,
+MIN_LEASE_SECONDS = 300.0
+CLAIM_POLL_MIN, CLAIM_POLL_MAX = 0.05, 1.0
+BUSY_MESSAGE = (
+    "another export was still sending this adjustment; export again to see its voucher "
+    "(it is never sent twice)"
 )
 
 
@@ -81,9 +83,29 @@ def voucher_description(adjustment: Adjustment) -> str:
     return f"{adjustment.description[: 199 - len(marker)]} {marker}"
 
 
-def lock_key(adjustment_id: uuid.UUID) -> int:
-    """A signed 64-bit advisory-lock key for one adjustment."""
-    return int.from_bytes(adjustment_id.bytes[:8], "big", signed=True)
+_turns: dict[uuid.UUID, tuple[asyncio.Lock, int]] = {}
+
+
+@asynccontextmanager
+async def adjustment_turn(adjustment_id: uuid.UUID) -> AsyncIterator[None]:
+    """One export at a time works on an adjustment in this process (the others queue here, holding no
+    database connection); across processes the claim in the database decides."""
+    lock, users = _turns.get(adjustment_id) or (asyncio.Lock(), 0)
+    _turns[adjustment_id] = (lock, users + 1)
+    try:
+        async with lock:
+            yield
+    finally:
+        lock, users = _turns[adjustment_id]
+        if users <= 1:
+            del _turns[adjustment_id]
+        else:
+            _turns[adjustment_id] = (lock, users - 1)
+
+
+def claim_lease(settings: Settings) -> dt.timedelta:
+    """How long a ``sending`` claim is taken as alive: far beyond the longest voucher call."""
+    return dt.timedelta(seconds=max(MIN_LEASE_SECONDS, 10 * settings.fortnox.timeout_seconds))
 
 
 # -- starting and reading ---------------------------------------------------------------------------
@@ -202,6 +224,7 @@ class ExportRun:
     series: str
     year: tuple[dt.date, dt.date]
     chart: set[str] | None
+    lease: dt.timedelta
     years: dict[dt.date, int | None] = field(default_factory=dict)
 
     async def financial_year_id(self, day: dt.date) -> int | None:
@@ -245,7 +268,17 @@ async def run_export(ctx: ServiceEnv, company_id: uuid.UUID, export_id: uuid.UUI
             company_id=company_id,
             transport=ctx.transports.get("fortnox"),
         ) as client:
-            run = ExportRun(client, sessionmaker, company_id, closing_id, export_id, series, year, chart)
+            run = ExportRun(
+                client,
+                sessionmaker,
+                company_id,
+                closing_id,
+                export_id,
+                series,
+                year,
+                chart,
+                claim_lease(ctx["settings"]),
+            )
             for done, adjustment_id in enumerate(items, start=1):
                 outcomes[adjustment_id] = await _export_one(run, adjustment_id)
                 async with session_scope(sessionmaker) as session:
@@ -313,10 +346,10 @@ async def _fail_export(
 
 
 async def _export_one(run: ExportRun, adjustment_id: uuid.UUID, *, reconcile_only: bool = False) -> Outcome:
-    """Export one adjustment while holding its advisory lock (a transaction of its own that only locks)."""
-    async with run.sessionmaker() as lock_session, lock_session.begin():
-        await ClosingRepository(lock_session).advisory_lock(lock_key(adjustment_id))
-        outcome = await _export_locked(run, adjustment_id, reconcile_only=reconcile_only)
+    """Export one adjustment: one turn at a time in this process, and only the export whose claim wins
+    in the database sends it."""
+    async with adjustment_turn(adjustment_id):
+        outcome = await _export_claimed(run, adjustment_id, reconcile_only=reconcile_only)
     await _record_item(run, adjustment_id, outcome)
     return outcome
 
@@ -344,54 +377,85 @@ async def _set_state(run: ExportRun, adjustment_id: uuid.UUID, state: ExportStat
         )
 
 
-async def _export_locked(run: ExportRun, adjustment_id: uuid.UUID, *, reconcile_only: bool) -> Outcome:
+async def _read(run: ExportRun, adjustment_id: uuid.UUID) -> tuple[Adjustment | None, list[AdjustmentRow]]:
     async with session_scope(run.sessionmaker) as session:
         repo = ClosingRepository(session)
         adjustment = await repo.get_adjustment(run.company_id, run.closing_id, adjustment_id)
         rows = (await repo.adjustment_rows(run.company_id, [adjustment_id]))[adjustment_id]
-    if adjustment is None:
-        return Outcome(ExportState.failed, code="adjustment_deleted", message="the adjustment was deleted")
-    state = adjustment.export_state
-    if state == ExportState.posted:
-        return _posted(adjustment)
+    return adjustment, rows
 
-    if state in (ExportState.sending, ExportState.uncertain):
+
+async def _claim(run: ExportRun, adjustment: Adjustment) -> bool:
+    """Move the adjustment to ``sending`` from the state this export saw: a compare-and-set that only
+    one export wins (a ``sending`` claim is taken over only once its lease has run out)."""
+    async with session_scope(run.sessionmaker) as session:
+        return await ClosingRepository(session).claim_adjustment(
+            run.company_id,
+            adjustment.id,
+            seen_state=adjustment.export_state,
+            seen_attempt=adjustment.export_attempted_at,
+            series=run.series,
+            at=utcnow(),
+        )
+
+
+def _claim_is_live(adjustment: Adjustment, lease: dt.timedelta) -> bool:
+    attempted = adjustment.export_attempted_at
+    return attempted is not None and utcnow() - attempted < lease
+
+
+async def _export_claimed(run: ExportRun, adjustment_id: uuid.UUID, *, reconcile_only: bool) -> Outcome:
+    waited = 0.0
+    while True:
+        adjustment, rows = await _read(run, adjustment_id)
+        if adjustment is None:
+            return Outcome(
+                ExportState.failed, code="adjustment_deleted", message="the adjustment was deleted"
+            )
+        state = adjustment.export_state
+        if state == ExportState.posted:
+            return _posted(adjustment)
+        if state == ExportState.sending and _claim_is_live(adjustment, run.lease):
+            # another export is sending it right now: queue behind it (no connection held meanwhile)
+            if waited >= run.lease.total_seconds():
+                return Outcome(ExportState.uncertain, code="fortnox_uncertain", message=BUSY_MESSAGE)
+            pause = min(CLAIM_POLL_MAX, max(CLAIM_POLL_MIN, waited))
+            await asyncio.sleep(pause)
+            waited += pause
+            continue
+        if reconcile_only and state not in (ExportState.sending, ExportState.uncertain):
+            return Outcome(state)
+        if not await _claim(run, adjustment):
+            continue  # another export moved it first: look again
+        return await _send_claimed(run, adjustment, rows, reconcile_only=reconcile_only)
+
+
+async def _send_claimed(
+    run: ExportRun, adjustment: Adjustment, rows: Sequence[AdjustmentRow], *, reconcile_only: bool
+) -> Outcome:
+    """The adjustment is ``sending`` under this export's claim: look it up first when an earlier attempt
+    may have reached Fortnox, then check it and send it."""
+    adjustment_id = adjustment.id
+    if adjustment.export_state in (ExportState.sending, ExportState.uncertain):
         checked = await _reconcile(run, adjustment, rows)
         if checked is not None:
             return checked
         if reconcile_only:
-            return Outcome(
-                ExportState.uncertain,
-                code="fortnox_uncertain",
-                message="Fortnox did not answer in time and the voucher is not (yet) in Fortnox; "
-                "export again to check and send it",
+            message = (
+                "Fortnox did not answer in time and the voucher is not (yet) in Fortnox; "
+                "export again to check and send it"
             )
-    elif reconcile_only:
-        return Outcome(state)
+            await _set_state(run, adjustment_id, ExportState.uncertain, export_error=message)
+            return Outcome(ExportState.uncertain, code="fortnox_uncertain", message=message)
 
     lines = [Line(r.account, r.debit, r.credit, r.description) for r in rows]
     problem = check_adjustment(
         adjustment.date, lines, year_start=run.year[0], year_end=run.year[1], chart=run.chart
     ) or _fortnox_problem(lines)
     if problem is not None:
-        await _set_state(
-            run, adjustment_id, ExportState.failed, only_from=SENDABLE, export_error=problem.message
-        )
+        await _set_state(run, adjustment_id, ExportState.failed, export_error=problem.message)
         return Outcome(ExportState.failed, code="adjustment_invalid", message=problem.message)
 
-    claimed = await _set_state(
-        run,
-        adjustment_id,
-        ExportState.sending,
-        only_from=SENDABLE,
-        export_series=run.series,
-        export_error=None,
-        export_attempted_at=utcnow(),
-    )
-    if not claimed:  # posted in the meantime (cannot happen under the lock, but never send twice)
-        return Outcome(
-            ExportState.failed, code="export_conflict", message="the adjustment changed; export again"
-        )
     await _record_item(run, adjustment_id, Outcome(ExportState.sending))
     draft = VoucherDraft(
         series=run.series,

@@ -284,9 +284,10 @@ async def adjustments_sie(
     "/closings/{closing_id}/exports",
     status_code=202,
     response_model=ExportOut,
-    responses=responses(401, 403, 404, 422),
+    responses=responses(401, 403, 404, 409, 422, 502),
 )
 async def start_export(
+    request: Request,
     closing_id: uuid.UUID,
     data: ExportCreate,
     principal: ClosingPrincipal,
@@ -294,7 +295,19 @@ async def start_export(
     idempotency_key: IdempotencyKey = None,
 ) -> ExportOut | JSONResponse:
     """Send adjustments (default: all of the closing) to Fortnox, one voucher each in `voucher_series`.
-    An adjustment already posted is reported with its voucher and never sent again."""
+    An adjustment already posted is reported with its voucher and never sent again. A series that does
+    not exist in Fortnox for the year, or does not take manual vouchers, is 422 before anything starts.
+    The job ends `succeeded` (every adjustment posted), `partially_failed` or `failed` (none posted)."""
+    state = request.app.state
+    await service.check_series(
+        settings=state.settings,
+        sessionmaker=state.sessionmaker,
+        redis=state.redis,
+        transport=state.transports.get("fortnox"),
+        company_id=principal.company_id,
+        closing_id=closing_id,
+        series=data.voucher_series,
+    )
     method_path = f"POST /v1/closings/{closing_id}/exports"
     replay = await idempotency.begin(
         session, principal.company_id, idempotency_key, method_path, data.model_dump(mode="json")

@@ -275,7 +275,7 @@ class ClosingRepository(RepositoryBase[Closing]):
             stmt = stmt.where(
                 Adjustment.export_attempted_at.is_(None)
                 if seen_attempt is None
-                else Adjustment.export_attempted_at == seen_attempt
+                else Adjustment.export_attempted_at <= seen_attempt  # a newer claim is later
             )
         result = await self.session.execute(
             stmt.values(
@@ -331,3 +331,82 @@ class ClosingRepository(RepositoryBase[Closing]):
     async def get_job(self, model: Any, company_id: uuid.UUID, job_id: uuid.UUID) -> Any:
         stmt = scoped(select(model), model, company_id).where(model.id == job_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    # -- recovery (across companies: the sweep of jobs that lost their worker) ---------------------
+
+    async def claim_job(
+        self,
+        model: Any,
+        company_id: uuid.UUID,
+        job_id: uuid.UUID,
+        *,
+        at: dt.datetime,
+        stale_before: dt.datetime,
+    ) -> bool:
+        """``queued`` -> ``running``, or take over a ``running`` job untouched since ``stale_before``."""
+        result = await self.session.execute(
+            update(model)
+            .where(
+                model.id == job_id,
+                model.company_id == company_id,
+                (model.status == "queued")
+                | ((model.status == "running") & (model.modified_at < stale_before)),
+            )
+            .values(status="running", modified_at=at)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def touch_job(
+        self, model: Any, company_id: uuid.UUID, job_id: uuid.UUID, *, at: dt.datetime
+    ) -> None:
+        await self.session.execute(
+            update(model)
+            .where(model.id == job_id, model.company_id == company_id, model.status == "running")
+            .values(modified_at=at)
+        )
+
+    async def unfinished_jobs(self, model: Any, *, stale_before: dt.datetime | None) -> Sequence[Any]:
+        """Queued or running jobs of every company (untouched since ``stale_before`` when given)."""
+        stmt = select(model).where(model.status.in_(["queued", "running"]))
+        if stale_before is not None:
+            stmt = stmt.where(model.modified_at < stale_before)
+        return list((await self.session.execute(stmt.order_by(model.created_at))).scalars().all())
+
+    async def requeue_job(
+        self, model: Any, company_id: uuid.UUID, job_id: uuid.UUID, seen: dt.datetime, *, at: dt.datetime
+    ) -> bool:
+        """Back to ``queued`` if nobody touched the job since the sweep read it."""
+        result = await self.session.execute(
+            update(model)
+            .where(
+                model.id == job_id,
+                model.company_id == company_id,
+                model.status.in_(["queued", "running"]),
+                model.modified_at <= seen,  # touched since: alive
+            )
+            .values(status="queued", modified_at=at, progress_step="queued")
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def release_sending_claims(
+        self, company_id: uuid.UUID, export_id: uuid.UUID, *, claimed_before: dt.datetime, at: dt.datetime
+    ) -> None:
+        """The export's adjustments still ``sending`` (claimed before ``claimed_before``) -> ``uncertain``:
+        their voucher may have reached Fortnox, so they are looked up before any resend."""
+        mine = select(ClosingExportItem.adjustment_id).where(
+            ClosingExportItem.export_id == export_id, ClosingExportItem.company_id == company_id
+        )
+        await self.session.execute(
+            update(Adjustment)
+            .where(
+                Adjustment.company_id == company_id,
+                Adjustment.id.in_(mine),
+                Adjustment.export_state == ExportState.sending,
+                Adjustment.export_attempted_at < claimed_before,
+            )
+            .values(
+                export_state=ExportState.uncertain,
+                export_error="the export was interrupted; the voucher is looked up before any resend",
+                modified_at=at,
+            )
+        )

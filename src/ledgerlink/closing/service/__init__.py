@@ -19,6 +19,7 @@ from ledgerlink.closing.service.closings import (
     update_closing,
 )
 from ledgerlink.closing.service.exports import (
+    check_series,
     export_out,
     marker_of,
     run_export,
@@ -36,6 +37,7 @@ from ledgerlink.closing.service.imports import (
 __all__ = [
     "adjustments_sie",
     "check_adjustment",
+    "check_series",
     "check_sie",
     "closing_out",
     "create_adjustment",

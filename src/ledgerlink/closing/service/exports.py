@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ledgerlink.closing.errors import InvalidExport
@@ -54,7 +55,7 @@ from ledgerlink.models.closing import (
     ClosingExport,
     ClosingExportItem,
     ExportState,
-    JobStatus,
+    ExportStatus,
 )
 from ledgerlink.money import round_to_ore
 from ledgerlink.runtime import ServiceEnv
@@ -65,6 +66,7 @@ log = get_logger(__name__)
 EXPORT_TASK = "closing.export"
 EXPORT_COMPLETED = "fortnox.export.completed"
 RETRYABLE_CODES = frozenset({"fortnox_uncertain", "fortnox_unavailable"})
+FINISHED = (ExportStatus.succeeded, ExportStatus.partially_failed, ExportStatus.failed)
 MIN_LEASE_SECONDS = 300.0
 CLAIM_POLL_MIN, CLAIM_POLL_MAX = 0.05, 1.0
 BUSY_MESSAGE = (
@@ -111,6 +113,56 @@ def claim_lease(settings: Settings) -> dt.timedelta:
 # -- starting and reading ---------------------------------------------------------------------------
 
 
+async def check_series(
+    *,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: Any | None,
+    transport: httpx.AsyncBaseTransport | None,
+    company_id: uuid.UUID,
+    closing_id: uuid.UUID,
+    series: str,
+) -> None:
+    """Before an export starts: the series must exist in Fortnox for the closing's year and take manual
+    vouchers (422 otherwise). Uses sessions of its own, so the caller's holds no transaction meanwhile."""
+    async with sessionmaker() as session:
+        closing = await get_closing(session, company_id, closing_id)
+        year_id, year_end = closing.fortnox_financial_year_id, closing.financial_year_end
+    with fortnox_service.translate_fortnox_errors():
+        async with fortnox_service.open_client(
+            settings=settings,
+            sessionmaker=sessionmaker,
+            redis=redis,
+            company_id=company_id,
+            transport=transport,
+        ) as client:
+            if year_id is None:
+                year = await client.financial_year_for(year_end)
+                if year is None:
+                    raise InvalidExport(
+                        f"Fortnox has no financial year containing {year_end}",
+                        loc=["body", "voucher_series"],
+                        code="fortnox_year_missing",
+                    )
+                year_id = year.id
+            found = {s.code.upper(): s for s in await client.voucher_series(year_id)}
+    match = found.get(series)
+    if match is None:
+        offered = ", ".join(sorted(c for c, s in found.items() if s.manual)) or "none"
+        raise InvalidExport(
+            f'voucher series "{series}" does not exist in Fortnox for this financial year '
+            f"(manual series: {offered})",
+            loc=["body", "voucher_series"],
+            code="voucher_series_unknown",
+        )
+    if not match.manual:
+        raise InvalidExport(
+            f'voucher series "{series}" does not take manual vouchers in Fortnox',
+            loc=["body", "voucher_series"],
+            code="voucher_series_not_manual",
+        )
+
+
 async def start_export(
     session: AsyncSession, company_id: uuid.UUID, closing_id: uuid.UUID, body: ExportCreate
 ) -> ClosingExport:
@@ -134,8 +186,8 @@ async def start_export(
         company_id=company_id,
         closing_id=closing.id,
         target=body.target,
-        voucher_series=body.voucher_series.strip().upper(),
-        status=JobStatus.queued,
+        voucher_series=body.voucher_series,
+        status=ExportStatus.queued,
         progress_done=0,
         progress_total=len(adjustments),
         progress_step="queued",
@@ -239,7 +291,7 @@ async def run_export(ctx: ServiceEnv, company_id: uuid.UUID, export_id: uuid.UUI
     async with session_scope(sessionmaker) as session:
         repo = ClosingRepository(session)
         export: ClosingExport | None = await repo.get_job(ClosingExport, company_id, export_id)
-        if export is None or export.status in (JobStatus.succeeded, JobStatus.failed):
+        if export is None or export.status in FINISHED:
             return
         closing = await repo.get_closing(company_id, export.closing_id)
         if closing is None:
@@ -254,7 +306,7 @@ async def run_export(ctx: ServiceEnv, company_id: uuid.UUID, export_id: uuid.UUI
             ClosingExport,
             company_id,
             export_id,
-            status=JobStatus.running,
+            status=ExportStatus.running,
             started_at=utcnow(),
             progress_step="exporting",
         )
@@ -303,25 +355,51 @@ async def run_export(ctx: ServiceEnv, company_id: uuid.UUID, export_id: uuid.UUI
 
     counts = {s.value: sum(1 for o in outcomes.values() if o.status == s) for s in ExportState}
     summary = {k: v for k, v in counts.items() if v}
+    status, error = export_status(list(outcomes.values()))
     async with session_scope(sessionmaker) as session:
         now = utcnow()
         await ClosingRepository(session).update_job(
             ClosingExport,
             company_id,
             export_id,
-            status=JobStatus.succeeded,
+            status=status,
             progress_step="done",
             progress_done=len(items),
             finished_at=now,
+            error_code=error.code if error else None,
+            error_message=error.message if error else None,
+            error_retryable=error.retryable if error else None,
         )
         await fortnox_service.renew(session, company_id, settings=ctx.settings, now=now)
         await emit(
             session,
             company_id,
             EXPORT_COMPLETED,
-            {"closing_id": str(closing_id), "export_id": str(export_id), "items": summary},
+            {
+                "closing_id": str(closing_id),
+                "export_id": str(export_id),
+                "status": status.value,
+                "items": summary,
+            },
         )
     log.info("closing.export.finished", export_id=str(export_id), **summary)
+
+
+def export_status(outcomes: Sequence[Outcome]) -> tuple[ExportStatus, JobError | None]:
+    """``succeeded`` when every adjustment is posted, ``failed`` when none is, else ``partially_failed``;
+    the error says how many did not go and whether exporting again may help."""
+    posted = sum(1 for o in outcomes if o.status == ExportState.posted)
+    if posted == len(outcomes):
+        return ExportStatus.succeeded, None
+    left = len(outcomes) - posted
+    retryable = any(o.status == ExportState.uncertain or o.code in RETRYABLE_CODES for o in outcomes)
+    if posted == 0:
+        message = f"none of the {left} adjustments was exported; see each item's error"
+        return ExportStatus.failed, JobError(code="export_failed", message=message, retryable=retryable)
+    message = f"{left} of {len(outcomes)} adjustments were not exported; see each item's error"
+    return ExportStatus.partially_failed, JobError(
+        code="export_partially_failed", message=message, retryable=retryable
+    )
 
 
 async def _fail_export(
@@ -337,7 +415,7 @@ async def _fail_export(
             ClosingExport,
             company_id,
             export_id,
-            status=JobStatus.failed,
+            status=ExportStatus.failed,
             error_code=code,
             error_message=message,
             error_retryable=retryable,

@@ -143,6 +143,12 @@ async def _resume_unfinished_syncs(ctx: JobContext) -> None:
         await resend_unfinished_runs(service_env(ctx))
     except Exception:  # a fresh database without tables yet, say: the cron sweep still recovers them
         log.exception("app.resume_syncs_failed")
+    from ledgerlink.closing.service.recovery import resume_unfinished_jobs
+
+    try:  # closing imports and exports too (an export left sending is looked up before any resend)
+        await resume_unfinished_jobs(service_env(ctx))
+    except Exception:
+        log.exception("app.resume_closing_jobs_failed")
 
 
 def _sandbox_state_dir(settings: Settings) -> Path | None:

@@ -35,6 +35,7 @@ from ledgerlink.closing.schemas import (
 )
 from ledgerlink.closing.service.adjustments import AdjustmentProblem, Line, check_adjustment
 from ledgerlink.closing.service.closings import get_closing
+from ledgerlink.closing.service.recovery import claim_job, heartbeat
 from ledgerlink.config import Settings
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.session import session_scope
@@ -288,6 +289,14 @@ class ExportRun:
 
 async def run_export(ctx: ServiceEnv, company_id: uuid.UUID, export_id: uuid.UUID) -> None:
     sessionmaker = ctx.sessionmaker
+    if not await claim_job(sessionmaker, ClosingExport, company_id, export_id):
+        return  # finished, gone, or running in another worker
+    async with heartbeat(sessionmaker, ClosingExport, company_id, export_id):
+        await _run_export(ctx, company_id, export_id)
+
+
+async def _run_export(ctx: ServiceEnv, company_id: uuid.UUID, export_id: uuid.UUID) -> None:
+    sessionmaker = ctx.sessionmaker
     async with session_scope(sessionmaker) as session:
         repo = ClosingRepository(session)
         export: ClosingExport | None = await repo.get_job(ClosingExport, company_id, export_id)
@@ -329,7 +338,7 @@ async def run_export(ctx: ServiceEnv, company_id: uuid.UUID, export_id: uuid.UUI
                 series,
                 year,
                 chart,
-                claim_lease(ctx["settings"]),
+                claim_lease(ctx.settings),
             )
             for done, adjustment_id in enumerate(items, start=1):
                 outcomes[adjustment_id] = await _export_one(run, adjustment_id)

@@ -3,15 +3,18 @@ adjustments, exports and the adjustments as SIE (scope ``closing``)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import io
 import uuid
+from typing import BinaryIO
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from ledgerlink.auth.dependencies import ClosingPrincipal
 from ledgerlink.closing import service
-from ledgerlink.closing.errors import ExportNotFound, ImportNotFound
+from ledgerlink.closing.errors import ExportNotFound, ImportNotFound, InvalidSieFile
 from ledgerlink.closing.repository import ClosingRepository
 from ledgerlink.closing.schemas import (
     AdjustmentCreate,
@@ -113,23 +116,47 @@ async def upload_sie(
     file: UploadFile = File(description="A SIE 4 file (4E or 4I; PC8 or UTF-8)"),
     idempotency_key: IdempotencyKey = None,
 ) -> ImportOut | JSONResponse:
-    """Import a SIE 4 file (data source `sie`). It is read once here: a file that is not valid SIE is
-    422 `sie_invalid` naming the line (`line_number`), and the closing stays as it was."""
-    limit = request.app.state.settings.limits.max_upload_bytes
-    content = await file.read(limit + 1)
-    if len(content) > limit:
+    """Import a SIE 4 file (data source `sie`). It is read once here, streamed from a temporary file
+    and never whole in memory: a file that is not valid SIE, or beyond the limits (accounts, rows of a
+    voucher, field lengths, amounts the ledger can store), is 422 `sie_invalid` naming the line
+    (`line_number`), and the closing stays as it was."""
+    settings = request.app.state.settings
+    limit = settings.limits.max_upload_bytes
+    stream = file.file
+    size = await asyncio.to_thread(_size_of, stream)
+    if size > limit:
         raise PayloadTooLarge(f"the file is larger than {limit} bytes")
+    if size == 0:
+        raise InvalidSieFile("the file is empty", loc=["body", "file"])
+    digest = await asyncio.to_thread(_sha256_of, stream)
+    # read before the request's transaction starts: no transaction is held while the file is parsed
+    checked = await service.check_sie_upload(stream, service.sie_limits(settings))
     method_path = f"POST /v1/closings/{closing_id}/imports/sie"
-    body = {"file_name": file.filename, "sha256": hashlib.sha256(content).hexdigest()}
+    body = {"file_name": file.filename, "sha256": digest}
     replay = await idempotency.begin(session, principal.company_id, idempotency_key, method_path, body)
     if replay is not None:
         return JSONResponse(replay.body, status_code=replay.status_code)
     job = await service.start_sie_import(
-        session, principal.company_id, closing_id, file_name=file.filename, content=content
+        session, principal.company_id, closing_id, file_name=file.filename, stream=stream, checked=checked
     )
     out = service.import_out(job)
     await idempotency.complete(session, principal.company_id, idempotency_key, 202, out.model_dump())
     return out
+
+
+def _size_of(stream: BinaryIO) -> int:
+    stream.seek(0, io.SEEK_END)
+    size = stream.tell()
+    stream.seek(0)
+    return size
+
+
+def _sha256_of(stream: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    stream.seek(0)
+    while block := stream.read(1 << 20):
+        digest.update(block)
+    return digest.hexdigest()
 
 
 @router.get(

@@ -21,7 +21,7 @@ from ledgerlink.models.closing import (
     ClosingExportItem,
     ClosingImport,
     ClosingOpenItem,
-    ClosingUpload,
+    ClosingUploadPart,
     ClosingVoucher,
     ClosingVoucherRow,
     ExportState,
@@ -63,22 +63,26 @@ class ClosingRepository(RepositoryBase[Closing]):
         result: ClosingImport | None = (await self.session.execute(stmt)).scalar_one_or_none()
         return result
 
-    async def add_upload(self, company_id: uuid.UUID, import_id: uuid.UUID, content: bytes) -> None:
+    async def add_upload_part(
+        self, company_id: uuid.UUID, import_id: uuid.UUID, part: int, content: bytes
+    ) -> None:
         await self.session.execute(
-            insert(ClosingUpload).values(import_id=import_id, company_id=company_id, content=content)
+            insert(ClosingUploadPart).values(
+                import_id=import_id, part=part, company_id=company_id, content=content
+            )
         )
 
-    async def upload_content(self, company_id: uuid.UUID, import_id: uuid.UUID) -> bytes | None:
-        stmt = scoped(select(ClosingUpload.content), ClosingUpload, company_id).where(
-            ClosingUpload.import_id == import_id
+    async def upload_part(self, company_id: uuid.UUID, import_id: uuid.UUID, part: int) -> bytes | None:
+        stmt = scoped(select(ClosingUploadPart.content), ClosingUploadPart, company_id).where(
+            ClosingUploadPart.import_id == import_id, ClosingUploadPart.part == part
         )
         content: bytes | None = (await self.session.execute(stmt)).scalar_one_or_none()
         return content
 
     async def delete_upload(self, company_id: uuid.UUID, import_id: uuid.UUID) -> None:
         await self.session.execute(
-            delete(ClosingUpload).where(
-                ClosingUpload.import_id == import_id, ClosingUpload.company_id == company_id
+            delete(ClosingUploadPart).where(
+                ClosingUploadPart.import_id == import_id, ClosingUploadPart.company_id == company_id
             )
         )
 

@@ -20,9 +20,14 @@ def _series_code(value: Any) -> Any:
     return value.strip().upper() if isinstance(value, str) else value
 
 
+# Financial years the service takes (a year far outside is a typing error, and 9999 has no next year).
+FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(2199, 12, 31)
+YearDay = Annotated[dt.date, Field(ge=FIRST_DAY, le=LAST_DAY)]
+
+
 class ClosingCreate(BaseModel):
-    financial_year_start: dt.date
-    financial_year_end: dt.date
+    financial_year_start: YearDay
+    financial_year_end: YearDay
     data_source: DataSource
 
 

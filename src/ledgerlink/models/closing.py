@@ -107,14 +107,15 @@ class ClosingImport(IDMixin, TimestampMixin, Base):
     finished_at: Mapped[dt.datetime | None]
 
 
-class ClosingUpload(Base):
-    """The bytes of an uploaded SIE file until its import job has read them."""
+class ClosingUploadPart(Base):
+    """A part (at most a megabyte) of an uploaded SIE file, until its import job has read them."""
 
-    __tablename__ = "closing_upload"
+    __tablename__ = "closing_upload_part"
 
     import_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("closing_import.id", ondelete="CASCADE"), primary_key=True
     )
+    part: Mapped[int] = mapped_column(Integer, primary_key=True)
     company_id: Mapped[uuid.UUID] = mapped_column(index=True)
     content: Mapped[bytes] = mapped_column(LargeBinary)
 

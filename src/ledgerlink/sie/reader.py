@@ -15,6 +15,7 @@ import datetime as dt
 import io
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from types import TracebackType
@@ -22,6 +23,7 @@ from typing import BinaryIO, Self
 
 from ledgerlink.sie.checksum import Checksum
 from ledgerlink.sie.errors import SieError
+from ledgerlink.sie.limits import SieLimits
 from ledgerlink.sie.model import (
     Account,
     Address,
@@ -104,7 +106,9 @@ class SieReader:
     a stream stays the caller's.
     """
 
-    def __init__(self, source: SieSource, *, keep_vouchers: bool = False) -> None:
+    def __init__(
+        self, source: SieSource, *, keep_vouchers: bool = False, limits: SieLimits | None = None
+    ) -> None:
         self._owns_stream = not hasattr(source, "read")
         if isinstance(source, bytes | bytearray):
             self._stream: BinaryIO = io.BytesIO(bytes(source))
@@ -113,6 +117,9 @@ class SieReader:
         else:
             self._stream = source
         self._keep_vouchers = keep_vouchers
+        self._limits = limits
+        self._known_accounts: set[str] = set()
+        self._records = 0
         self.document = SieDocument(program="", format="", sie_type="")
         self.diagnostics: ReadDiagnostics = self.document.diagnostics
         self._encoding: str | None = None
@@ -253,11 +260,23 @@ class SieReader:
         line_number = 0
         seen_record = False
 
+        limits = self._limits
+        check_row = self._check_row if limits is not None else None
+        max_rows = (limits.max_rows_per_voucher if limits is not None else None) or sys.maxsize
+        max_field = (limits.max_field_length if limits is not None else None) or sys.maxsize
+        max_records = (limits.max_records if limits is not None else None) or sys.maxsize
+        refuse_nul = limits is not None and limits.refuse_nul
+
         lines_of = _LINES
         dates = _date_cache
         date_of = _date
         unescape = _unescape
         for chunk, start, stop in self._slices():
+            if refuse_nul:
+                nul = chunk.find("\x00", start, stop)
+                if nul >= 0:
+                    at = line_number + chunk.count("\n", start, nul) + 1
+                    raise SieError("a NUL character: not text", at)
             for (
                 raw,
                 account,
@@ -291,6 +310,10 @@ class SieReader:
                                 )
                             else:
                                 row = VoucherRow(account, amount, objects)
+                            if check_row is not None:
+                                check_row(row)
+                                if len(rows) >= max_rows:
+                                    raise _FieldError(f"a voucher with more than {max_rows} rows")
                         except (TokenError, ValueError) as exc:
                             raise SieError(
                                 str(exc) or type(exc).__name__, line_number, raw.rstrip("\r")
@@ -315,6 +338,8 @@ class SieReader:
                             else None,
                             "",
                         )
+                        if check_row is not None:
+                            self._check_voucher(voucher)
                     except ValueError as exc:
                         raise SieError(str(exc) or type(exc).__name__, line_number, raw.rstrip("\r")) from exc
                     rows = voucher.rows
@@ -332,11 +357,17 @@ class SieReader:
                     if line[0] == "#":
                         fields = split(line)
                         label = fields[0]
+                        if len(line) > max_field:
+                            self._check_fields(fields)
                         if checksum is not None and label != "#KSUMMA":
                             checksum.add(fields)
                         if in_block:
                             if label == "#TRANS":
                                 row = parse_row(fields)
+                                if check_row is not None:
+                                    check_row(row)
+                                    if len(rows) >= max_rows:
+                                        raise _FieldError(f"a voucher with more than {max_rows} rows")
                                 rows.append(row)
                                 total += row.amount
                                 transactions += 1
@@ -356,6 +387,8 @@ class SieReader:
                             raise _FieldError(f"expected '{{' after the #VER at line {voucher_line_number}")
                         elif label == "#VER":
                             voucher = _parse_voucher(fields)
+                            if check_row is not None:
+                                self._check_voucher(voucher)
                             rows = voucher.rows
                             added_rows = voucher.added_rows
                             removed_rows = voucher.removed_rows
@@ -364,6 +397,9 @@ class SieReader:
                             voucher_line = raw
                         elif label in handlers:
                             handlers[label](fields)
+                            self._records += 1
+                            if self._records > max_records:
+                                raise _FieldError(f"more than {max_records} records besides the vouchers")
                         elif label == "#KSUMMA":
                             self._ksumma(fields)
                             checksum = self._checksum
@@ -463,6 +499,50 @@ class SieReader:
                 f"#KSUMMA {expected or '(empty)'} does not match the content ({actual})"
             )
 
+    # -- limits --------------------------------------------------------------------------------
+
+    def _check_account(self, number: str) -> None:
+        """An account within the id length, and within the number of distinct accounts."""
+        if number in self._known_accounts:
+            return
+        limits = self._limits
+        assert limits is not None
+        if limits.max_id_length is not None and len(number) > limits.max_id_length:
+            raise _FieldError(f"an account number longer than {limits.max_id_length} characters")
+        self._known_accounts.add(number)
+        if limits.max_accounts is not None and len(self._known_accounts) > limits.max_accounts:
+            raise _FieldError(f"more than {limits.max_accounts} accounts")
+
+    def _check_amount(self, amount: Decimal) -> None:
+        digits = self._limits.max_amount_digits if self._limits is not None else None
+        if digits is not None and amount and amount.adjusted() >= digits:
+            raise _FieldError(f"an amount with more than {digits} digits before the decimal point")
+
+    def _check_row(self, row: VoucherRow) -> None:
+        if row.account not in self._known_accounts:
+            self._check_account(row.account)
+        self._check_amount(row.amount)
+        if row.quantity is not None:
+            self._check_amount(row.quantity)
+        longest = self._limits.max_field_length if self._limits is not None else None
+        if longest is not None and len(row.text) > longest:
+            raise _FieldError(f"a field longer than {longest} characters")
+
+    def _check_voucher(self, voucher: Voucher) -> None:
+        limits = self._limits
+        assert limits is not None
+        longest = limits.max_id_length
+        if longest is not None and (len(voucher.series) > longest or len(voucher.number) > longest):
+            raise _FieldError(f"a voucher series or number longer than {longest} characters")
+        if limits.max_field_length is not None and len(voucher.text) > limits.max_field_length:
+            raise _FieldError(f"a field longer than {limits.max_field_length} characters")
+
+    def _check_fields(self, fields: list[str]) -> None:
+        limits = self._limits
+        longest = limits.max_field_length if limits is not None else None
+        if longest is not None and any(len(f) > longest for f in fields):
+            raise _FieldError(f"a field longer than {longest} characters")
+
     # -- header and chart records --------------------------------------------------------------
 
     def _flag(self, fields: list[str]) -> None:
@@ -520,6 +600,8 @@ class SieReader:
     def _account_of(self, number: str) -> Account:
         account = self.document.accounts.get(number)
         if account is None:
+            if self._limits is not None:
+                self._check_account(number)
             account = self.document.accounts[number] = Account(number)
         return account
 
@@ -555,9 +637,15 @@ class SieReader:
     # -- balances ------------------------------------------------------------------------------
 
     def _balance(self, fields: list[str]) -> Balance:
-        return Balance(
+        balance = Balance(
             _int(fields[1]), _text_field(fields[2]), _amount(fields[3]), _opt_amount(_opt(fields, 4))
         )
+        if self._limits is not None:
+            self._check_account(balance.account)
+            self._check_amount(balance.amount)
+            if balance.quantity is not None:
+                self._check_amount(balance.quantity)
+        return balance
 
     def _opening_balance(self, fields: list[str]) -> None:
         self.document.opening_balances.append(self._balance(fields))

@@ -28,7 +28,9 @@ from ledgerlink.closing.service.exports import (
 )
 from ledgerlink.closing.service.imports import (
     check_sie,
+    check_sie_upload,
     run_import,
+    sie_limits,
     start_fortnox_import,
     start_sie_import,
     trial_balance_rows,
@@ -39,6 +41,7 @@ __all__ = [
     "check_adjustment",
     "check_series",
     "check_sie",
+    "check_sie_upload",
     "closing_out",
     "create_adjustment",
     "create_closing",
@@ -52,6 +55,7 @@ __all__ = [
     "marker_of",
     "run_export",
     "run_import",
+    "sie_limits",
     "specifications",
     "start_export",
     "start_fortnox_import",

@@ -61,12 +61,14 @@ def import_out(job: ClosingImport) -> ImportOut:
 def _add_months(day: dt.date, months: int) -> dt.date:
     month = day.month - 1 + months
     year, month = day.year + month // 12, month % 12 + 1
+    if year > dt.MAXYEAR:
+        return dt.date.max
     for candidate in (day.day, 30, 29, 28):
         try:
             return dt.date(year, month, candidate)
         except ValueError:
             continue
-    raise AssertionError("unreachable")
+    return dt.date(year, month, 28)  # every month has a 28th
 
 
 def validate_year(start: dt.date, end: dt.date) -> None:

@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
+import tempfile
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -28,6 +29,7 @@ from ledgerlink.closing.errors import DataSourceMismatch, InvalidSieFile
 from ledgerlink.closing.repository import BATCH_ROWS, ClosingRepository
 from ledgerlink.closing.service.closings import PAYABLES, RECEIVABLES, get_closing
 from ledgerlink.closing.service.recovery import claim_job, heartbeat
+from ledgerlink.config import Settings
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.session import session_scope
 from ledgerlink.errors import AppError
@@ -60,6 +62,11 @@ FORTNOX_STEPS = ("company_information", "financial_year", "sie_export", "open_it
 SIE_STEPS = ("reading", "writing")
 IMPORT_TASK = "closing.import"
 IMPORT_COMPLETED = "fortnox.import.completed"
+UPLOAD_PART_BYTES = 1 << 20
+# What the ledger tables store: account numbers, series and voucher numbers (String(20)), amounts
+# (NUMERIC(18, 2)) and quantities (NUMERIC(18, 4)) with room to sum them.
+MAX_ID_LENGTH = 20
+MAX_AMOUNT_DIGITS = 14
 
 
 class ImportFailed(Exception):
@@ -117,9 +124,25 @@ class SieCheck:
     years: list[sie.FinancialYear] = field(default_factory=list)
 
 
-def check_sie(content: bytes) -> SieCheck:
-    """Read the whole file once (streaming, vouchers not kept); :class:`sie.SieError` if unreadable."""
-    with sie.SieReader(io.BytesIO(content)) as reader:
+def sie_limits(settings: Settings) -> sie.SieLimits:
+    """What one SIE file may hold (settings), and what the ledger tables can store."""
+    limits = settings.limits
+    return sie.SieLimits(
+        max_accounts=limits.sie_max_accounts,
+        max_records=limits.sie_max_records,
+        max_rows_per_voucher=limits.sie_max_rows_per_voucher,
+        max_field_length=limits.sie_max_field_length,
+        max_id_length=MAX_ID_LENGTH,
+        max_amount_digits=MAX_AMOUNT_DIGITS,
+    )
+
+
+def check_sie(source: bytes | BinaryIO, limits: sie.SieLimits | None = None) -> SieCheck:
+    """Read the whole file once (streaming, vouchers not kept); :class:`sie.SieError` if unreadable.
+    Blocking: call it in a thread."""
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    stream.seek(0)
+    with sie.SieReader(stream, limits=limits) as reader:
         for _ in reader:
             pass
         return SieCheck(
@@ -129,24 +152,10 @@ def check_sie(content: bytes) -> SieCheck:
         )
 
 
-async def start_sie_import(
-    session: AsyncSession,
-    company_id: uuid.UUID,
-    closing_id: uuid.UUID,
-    *,
-    file_name: str | None,
-    content: bytes,
-) -> ClosingImport:
-    """Validate the file in the request (a 422 names the line) and queue its import."""
-    closing = await get_closing(session, company_id, closing_id)
-    if closing.data_source != DataSource.sie:
-        raise DataSourceMismatch(
-            "this closing imports from Fortnox: change its data source to sie to upload a SIE file"
-        )
-    if not content:
-        raise InvalidSieFile("the file is empty", loc=["body", "file"])
+async def check_sie_upload(stream: BinaryIO, limits: sie.SieLimits) -> SieCheck:
+    """The upload read once, in a thread (never on the event loop): 422 ``sie_invalid`` naming the line."""
     try:
-        checked = await asyncio.to_thread(check_sie, content)
+        return await asyncio.to_thread(check_sie, stream, limits)
     except sie.SieError as exc:
         where = f"line {exc.line_number}: " if exc.line_number else ""
         raise InvalidSieFile(
@@ -154,6 +163,24 @@ async def start_sie_import(
             loc=["body", "file"],
             extra={"line_number": exc.line_number},
         ) from None
+
+
+async def start_sie_import(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    closing_id: uuid.UUID,
+    *,
+    file_name: str | None,
+    stream: BinaryIO,
+    checked: SieCheck,
+) -> ClosingImport:
+    """Queue the import of an upload already read by :func:`check_sie_upload`; the file is stored in
+    parts, so it is never in memory as a whole."""
+    closing = await get_closing(session, company_id, closing_id)
+    if closing.data_source != DataSource.sie:
+        raise DataSourceMismatch(
+            "this closing imports from Fortnox: change its data source to sie to upload a SIE file"
+        )
     current = next((y for y in checked.years if y.index == 0), None)
     if current is not None and (current.start, current.end) != (
         closing.financial_year_start,
@@ -168,7 +195,12 @@ async def start_sie_import(
     job = _new_job(closing, DataSource.sie, file_name=(file_name or "")[:255] or None)
     session.add(job)
     await session.flush()
-    await ClosingRepository(session).add_upload(company_id, job.id, content)
+    repo = ClosingRepository(session)
+    stream.seek(0)
+    part = 0
+    while content := await asyncio.to_thread(stream.read, UPLOAD_PART_BYTES):
+        await repo.add_upload_part(company_id, job.id, part, content)
+        part += 1
     _enqueue(job)
     return job
 
@@ -220,17 +252,17 @@ async def _run_import(ctx: ServiceEnv, company_id: uuid.UUID, import_id: uuid.UU
             )
 
     try:
-        if source == DataSource.fortnox:
-            data = await _fetch_from_fortnox(ctx, company_id, year, progress)
-        else:
-            await progress("reading")
-            async with session_scope(sessionmaker) as s:
-                content = await ClosingRepository(s).upload_content(company_id, import_id)
-            if content is None:
-                raise ImportFailed("upload_missing", "the uploaded file is no longer available")
-            data = ImportSource(content=content)
-        await progress("writing")
-        await _write(ctx, company_id, closing_id, import_id, source, data)
+        with tempfile.TemporaryFile() as spool:
+            if source == DataSource.fortnox:
+                data = await _fetch_from_fortnox(ctx, company_id, year, progress)
+                await asyncio.to_thread(spool.write, data.content)
+            else:
+                await progress("reading")
+                if not await _spool_upload(sessionmaker, company_id, import_id, spool):
+                    raise ImportFailed("upload_missing", "the uploaded file is no longer available")
+                data = ImportSource(content=b"")
+            await progress("writing")
+            await _write(ctx, company_id, closing_id, import_id, source, data, spool)
     except ImportFailed as exc:
         await _fail(sessionmaker, company_id, import_id, exc.code, exc.message, exc.retryable)
     except sie.SieError as exc:
@@ -255,6 +287,41 @@ async def _run_import(ctx: ServiceEnv, company_id: uuid.UUID, import_id: uuid.UU
     except Exception:
         log.exception("closing.import.crashed", import_id=str(import_id))
         await _fail(sessionmaker, company_id, import_id, "internal_error", "the import failed", True)
+
+
+async def _spool_upload(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    company_id: uuid.UUID,
+    import_id: uuid.UUID,
+    spool: BinaryIO,
+) -> bool:
+    """The uploaded parts, one at a time, into ``spool`` (a temporary file); False when there are none."""
+    part = 0
+    while True:
+        async with session_scope(sessionmaker) as session:
+            content = await ClosingRepository(session).upload_part(company_id, import_id, part)
+        if content is None:
+            return part > 0
+        await asyncio.to_thread(spool.write, content)
+        part += 1
+
+
+class _Batches:
+    """The file's vouchers in batches of about :data:`BATCH_ROWS` rows, read in a worker thread (the
+    parser never runs on the event loop) and never more than a batch in memory."""
+
+    def __init__(self, reader: sie.SieReader) -> None:
+        self._vouchers = iter(reader)
+
+    def next(self) -> list[sie.Voucher]:
+        batch: list[sie.Voucher] = []
+        rows = 0
+        for voucher in self._vouchers:
+            batch.append(voucher)
+            rows += len(voucher.rows) + 1
+            if rows >= BATCH_ROWS:
+                break
+        return batch
 
 
 async def _fail(
@@ -325,57 +392,53 @@ async def _write(
     import_id: uuid.UUID,
     source: DataSource,
     data: ImportSource,
+    spool: BinaryIO,
 ) -> None:
     """One transaction: the ledger tables, the switch of the closing, the job's success and the event."""
     async with session_scope(ctx.sessionmaker) as session:
         repo = ClosingRepository(session)
         await repo.delete_import_data(company_id, [import_id])  # leftovers of an interrupted attempt
         movement: dict[str, Decimal] = defaultdict(Decimal)
-        vouchers: list[dict[str, Any]] = []
-        rows: list[dict[str, Any]] = []
         seq = 0
-
-        async def flush() -> None:
-            await repo.insert_many(ClosingVoucher, vouchers)
-            await repo.insert_many(ClosingVoucherRow, rows)
-            vouchers.clear()
-            rows.clear()
-
-        with sie.SieReader(io.BytesIO(data.content)) as reader:
-            for voucher in reader:
-                seq += 1
-                voucher_id = uuid.uuid4()
-                vouchers.append(
-                    {
-                        "id": voucher_id,
-                        "import_id": import_id,
-                        "company_id": company_id,
-                        "seq": seq,
-                        "series": voucher.series,
-                        "number": voucher.number,
-                        "date": voucher.date,
-                        "text": voucher.text,
-                        "registration_date": voucher.registration_date,
-                    }
-                )
-                for line_no, row in enumerate(voucher.rows, start=1):
-                    movement[row.account] += row.amount
-                    rows.append(
+        spool.seek(0)
+        with sie.SieReader(spool, limits=sie_limits(ctx.settings)) as reader:
+            batches = _Batches(reader)
+            while batch := await asyncio.to_thread(batches.next):
+                vouchers: list[dict[str, Any]] = []
+                rows: list[dict[str, Any]] = []
+                for voucher in batch:
+                    seq += 1
+                    voucher_id = uuid.uuid4()
+                    vouchers.append(
                         {
-                            "voucher_id": voucher_id,
-                            "line_no": line_no,
+                            "id": voucher_id,
                             "import_id": import_id,
                             "company_id": company_id,
-                            "account": row.account,
-                            "amount": row.amount,
-                            "date": row.date,
-                            "text": row.text,
-                            "quantity": row.quantity,
+                            "seq": seq,
+                            "series": voucher.series,
+                            "number": voucher.number,
+                            "date": voucher.date,
+                            "text": voucher.text,
+                            "registration_date": voucher.registration_date,
                         }
                     )
-                if len(rows) >= BATCH_ROWS:
-                    await flush()
-            await flush()
+                    for line_no, row in enumerate(voucher.rows, start=1):
+                        movement[row.account] += row.amount
+                        rows.append(
+                            {
+                                "voucher_id": voucher_id,
+                                "line_no": line_no,
+                                "import_id": import_id,
+                                "company_id": company_id,
+                                "account": row.account,
+                                "amount": row.amount,
+                                "date": row.date,
+                                "text": row.text,
+                                "quantity": row.quantity,
+                            }
+                        )
+                await repo.insert_many(ClosingVoucher, vouchers)
+                await repo.insert_many(ClosingVoucherRow, rows)
             document = reader.document
             diagnostics = reader.diagnostics
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -87,6 +88,11 @@ def create_app(
                 await _resume_unfinished_syncs(ctx)
         app.state.job_context = ctx
         app.state.runner = runner
+        # What startup built lives as long as the process: keep it out of the collector's full passes,
+        # which otherwise walk every module object and stall the event loop (a large import's churn
+        # triggers them every few seconds).
+        gc.collect()
+        gc.freeze()
         log.info(
             "app.started",
             database=engine.url.render_as_string(hide_password=True),

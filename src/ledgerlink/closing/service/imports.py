@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ledgerlink import sie
 from ledgerlink.closing.errors import DataSourceMismatch, InvalidSieFile
-from ledgerlink.closing.repository import BATCH_ROWS, ClosingRepository
+from ledgerlink.closing.repository import ClosingRepository
 from ledgerlink.closing.service.closings import PAYABLES, RECEIVABLES, get_closing
 from ledgerlink.closing.service.recovery import claim_job, heartbeat
 from ledgerlink.config import Settings
@@ -63,6 +63,7 @@ SIE_STEPS = ("reading", "writing")
 IMPORT_TASK = "closing.import"
 IMPORT_COMPLETED = "fortnox.import.completed"
 UPLOAD_PART_BYTES = 1 << 20
+WRITE_BATCH_ROWS = 500
 # What the ledger tables store: account numbers, series and voucher numbers (String(20)), amounts
 # (NUMERIC(18, 2)) and quantities (NUMERIC(18, 4)) with room to sum them.
 MAX_ID_LENGTH = 20
@@ -307,8 +308,9 @@ async def _spool_upload(
 
 
 class _Batches:
-    """The file's vouchers in batches of about :data:`BATCH_ROWS` rows, read in a worker thread (the
-    parser never runs on the event loop) and never more than a batch in memory."""
+    """The file's vouchers in batches of about :data:`WRITE_BATCH_ROWS` rows, read in a worker thread
+    (the parser never runs on the event loop) and never more than a batch in memory. Batches are small:
+    binding a batch's parameters is work on the event loop."""
 
     def __init__(self, reader: sie.SieReader) -> None:
         self._vouchers = iter(reader)
@@ -319,7 +321,7 @@ class _Batches:
         for voucher in self._vouchers:
             batch.append(voucher)
             rows += len(voucher.rows) + 1
-            if rows >= BATCH_ROWS:
+            if rows >= WRITE_BATCH_ROWS:
                 break
         return batch
 

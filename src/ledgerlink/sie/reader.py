@@ -54,6 +54,28 @@ _ZERO = Decimal(0)
 # Standard records this reader accepts without storing them.
 _IGNORED = frozenset({"#PROSA", "#BKOD"})
 
+# Records read with a warning (and skipped) when real exports leave their required fields missing:
+# how many fields (label included, object lists not counted) each needs, and whether an empty one counts
+# as missing (where an empty value could never be read: dates, numbers, amounts). Balances (#IB, #UB,
+# #RES) and vouchers are not among them: without their amount or date the data itself is wrong.
+_REQUIRED_FIELDS: dict[str, tuple[int, bool]] = {
+    "#FLAGGA": (2, True),
+    "#GEN": (2, True),
+    "#SIETYP": (2, True),
+    "#RAR": (4, True),
+    "#TAXAR": (2, True),
+    "#OMFATTN": (2, True),
+    "#OIB": (4, False),
+    "#OUB": (4, False),
+    "#PSALDO": (5, False),
+    "#PBUDGET": (5, False),
+    "#KONTO": (2, False),
+    "#ENHET": (2, False),
+    "#DIM": (2, False),
+    "#UNDERDIM": (4, False),
+    "#OBJEKT": (3, False),
+}
+
 _date_cache: dict[str, dt.date] = {}
 # Every line of a slice of a decoded chunk, split in C by one ``findall``: a tuple per line (the lines
 # of ``chunk.split("\n")``) of the raw line and the groups of the two common shapes, written without
@@ -126,6 +148,7 @@ class SieReader:
         self._checksum: Checksum | None = None
         self._iterator: Iterator[Voucher] | None = None
         self._unknown: dict[str, list[int]] = {}
+        self._lenient: dict[str, list[int]] = {}
         self._handlers: dict[str, Callable[[list[str]], None]] = {
             "#FLAGGA": self._flag,
             "#PROGRAM": self._program,
@@ -348,6 +371,8 @@ class SieReader:
                     total = _ZERO
                     voucher_line_number = line_number
                     voucher_line = raw
+                    if not (voucher.series and voucher.number):
+                        self._note(self._lenient, _NO_SERIES, line_number)
                     continue
                 line = raw.strip()
                 if not line:
@@ -387,6 +412,8 @@ class SieReader:
                             raise _FieldError(f"expected '{{' after the #VER at line {voucher_line_number}")
                         elif label == "#VER":
                             voucher = _parse_voucher(fields)
+                            if not (voucher.series and voucher.number):
+                                self._note(self._lenient, _NO_SERIES, line_number)
                             if check_row is not None:
                                 self._check_voucher(voucher)
                             rows = voucher.rows
@@ -396,6 +423,11 @@ class SieReader:
                             voucher_line_number = line_number
                             voucher_line = raw
                         elif label in handlers:
+                            need = _REQUIRED_FIELDS.get(label)
+                            if need is not None and _incomplete(fields, *need):
+                                self._note(self._lenient, f"{label} without its required fields", line_number)
+                                seen_record = True
+                                continue
                             handlers[label](fields)
                             self._records += 1
                             if self._records > max_records:
@@ -470,15 +502,22 @@ class SieReader:
             diagnostics.warnings.append(
                 f"unknown record {label} ignored ({count}x, first at line {first_line})"
             )
+        for what, (count, first_line) in self._lenient.items():
+            diagnostics.warnings.append(f"line {first_line}: {what} ({count}x)")
 
     def _note_unknown(self, label: str, line_number: int) -> None:
-        seen = self._unknown.get(label)
+        self._note(self._unknown, label, line_number)
+
+    @staticmethod
+    def _note(seen_by: dict[str, list[int]], what: str, line_number: int) -> None:
+        """Count a kind of oddity with its first line (bounded: a file cannot grow the warnings)."""
+        seen = seen_by.get(what)
         if seen is not None:
             seen[0] += 1
-        elif len(self._unknown) < _MAX_DISTINCT_UNKNOWN:
-            self._unknown[label] = [1, line_number]
+        elif len(seen_by) < _MAX_DISTINCT_UNKNOWN:
+            seen_by[what] = [1, line_number]
         else:
-            self._unknown.setdefault("(other)", [0, line_number])[0] += 1
+            seen_by.setdefault("(other)", [0, line_number])[0] += 1
 
     def _ksumma(self, fields: list[str]) -> None:
         if self._checksum is None:
@@ -745,6 +784,15 @@ def _parse_row(fields: list[str]) -> VoucherRow:
         _opt_amount(fields[at + 3]) if count > at + 3 else None,
         fields[at + 4] if count > at + 4 else "",
     )
+
+
+_NO_SERIES = "#VER with an empty series or number, read as given"
+
+
+def _incomplete(fields: list[str], need: int, empty_is_missing: bool) -> bool:
+    """Fewer than ``need`` fields besides object lists (or an empty one among them, if it counts)."""
+    plain = [f for f in fields if type(f) is not ObjectList]
+    return len(plain) < need or (empty_is_missing and "" in plain[1:need])
 
 
 def _opt(fields: list[str], index: int) -> str:

@@ -11,7 +11,6 @@ Encoding: a UTF-8 byte-order mark, or non-ASCII bytes that decode as UTF-8, mean
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import os
 import re
@@ -23,23 +22,21 @@ from typing import BinaryIO, Self
 
 from ledgerlink.sie.checksum import Checksum
 from ledgerlink.sie.errors import SieError
-from ledgerlink.sie.limits import SieLimits
-from ledgerlink.sie.model import (
-    Account,
-    Address,
-    Balance,
-    Dimension,
-    FinancialYear,
-    ObjectBalance,
-    PeriodBalance,
-    ReadDiagnostics,
-    SieDocument,
-    SieObject,
-    UnbalancedVoucher,
-    Voucher,
-    VoucherRow,
+from ledgerlink.sie.fields import (
+    DATE_CACHE,
+    NO_SERIES,
+    REQUIRED_FIELDS,
+    FieldError,
+    incomplete,
+    parse_row,
+    parse_voucher,
+    to_date,
+    unescape,
 )
-from ledgerlink.sie.tokens import ObjectList, TokenError, parse_objects, split_fields
+from ledgerlink.sie.limits import SieLimits
+from ledgerlink.sie.model import ReadDiagnostics, SieDocument, UnbalancedVoucher, Voucher, VoucherRow
+from ledgerlink.sie.records import BalanceRecords, ChartRecords, HeaderRecords
+from ledgerlink.sie.tokens import TokenError, parse_objects, split_fields
 
 SieSource = str | os.PathLike[str] | bytes | bytearray | BinaryIO
 
@@ -47,36 +44,13 @@ _CHUNK_SIZE = 1 << 20
 _SLICE = 1 << 16  # characters of a decoded chunk split by one findall (its tuples take ~10x that)
 _MAX_LINE = 16 << 20
 _UTF8_BOM = b"\xef\xbb\xbf"
-_CACHE_LIMIT = 4096
 _MAX_DISTINCT_UNKNOWN = 50
 _ZERO = Decimal(0)
 
 # Standard records this reader accepts without storing them.
 _IGNORED = frozenset({"#PROSA", "#BKOD"})
 
-# Records read with a warning (and skipped) when real exports leave their required fields missing:
-# how many fields (label included, object lists not counted) each needs, and whether an empty one counts
-# as missing (where an empty value could never be read: dates, numbers, amounts). Balances (#IB, #UB,
-# #RES) and vouchers are not among them: without their amount or date the data itself is wrong.
-_REQUIRED_FIELDS: dict[str, tuple[int, bool]] = {
-    "#FLAGGA": (2, True),
-    "#GEN": (2, True),
-    "#SIETYP": (2, True),
-    "#RAR": (4, True),
-    "#TAXAR": (2, True),
-    "#OMFATTN": (2, True),
-    "#OIB": (4, False),
-    "#OUB": (4, False),
-    "#PSALDO": (5, False),
-    "#PBUDGET": (5, False),
-    "#KONTO": (2, False),
-    "#ENHET": (2, False),
-    "#DIM": (2, False),
-    "#UNDERDIM": (4, False),
-    "#OBJEKT": (3, False),
-}
 
-_date_cache: dict[str, dt.date] = {}
 # Every line of a slice of a decoded chunk, split in C by one ``findall``: a tuple per line (the lines
 # of ``chunk.split("\n")``) of the raw line and the groups of the two common shapes, written without
 # leading whitespace and with at most a "\r" after them (else their groups are empty):
@@ -94,18 +68,6 @@ _LINES = re.compile(
     r"|.*)$",
     re.MULTILINE,
 ).findall
-_UNESCAPE = re.compile(r'\\(["\\])')
-
-
-def _unescape(text: str) -> str:
-    """``\\"`` is a quote and ``\\\\`` a backslash; any other backslash stays."""
-    if "\\\\" in text:
-        return _UNESCAPE.sub(r"\1", text)
-    return text.replace('\\"', '"')
-
-
-class _FieldError(ValueError):
-    """A malformed field; the reader turns it into a SieError with the line."""
 
 
 def read_document(source: SieSource) -> SieDocument:
@@ -119,7 +81,7 @@ def read_document(source: SieSource) -> SieDocument:
         return reader.document
 
 
-class SieReader:
+class SieReader(HeaderRecords, ChartRecords, BalanceRecords):
     """Iterate over a SIE file's vouchers while its other records fill ``self.document``.
 
     ``keep_vouchers`` also appends every voucher to ``document.vouchers`` (what
@@ -268,7 +230,7 @@ class SieReader:
         diagnostics = self.diagnostics
         handlers = self._handlers
         keep_vouchers = self._keep_vouchers
-        parse_row = _parse_row
+        parse_row_ = parse_row
         split = split_fields
         checksum = self._checksum
         voucher: Voucher | None = None
@@ -291,9 +253,9 @@ class SieReader:
         refuse_nul = limits is not None and limits.refuse_nul
 
         lines_of = _LINES
-        dates = _date_cache
-        date_of = _date
-        unescape = _unescape
+        dates = DATE_CACHE
+        date_of = to_date
+        unescape_ = unescape
         for chunk, start, stop in self._slices():
             if refuse_nul:
                 nul = chunk.find("\x00", start, stop)
@@ -323,7 +285,7 @@ class SieReader:
                             amount = Decimal(amount_text)
                             if date_text:
                                 if text and "\\" in text:
-                                    text = unescape(text)
+                                    text = unescape_(text)
                                 row = VoucherRow(
                                     account,
                                     amount,
@@ -336,7 +298,7 @@ class SieReader:
                             if check_row is not None:
                                 check_row(row)
                                 if len(rows) >= max_rows:
-                                    raise _FieldError(f"a voucher with more than {max_rows} rows")
+                                    raise FieldError(f"a voucher with more than {max_rows} rows")
                         except (TokenError, ValueError) as exc:
                             raise SieError(
                                 str(exc) or type(exc).__name__, line_number, raw.rstrip("\r")
@@ -349,7 +311,7 @@ class SieReader:
                     # a #VER of the common shape, where one may start
                     try:
                         if voucher_text and "\\" in voucher_text:
-                            voucher_text = unescape(voucher_text)
+                            voucher_text = unescape_(voucher_text)
                         voucher = Voucher(
                             series or quoted_series,
                             number or quoted_number,
@@ -372,7 +334,7 @@ class SieReader:
                     voucher_line_number = line_number
                     voucher_line = raw
                     if not (voucher.series and voucher.number):
-                        self._note(self._lenient, _NO_SERIES, line_number)
+                        self._note(self._lenient, NO_SERIES, line_number)
                     continue
                 line = raw.strip()
                 if not line:
@@ -388,18 +350,18 @@ class SieReader:
                             checksum.add(fields)
                         if in_block:
                             if label == "#TRANS":
-                                row = parse_row(fields)
+                                row = parse_row_(fields)
                                 if check_row is not None:
                                     check_row(row)
                                     if len(rows) >= max_rows:
-                                        raise _FieldError(f"a voucher with more than {max_rows} rows")
+                                        raise FieldError(f"a voucher with more than {max_rows} rows")
                                 rows.append(row)
                                 total += row.amount
                                 transactions += 1
                             elif label == "#RTRANS":
-                                added_rows.append(parse_row(fields))
+                                added_rows.append(parse_row_(fields))
                             elif label == "#BTRANS":
-                                removed_rows.append(parse_row(fields))
+                                removed_rows.append(parse_row_(fields))
                             elif label == "#VER":
                                 raise SieError(
                                     f"#VER without its closing '}}' (next #VER at line {line_number})",
@@ -407,13 +369,13 @@ class SieReader:
                                     voucher_line.rstrip("\r"),
                                 )
                             else:
-                                raise _FieldError(f"{label} inside a voucher")
+                                raise FieldError(f"{label} inside a voucher")
                         elif voucher is not None:
-                            raise _FieldError(f"expected '{{' after the #VER at line {voucher_line_number}")
+                            raise FieldError(f"expected '{{' after the #VER at line {voucher_line_number}")
                         elif label == "#VER":
-                            voucher = _parse_voucher(fields)
+                            voucher = parse_voucher(fields)
                             if not (voucher.series and voucher.number):
-                                self._note(self._lenient, _NO_SERIES, line_number)
+                                self._note(self._lenient, NO_SERIES, line_number)
                             if check_row is not None:
                                 self._check_voucher(voucher)
                             rows = voucher.rows
@@ -423,32 +385,32 @@ class SieReader:
                             voucher_line_number = line_number
                             voucher_line = raw
                         elif label in handlers:
-                            need = _REQUIRED_FIELDS.get(label)
-                            if need is not None and _incomplete(fields, *need):
+                            need = REQUIRED_FIELDS.get(label)
+                            if need is not None and incomplete(fields, *need):
                                 self._note(self._lenient, f"{label} without its required fields", line_number)
                                 seen_record = True
                                 continue
                             handlers[label](fields)
                             self._records += 1
                             if self._records > max_records:
-                                raise _FieldError(f"more than {max_records} records besides the vouchers")
+                                raise FieldError(f"more than {max_records} records besides the vouchers")
                         elif label == "#KSUMMA":
                             self._ksumma(fields)
                             checksum = self._checksum
                         elif label in ("#TRANS", "#RTRANS", "#BTRANS"):
-                            raise _FieldError(f"{label} outside a voucher")
+                            raise FieldError(f"{label} outside a voucher")
                         elif label not in _IGNORED:
                             if not seen_record:
-                                raise _FieldError(f"not a SIE file: unknown first record {label}")
+                                raise FieldError(f"not a SIE file: unknown first record {label}")
                             self._note_unknown(label, line_number)
                         seen_record = True
                     elif line == "{":
                         if voucher is None or in_block:
-                            raise _FieldError("'{' without a #VER before it")
+                            raise FieldError("'{' without a #VER before it")
                         in_block = True
                     elif line == "}":
                         if not in_block or voucher is None:
-                            raise _FieldError("'}' without an open voucher")
+                            raise FieldError("'}' without an open voucher")
                         if total:
                             diagnostics.unbalanced_vouchers.append(
                                 UnbalancedVoucher(voucher.series, voucher.number, total, voucher_line_number)
@@ -457,9 +419,9 @@ class SieReader:
                         voucher = None
                         in_block = False
                     elif not seen_record:
-                        raise _FieldError("not a SIE file: the first line is not a #record")
+                        raise FieldError("not a SIE file: the first line is not a #record")
                     else:
-                        raise _FieldError("not a SIE record (a line must start with '#', '{' or '}')")
+                        raise FieldError("not a SIE record (a line must start with '#', '{' or '}')")
                 except SieError:
                     raise
                 except IndexError as exc:
@@ -537,314 +499,3 @@ class SieReader:
             self.diagnostics.warnings.append(
                 f"#KSUMMA {expected or '(empty)'} does not match the content ({actual})"
             )
-
-    # -- limits --------------------------------------------------------------------------------
-
-    def _check_account(self, number: str) -> None:
-        """An account within the id length, and within the number of distinct accounts."""
-        if number in self._known_accounts:
-            return
-        limits = self._limits
-        assert limits is not None
-        if limits.max_id_length is not None and len(number) > limits.max_id_length:
-            raise _FieldError(f"an account number longer than {limits.max_id_length} characters")
-        self._known_accounts.add(number)
-        if limits.max_accounts is not None and len(self._known_accounts) > limits.max_accounts:
-            raise _FieldError(f"more than {limits.max_accounts} accounts")
-
-    def _check_amount(self, amount: Decimal) -> None:
-        digits = self._limits.max_amount_digits if self._limits is not None else None
-        if digits is not None and amount and amount.adjusted() >= digits:
-            raise _FieldError(f"an amount with more than {digits} digits before the decimal point")
-
-    def _check_row(self, row: VoucherRow) -> None:
-        if row.account not in self._known_accounts:
-            self._check_account(row.account)
-        self._check_amount(row.amount)
-        if row.quantity is not None:
-            self._check_amount(row.quantity)
-        longest = self._limits.max_field_length if self._limits is not None else None
-        if longest is not None and len(row.text) > longest:
-            raise _FieldError(f"a field longer than {longest} characters")
-
-    def _check_voucher(self, voucher: Voucher) -> None:
-        limits = self._limits
-        assert limits is not None
-        longest = limits.max_id_length
-        if longest is not None and (len(voucher.series) > longest or len(voucher.number) > longest):
-            raise _FieldError(f"a voucher series or number longer than {longest} characters")
-        if limits.max_field_length is not None and len(voucher.text) > limits.max_field_length:
-            raise _FieldError(f"a field longer than {limits.max_field_length} characters")
-
-    def _check_fields(self, fields: list[str]) -> None:
-        limits = self._limits
-        longest = limits.max_field_length if limits is not None else None
-        if longest is not None and any(len(f) > longest for f in fields):
-            raise _FieldError(f"a field longer than {longest} characters")
-
-    # -- header and chart records --------------------------------------------------------------
-
-    def _flag(self, fields: list[str]) -> None:
-        self.document.flag = _int(fields[1])
-
-    def _program(self, fields: list[str]) -> None:
-        self.document.program = _opt(fields, 1)
-        self.document.program_version = _opt(fields, 2)
-
-    def _format(self, fields: list[str]) -> None:
-        self.document.format = _opt(fields, 1)
-
-    def _generated(self, fields: list[str]) -> None:
-        self.document.generated = _date(fields[1])
-        self.document.generated_by = _opt(fields, 2)
-
-    def _sie_type(self, fields: list[str]) -> None:
-        value = fields[1]
-        if value not in ("1", "2", "3", "4"):
-            raise _FieldError(f"unknown #SIETYP {value!r}")
-        self.document.sie_type = value
-
-    def _company_id(self, fields: list[str]) -> None:
-        self.document.company_id = _opt(fields, 1)
-
-    def _company_name(self, fields: list[str]) -> None:
-        self.document.company_name = _opt(fields, 1)
-
-    def _org_number(self, fields: list[str]) -> None:
-        self.document.org_number = _opt(fields, 1)
-
-    def _company_type(self, fields: list[str]) -> None:
-        self.document.company_type = _opt(fields, 1)
-
-    def _address(self, fields: list[str]) -> None:
-        self.document.address = Address(_opt(fields, 1), _opt(fields, 2), _opt(fields, 3), _opt(fields, 4))
-
-    def _financial_year(self, fields: list[str]) -> None:
-        self.document.financial_years.append(
-            FinancialYear(_int(fields[1]), _date(fields[2]), _date(fields[3]))
-        )
-
-    def _tax_year(self, fields: list[str]) -> None:
-        self.document.tax_year = _int(fields[1])
-
-    def _balances_until(self, fields: list[str]) -> None:
-        self.document.balances_until = _date(fields[1])
-
-    def _chart_type(self, fields: list[str]) -> None:
-        self.document.chart_type = _opt(fields, 1)
-
-    def _currency(self, fields: list[str]) -> None:
-        self.document.currency = _opt(fields, 1)
-
-    def _account_of(self, number: str) -> Account:
-        account = self.document.accounts.get(number)
-        if account is None:
-            if self._limits is not None:
-                self._check_account(number)
-            account = self.document.accounts[number] = Account(number)
-        return account
-
-    def _account(self, fields: list[str]) -> None:
-        self._account_of(_text_field(fields[1])).name = _opt(fields, 2)
-
-    def _account_type(self, fields: list[str]) -> None:
-        if len(fields) < 3:  # seen in a real export: "#KTYP DIFF"
-            self.diagnostics.warnings.append(f"#KTYP {_opt(fields, 1)} without a type ignored")
-            return
-        self._account_of(_text_field(fields[1])).type = _text_field(fields[2])
-
-    def _account_sru(self, fields: list[str]) -> None:
-        if len(fields) < 3:
-            self.diagnostics.warnings.append(f"#SRU {_opt(fields, 1)} without a code ignored")
-            return
-        self._account_of(_text_field(fields[1])).sru = _text_field(fields[2])
-
-    def _account_unit(self, fields: list[str]) -> None:
-        self._account_of(_text_field(fields[1])).unit = _opt(fields, 2)
-
-    def _dimension(self, fields: list[str]) -> None:
-        number = _int(fields[1])
-        self.document.dimensions[number] = Dimension(number, _opt(fields, 2))
-
-    def _sub_dimension(self, fields: list[str]) -> None:
-        number = _int(fields[1])
-        self.document.dimensions[number] = Dimension(number, _opt(fields, 2), _int(fields[3]))
-
-    def _object(self, fields: list[str]) -> None:
-        self.document.objects.append(SieObject(_int(fields[1]), _text_field(fields[2]), _opt(fields, 3)))
-
-    # -- balances ------------------------------------------------------------------------------
-
-    def _balance(self, fields: list[str]) -> Balance:
-        balance = Balance(
-            _int(fields[1]), _text_field(fields[2]), _amount(fields[3]), _opt_amount(_opt(fields, 4))
-        )
-        if self._limits is not None:
-            self._check_account(balance.account)
-            self._check_amount(balance.amount)
-            if balance.quantity is not None:
-                self._check_amount(balance.quantity)
-        return balance
-
-    def _opening_balance(self, fields: list[str]) -> None:
-        self.document.opening_balances.append(self._balance(fields))
-
-    def _closing_balance(self, fields: list[str]) -> None:
-        self.document.closing_balances.append(self._balance(fields))
-
-    def _result(self, fields: list[str]) -> None:
-        self.document.results.append(self._balance(fields))
-
-    def _object_balance(self, fields: list[str]) -> ObjectBalance:
-        return ObjectBalance(
-            _int(fields[1]),
-            _text_field(fields[2]),
-            _objects(fields[3]),
-            _amount(fields[4]),
-            _opt_amount(_opt(fields, 5)),
-        )
-
-    def _object_opening_balance(self, fields: list[str]) -> None:
-        self.document.object_opening_balances.append(self._object_balance(fields))
-
-    def _object_closing_balance(self, fields: list[str]) -> None:
-        self.document.object_closing_balances.append(self._object_balance(fields))
-
-    def _period(self, fields: list[str]) -> PeriodBalance:
-        period = fields[2]
-        if len(period) != 6 or not (period.isascii() and period.isdigit()):
-            raise _FieldError(f"bad period {period!r} (expected YYYYMM)")
-        account = _text_field(fields[3])
-        if type(fields[4]) is ObjectList:  # required by the standard, missing in some old exports
-            objects, at = parse_objects(fields[4]), 5
-        else:
-            objects, at = (), 4
-        return PeriodBalance(
-            _int(fields[1]),
-            period,
-            account,
-            objects,
-            _amount(fields[at]),
-            _opt_amount(_opt(fields, at + 1)),
-        )
-
-    def _period_balance(self, fields: list[str]) -> None:
-        self.document.period_balances.append(self._period(fields))
-
-    def _period_budget(self, fields: list[str]) -> None:
-        self.document.period_budgets.append(self._period(fields))
-
-
-# -- field parsing -----------------------------------------------------------------------------
-
-
-def _parse_voucher(fields: list[str]) -> Voucher:
-    """``#VER series number date [text] [registration date] [signature]``."""
-    count = len(fields)
-    return Voucher(
-        _text_field(fields[1]),
-        _text_field(fields[2]),
-        _date(fields[3]),
-        fields[4] if count > 4 else "",
-        [],
-        _opt_date(fields[5]) if count > 5 else None,
-        fields[6] if count > 6 else "",
-    )
-
-
-def _parse_row(fields: list[str]) -> VoucherRow:
-    """``#TRANS account {objects} amount [date] [text] [quantity] [signature]``.
-
-    A missing object list (seen in some exports) is accepted as an empty one.
-    """
-    count = len(fields)
-    account = fields[1]
-    if type(account) is not str:
-        raise _FieldError("account missing")
-    objects_field = fields[2]
-    if type(objects_field) is ObjectList:
-        objects = parse_objects(objects_field) if objects_field else ()
-        at = 3
-    else:
-        objects = ()
-        at = 2
-    amount_text = fields[at]
-    sign = amount_text[:1]
-    digits = amount_text[1:] if sign == "-" or sign == "+" else amount_text
-    if not (digits.isascii() and digits.replace(".", "", 1).isdigit()):
-        raise _FieldError(f"bad amount {amount_text!r}")
-    if count == at + 1:
-        return VoucherRow(account, Decimal(amount_text), objects)
-    return VoucherRow(
-        account,
-        Decimal(amount_text),
-        objects,
-        _opt_date(fields[at + 1]) if count > at + 1 else None,
-        fields[at + 2] if count > at + 2 else "",
-        _opt_amount(fields[at + 3]) if count > at + 3 else None,
-        fields[at + 4] if count > at + 4 else "",
-    )
-
-
-_NO_SERIES = "#VER with an empty series or number, read as given"
-
-
-def _incomplete(fields: list[str], need: int, empty_is_missing: bool) -> bool:
-    """Fewer than ``need`` fields besides object lists (or an empty one among them, if it counts)."""
-    plain = [f for f in fields if type(f) is not ObjectList]
-    return len(plain) < need or (empty_is_missing and "" in plain[1:need])
-
-
-def _opt(fields: list[str], index: int) -> str:
-    return fields[index] if len(fields) > index else ""
-
-
-def _text_field(value: str) -> str:
-    if type(value) is not str:
-        raise _FieldError(f"unexpected object list {{{value}}}")
-    return value
-
-
-def _int(value: str) -> int:
-    digits = value[1:] if value[:1] == "-" else value
-    if not (digits.isascii() and digits.isdigit()):
-        raise _FieldError(f"bad number {value!r}")
-    return int(value)
-
-
-def _amount(value: str) -> Decimal:
-    sign = value[:1]
-    digits = value[1:] if sign == "-" or sign == "+" else value
-    if not (digits.isascii() and digits.replace(".", "", 1).isdigit()):
-        raise _FieldError(f"bad amount {value!r}")
-    return Decimal(value)
-
-
-def _opt_amount(value: str) -> Decimal | None:
-    return _amount(value) if value else None
-
-
-def _objects(value: str) -> tuple[tuple[int, str], ...]:
-    if type(value) is not ObjectList:
-        raise _FieldError(f"expected an object list, found {value!r}")
-    return parse_objects(value)
-
-
-def _date(value: str) -> dt.date:
-    cached = _date_cache.get(value)
-    if cached is not None:
-        return cached
-    if len(value) != 8 or not (value.isascii() and value.isdigit()):
-        raise _FieldError(f"bad date {value!r} (expected YYYYMMDD)")
-    try:
-        parsed = dt.date(int(value[:4]), int(value[4:6]), int(value[6:]))
-    except ValueError:
-        raise _FieldError(f"bad date {value!r}") from None
-    if len(_date_cache) >= _CACHE_LIMIT:
-        _date_cache.clear()
-    _date_cache[value] = parsed
-    return parsed
-
-
-def _opt_date(value: str) -> dt.date | None:
-    return _date(value) if value else None

@@ -228,7 +228,6 @@ class SieReader(HeaderRecords, ChartRecords, BalanceRecords):
     def _parse(self) -> Iterator[Voucher]:
         document = self.document
         diagnostics = self.diagnostics
-        handlers = self._handlers
         keep_vouchers = self._keep_vouchers
         parse_row_ = parse_row
         split = split_fields
@@ -249,7 +248,6 @@ class SieReader(HeaderRecords, ChartRecords, BalanceRecords):
         check_row = self._check_row if limits is not None else None
         max_rows = (limits.max_rows_per_voucher if limits is not None else None) or sys.maxsize
         max_field = (limits.max_field_length if limits is not None else None) or sys.maxsize
-        max_records = (limits.max_records if limits is not None else None) or sys.maxsize
         refuse_nul = limits is not None and limits.refuse_nul
 
         lines_of = _LINES
@@ -323,18 +321,11 @@ class SieReader(HeaderRecords, ChartRecords, BalanceRecords):
                             else None,
                             "",
                         )
-                        if check_row is not None:
-                            self._check_voucher(voucher)
+                        self._opened(voucher, line_number)
                     except ValueError as exc:
                         raise SieError(str(exc) or type(exc).__name__, line_number, raw.rstrip("\r")) from exc
-                    rows = voucher.rows
-                    added_rows = voucher.added_rows
-                    removed_rows = voucher.removed_rows
-                    total = _ZERO
-                    voucher_line_number = line_number
-                    voucher_line = raw
-                    if not (voucher.series and voucher.number):
-                        self._note(self._lenient, NO_SERIES, line_number)
+                    rows, added_rows, removed_rows = voucher.rows, voucher.added_rows, voucher.removed_rows
+                    total, voucher_line_number, voucher_line = _ZERO, line_number, raw
                     continue
                 line = raw.strip()
                 if not line:
@@ -373,36 +364,16 @@ class SieReader(HeaderRecords, ChartRecords, BalanceRecords):
                         elif voucher is not None:
                             raise FieldError(f"expected '{{' after the #VER at line {voucher_line_number}")
                         elif label == "#VER":
-                            voucher = parse_voucher(fields)
-                            if not (voucher.series and voucher.number):
-                                self._note(self._lenient, NO_SERIES, line_number)
-                            if check_row is not None:
-                                self._check_voucher(voucher)
-                            rows = voucher.rows
-                            added_rows = voucher.added_rows
-                            removed_rows = voucher.removed_rows
-                            total = _ZERO
-                            voucher_line_number = line_number
-                            voucher_line = raw
-                        elif label in handlers:
-                            need = REQUIRED_FIELDS.get(label)
-                            if need is not None and incomplete(fields, *need):
-                                self._note(self._lenient, f"{label} without its required fields", line_number)
-                                seen_record = True
-                                continue
-                            handlers[label](fields)
-                            self._records += 1
-                            if self._records > max_records:
-                                raise FieldError(f"more than {max_records} records besides the vouchers")
-                        elif label == "#KSUMMA":
-                            self._ksumma(fields)
+                            voucher = self._opened(parse_voucher(fields), line_number)
+                            rows, added_rows, removed_rows = (
+                                voucher.rows,
+                                voucher.added_rows,
+                                voucher.removed_rows,
+                            )
+                            total, voucher_line_number, voucher_line = _ZERO, line_number, raw
+                        else:
+                            self._other_record(label, fields, line_number, seen_record)
                             checksum = self._checksum
-                        elif label in ("#TRANS", "#RTRANS", "#BTRANS"):
-                            raise FieldError(f"{label} outside a voucher")
-                        elif label not in _IGNORED:
-                            if not seen_record:
-                                raise FieldError(f"not a SIE file: unknown first record {label}")
-                            self._note_unknown(label, line_number)
                         seen_record = True
                     elif line == "{":
                         if voucher is None or in_block:
@@ -445,6 +416,37 @@ class SieReader(HeaderRecords, ChartRecords, BalanceRecords):
             raise SieError("not a SIE file: no records")
         diagnostics.transaction_count = transactions
         self._finish()
+
+    def _opened(self, voucher: Voucher, line_number: int) -> Voucher:
+        """A #VER read (either path): its oddities noted, its limits checked."""
+        if not (voucher.series and voucher.number):
+            self._note(self._lenient, NO_SERIES, line_number)
+        if self._limits is not None:
+            self._check_voucher(voucher)
+        return voucher
+
+    def _other_record(self, label: str, fields: list[str], line_number: int, seen_record: bool) -> None:
+        """A record outside a voucher: header, chart or balances (by family), #KSUMMA, or one this
+        reader does not know (noted, and refused only as a file's first record)."""
+        handler = self._handlers.get(label)
+        if handler is not None:
+            need = REQUIRED_FIELDS.get(label)
+            if need is not None and incomplete(fields, *need):
+                self._note(self._lenient, f"{label} without its required fields", line_number)
+                return
+            handler(fields)
+            self._records += 1
+            most = self._limits.max_records if self._limits is not None else None
+            if most is not None and self._records > most:
+                raise FieldError(f"more than {most} records besides the vouchers")
+        elif label == "#KSUMMA":
+            self._ksumma(fields)
+        elif label in ("#TRANS", "#RTRANS", "#BTRANS"):
+            raise FieldError(f"{label} outside a voucher")
+        elif label not in _IGNORED:
+            if not seen_record:
+                raise FieldError(f"not a SIE file: unknown first record {label}")
+            self._note_unknown(label, line_number)
 
     def _finish(self) -> None:
         document = self.document

@@ -7,10 +7,13 @@ import asyncio
 import hashlib
 import io
 import uuid
-from typing import BinaryIO
+from collections.abc import Awaitable, Callable
+from typing import Any, BinaryIO, TypeVar
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledgerlink.auth.dependencies import ClosingPrincipal
 from ledgerlink.closing import service
@@ -36,6 +39,26 @@ from ledgerlink.pagination import Cursor, Limit, Page
 
 router = APIRouter(tags=["closings"])
 
+Out = TypeVar("Out", bound=BaseModel)
+
+
+async def _once(
+    session: AsyncSession,
+    key: tuple[uuid.UUID, str | None, str],
+    request_body: dict[str, Any],
+    status: int,
+    make: Callable[[], Awaitable[Out]],
+) -> Out | JSONResponse:
+    """A POST that creates a resource or a job, once per Idempotency-Key: the first answer replayed.
+    ``key`` is the company, the header's key (None: no key) and the method with the path."""
+    company_id, idempotency_key, method_path = key
+    replay = await idempotency.begin(session, company_id, idempotency_key, method_path, request_body)
+    if replay is not None:
+        return JSONResponse(replay.body, status_code=replay.status_code)
+    out = await make()
+    await idempotency.complete(session, company_id, idempotency_key, status, out.model_dump(mode="json"))
+    return out
+
 
 @router.post("/closings", status_code=201, response_model=ClosingOut, responses=responses(401, 403, 422))
 async def create_closing(
@@ -45,14 +68,12 @@ async def create_closing(
     idempotency_key: IdempotencyKey = None,
 ) -> ClosingOut | JSONResponse:
     """Create a closing for one financial year (at most 18 months) with its data source."""
-    replay = await idempotency.begin(
-        session, principal.company_id, idempotency_key, "POST /v1/closings", data.model_dump()
-    )
-    if replay is not None:
-        return JSONResponse(replay.body, status_code=replay.status_code)
-    out = service.closing_out(await service.create_closing(session, principal.company_id, data))
-    await idempotency.complete(session, principal.company_id, idempotency_key, 201, out.model_dump())
-    return out
+
+    async def create() -> ClosingOut:
+        return service.closing_out(await service.create_closing(session, principal.company_id, data))
+
+    key = (principal.company_id, idempotency_key, "POST /v1/closings")
+    return await _once(session, key, data.model_dump(), 201, create)
 
 
 @router.get("/closings", response_model=Page[ClosingOut], responses=responses(401, 403, 422))
@@ -93,13 +114,14 @@ async def start_import(
     idempotency_key: IdempotencyKey = None,
 ) -> ImportOut | JSONResponse:
     """Import the financial year from Fortnox (data source `fortnox`): a job, poll it for progress."""
-    method_path = f"POST /v1/closings/{closing_id}/imports"
-    replay = await idempotency.begin(session, principal.company_id, idempotency_key, method_path, {})
-    if replay is not None:
-        return JSONResponse(replay.body, status_code=replay.status_code)
-    out = service.import_out(await service.start_fortnox_import(session, principal.company_id, closing_id))
-    await idempotency.complete(session, principal.company_id, idempotency_key, 202, out.model_dump())
-    return out
+
+    async def start() -> ImportOut:
+        return service.import_out(
+            await service.start_fortnox_import(session, principal.company_id, closing_id)
+        )
+
+    key = (principal.company_id, idempotency_key, f"POST /v1/closings/{closing_id}/imports")
+    return await _once(session, key, {}, 202, start)
 
 
 @router.post(
@@ -131,17 +153,15 @@ async def upload_sie(
     digest = await asyncio.to_thread(_sha256_of, stream)
     # read before the request's transaction starts: no transaction is held while the file is parsed
     checked = await service.check_sie_upload(stream, service.sie_limits(settings))
-    method_path = f"POST /v1/closings/{closing_id}/imports/sie"
-    body = {"file_name": file.filename, "sha256": digest}
-    replay = await idempotency.begin(session, principal.company_id, idempotency_key, method_path, body)
-    if replay is not None:
-        return JSONResponse(replay.body, status_code=replay.status_code)
-    job = await service.start_sie_import(
-        session, principal.company_id, closing_id, file_name=file.filename, stream=stream, checked=checked
-    )
-    out = service.import_out(job)
-    await idempotency.complete(session, principal.company_id, idempotency_key, 202, out.model_dump())
-    return out
+
+    async def start() -> ImportOut:
+        job = await service.start_sie_import(
+            session, principal.company_id, closing_id, file_name=file.filename, stream=stream, checked=checked
+        )
+        return service.import_out(job)
+
+    key = (principal.company_id, idempotency_key, f"POST /v1/closings/{closing_id}/imports/sie")
+    return await _once(session, key, {"file_name": file.filename, "sha256": digest}, 202, start)
 
 
 def _size_of(stream: BinaryIO) -> int:
@@ -240,17 +260,12 @@ async def create_adjustment(
     """A bokföringsorder. 422 names the problem: unbalanced rows, fewer than two rows, an account not
     in the imported chart, a row with both or neither of debit and credit, a negative amount, or a date
     outside the financial year. Amounts are rounded to öre."""
-    method_path = f"POST /v1/closings/{closing_id}/adjustments"
-    replay = await idempotency.begin(
-        session, principal.company_id, idempotency_key, method_path, data.model_dump(mode="json")
-    )
-    if replay is not None:
-        return JSONResponse(replay.body, status_code=replay.status_code)
-    out = await service.create_adjustment(session, principal.company_id, closing_id, data)
-    await idempotency.complete(
-        session, principal.company_id, idempotency_key, 201, out.model_dump(mode="json")
-    )
-    return out
+
+    async def create() -> AdjustmentOut:
+        return await service.create_adjustment(session, principal.company_id, closing_id, data)
+
+    key = (principal.company_id, idempotency_key, f"POST /v1/closings/{closing_id}/adjustments")
+    return await _once(session, key, data.model_dump(mode="json"), 201, create)
 
 
 @router.get(
@@ -335,18 +350,13 @@ async def start_export(
         closing_id=closing_id,
         series=data.voucher_series,
     )
-    method_path = f"POST /v1/closings/{closing_id}/exports"
-    replay = await idempotency.begin(
-        session, principal.company_id, idempotency_key, method_path, data.model_dump(mode="json")
-    )
-    if replay is not None:
-        return JSONResponse(replay.body, status_code=replay.status_code)
-    export = await service.start_export(session, principal.company_id, closing_id, data)
-    out = await service.export_out(session, export)
-    await idempotency.complete(
-        session, principal.company_id, idempotency_key, 202, out.model_dump(mode="json")
-    )
-    return out
+
+    async def start() -> ExportOut:
+        export = await service.start_export(session, principal.company_id, closing_id, data)
+        return await service.export_out(session, export)
+
+    key = (principal.company_id, idempotency_key, f"POST /v1/closings/{closing_id}/exports")
+    return await _once(session, key, data.model_dump(mode="json"), 202, start)
 
 
 @router.get(

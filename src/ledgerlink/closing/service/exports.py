@@ -34,8 +34,8 @@ from ledgerlink.closing.schemas import (
     JobProgress,
 )
 from ledgerlink.closing.service.adjustments import AdjustmentProblem, Line, check_adjustment
-from ledgerlink.closing.service.closings import get_closing
-from ledgerlink.closing.service.recovery import claim_job, heartbeat
+from ledgerlink.closing.service.closings import get_closing, job_error
+from ledgerlink.closing.service.recovery import run_claimed
 from ledgerlink.config import Settings
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.session import session_scope
@@ -228,18 +228,12 @@ async def export_out(session: AsyncSession, export: ClosingExport) -> ExportOut:
         progress=JobProgress(
             done=export.progress_done, total=export.progress_total, step=export.progress_step
         ),
-        error=_error(export.error_code, export.error_message, export.error_retryable),
+        error=job_error(export.error_code, export.error_message, export.error_retryable),
         items=[_item_out(i) for i in items],
         created_at=export.created_at,
         started_at=export.started_at,
         finished_at=export.finished_at,
     )
-
-
-def _error(code: str | None, message: str | None, retryable: bool | None) -> JobError | None:
-    if not code:
-        return None
-    return JobError(code=code, message=message or "", retryable=bool(retryable))
 
 
 def _item_out(item: ClosingExportItem) -> ExportItemOut:
@@ -252,7 +246,7 @@ def _item_out(item: ClosingExportItem) -> ExportItemOut:
         adjustment_id=item.adjustment_id,
         status=item.status,
         fortnox_voucher=voucher,
-        error=_error(item.error_code, item.error_message, item.error_code in RETRYABLE_CODES),
+        error=job_error(item.error_code, item.error_message, item.error_code in RETRYABLE_CODES),
     )
 
 
@@ -288,11 +282,7 @@ class ExportRun:
 
 
 async def run_export(ctx: ServiceEnv, company_id: uuid.UUID, export_id: uuid.UUID) -> None:
-    sessionmaker = ctx.sessionmaker
-    if not await claim_job(sessionmaker, ClosingExport, company_id, export_id):
-        return  # finished, gone, or running in another worker
-    async with heartbeat(sessionmaker, ClosingExport, company_id, export_id):
-        await _run_export(ctx, company_id, export_id)
+    await run_claimed(ctx, ClosingExport, company_id, export_id, _run_export)
 
 
 async def _run_export(ctx: ServiceEnv, company_id: uuid.UUID, export_id: uuid.UUID) -> None:

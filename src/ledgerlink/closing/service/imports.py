@@ -28,7 +28,7 @@ from ledgerlink import sie
 from ledgerlink.closing.errors import DataSourceMismatch, InvalidSieFile
 from ledgerlink.closing.repository import ClosingRepository
 from ledgerlink.closing.service.closings import PAYABLES, RECEIVABLES, get_closing
-from ledgerlink.closing.service.recovery import claim_job, heartbeat
+from ledgerlink.closing.service.recovery import run_claimed
 from ledgerlink.config import Settings
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.session import session_scope
@@ -222,11 +222,7 @@ Progress = Callable[[str], Awaitable[None]]
 
 
 async def run_import(ctx: ServiceEnv, company_id: uuid.UUID, import_id: uuid.UUID) -> None:
-    sessionmaker = ctx.sessionmaker
-    if not await claim_job(sessionmaker, ClosingImport, company_id, import_id):
-        return  # finished, gone, or running in another worker
-    async with heartbeat(sessionmaker, ClosingImport, company_id, import_id):
-        await _run_import(ctx, company_id, import_id)
+    await run_claimed(ctx, ClosingImport, company_id, import_id, _run_import)
 
 
 async def _run_import(ctx: ServiceEnv, company_id: uuid.UUID, import_id: uuid.UUID) -> None:

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -74,6 +74,21 @@ async def heartbeat(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+JobBody = Callable[[ServiceEnv, uuid.UUID, uuid.UUID], Awaitable[None]]
+
+
+async def run_claimed(
+    env: ServiceEnv, model: Any, company_id: uuid.UUID, job_id: uuid.UUID, body: JobBody
+) -> None:
+    """Run an import or export job's ``body`` once it has claimed the job's row, beating meanwhile;
+    nothing when the job is finished, gone, or running in another worker."""
+    sessionmaker = env.sessionmaker
+    if not await claim_job(sessionmaker, model, company_id, job_id):
+        return
+    async with heartbeat(sessionmaker, model, company_id, job_id):
+        await body(env, company_id, job_id)
 
 
 async def _requeue(env: ServiceEnv, *, stale_before: dt.datetime | None) -> int:

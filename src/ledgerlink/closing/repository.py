@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, insert, select, update
 
@@ -27,12 +27,52 @@ from ledgerlink.models.closing import (
     ExportState,
 )
 
+M = TypeVar("M")
+
 # Rows per INSERT statement when writing an import (asyncpg caps bind parameters at 32767).
 BATCH_ROWS = 2000
 
 
 class ClosingRepository(RepositoryBase[Closing]):
     model = Closing
+
+    # -- what belongs to a closing (imports, adjustments, exports) -----------------------------------
+
+    async def in_closing(
+        self, model: type[M], company_id: uuid.UUID, closing_id: uuid.UUID, item_id: uuid.UUID
+    ) -> M | None:
+        """An import, adjustment or export of this company's closing, by id."""
+        stmt = scoped(select(model), model, company_id).where(
+            model.id == item_id,  # type: ignore[attr-defined]
+            model.closing_id == closing_id,  # type: ignore[attr-defined]
+        )
+        result: M | None = (await self.session.execute(stmt)).scalar_one_or_none()
+        return result
+
+    async def get_import(
+        self, company_id: uuid.UUID, closing_id: uuid.UUID, import_id: uuid.UUID
+    ) -> ClosingImport | None:
+        return await self.in_closing(ClosingImport, company_id, closing_id, import_id)
+
+    async def get_adjustment(
+        self, company_id: uuid.UUID, closing_id: uuid.UUID, adjustment_id: uuid.UUID
+    ) -> Adjustment | None:
+        return await self.in_closing(Adjustment, company_id, closing_id, adjustment_id)
+
+    async def get_export(
+        self, company_id: uuid.UUID, closing_id: uuid.UUID, export_id: uuid.UUID
+    ) -> ClosingExport | None:
+        return await self.in_closing(ClosingExport, company_id, closing_id, export_id)
+
+    async def open_job(
+        self, model: type[M], company_id: uuid.UUID, job_id: uuid.UUID
+    ) -> tuple[M, Closing] | None:
+        """An import or export still to run, with its closing (None: gone, finished, or closing deleted)."""
+        job: Any = await self.get_job(model, company_id, job_id)
+        if job is None or job.status not in ("queued", "running"):
+            return None
+        closing = await self.get_closing(company_id, job.closing_id)
+        return None if closing is None else (job, closing)
 
     # -- closings ---------------------------------------------------------------------------------
 
@@ -53,15 +93,6 @@ class ClosingRepository(RepositoryBase[Closing]):
         return await self.all(stmt)
 
     # -- imports ----------------------------------------------------------------------------------
-
-    async def get_import(
-        self, company_id: uuid.UUID, closing_id: uuid.UUID, import_id: uuid.UUID
-    ) -> ClosingImport | None:
-        stmt = scoped(select(ClosingImport), ClosingImport, company_id).where(
-            ClosingImport.id == import_id, ClosingImport.closing_id == closing_id
-        )
-        result: ClosingImport | None = (await self.session.execute(stmt)).scalar_one_or_none()
-        return result
 
     async def add_upload_part(
         self, company_id: uuid.UUID, import_id: uuid.UUID, part: int, content: bytes
@@ -190,15 +221,6 @@ class ClosingRepository(RepositoryBase[Closing]):
 
     # -- adjustments ------------------------------------------------------------------------------
 
-    async def get_adjustment(
-        self, company_id: uuid.UUID, closing_id: uuid.UUID, adjustment_id: uuid.UUID
-    ) -> Adjustment | None:
-        stmt = scoped(select(Adjustment), Adjustment, company_id).where(
-            Adjustment.id == adjustment_id, Adjustment.closing_id == closing_id
-        )
-        result: Adjustment | None = (await self.session.execute(stmt)).scalar_one_or_none()
-        return result
-
     async def adjustments(
         self,
         company_id: uuid.UUID,
@@ -293,15 +315,6 @@ class ClosingRepository(RepositoryBase[Closing]):
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     # -- exports ----------------------------------------------------------------------------------
-
-    async def get_export(
-        self, company_id: uuid.UUID, closing_id: uuid.UUID, export_id: uuid.UUID
-    ) -> ClosingExport | None:
-        stmt = scoped(select(ClosingExport), ClosingExport, company_id).where(
-            ClosingExport.id == export_id, ClosingExport.closing_id == closing_id
-        )
-        result: ClosingExport | None = (await self.session.execute(stmt)).scalar_one_or_none()
-        return result
 
     async def export_items(self, company_id: uuid.UUID, export_id: uuid.UUID) -> Sequence[ClosingExportItem]:
         stmt = (

@@ -67,7 +67,6 @@ log = get_logger(__name__)
 EXPORT_TASK = "closing.export"
 EXPORT_COMPLETED = "fortnox.export.completed"
 RETRYABLE_CODES = frozenset({"fortnox_uncertain", "fortnox_unavailable"})
-FINISHED = (ExportStatus.succeeded, ExportStatus.partially_failed, ExportStatus.failed)
 MIN_LEASE_SECONDS = 300.0
 CLAIM_POLL_MIN, CLAIM_POLL_MAX = 0.05, 1.0
 BUSY_MESSAGE = (
@@ -289,12 +288,10 @@ async def _run_export(ctx: ServiceEnv, company_id: uuid.UUID, export_id: uuid.UU
     sessionmaker = ctx.sessionmaker
     async with session_scope(sessionmaker) as session:
         repo = ClosingRepository(session)
-        export: ClosingExport | None = await repo.get_job(ClosingExport, company_id, export_id)
-        if export is None or export.status in FINISHED:
+        found = await repo.open_job(ClosingExport, company_id, export_id)
+        if found is None:
             return
-        closing = await repo.get_closing(company_id, export.closing_id)
-        if closing is None:
-            return
+        export, closing = found
         chart = None
         if closing.current_import_id is not None:
             chart = await repo.account_numbers(company_id, closing.current_import_id)

@@ -229,12 +229,10 @@ async def _run_import(ctx: ServiceEnv, company_id: uuid.UUID, import_id: uuid.UU
     sessionmaker = ctx.sessionmaker
     async with session_scope(sessionmaker) as session:
         repo = ClosingRepository(session)
-        job: ClosingImport | None = await repo.get_job(ClosingImport, company_id, import_id)
-        if job is None or job.status in (JobStatus.succeeded, JobStatus.failed):
+        found = await repo.open_job(ClosingImport, company_id, import_id)
+        if found is None:
             return
-        closing = await repo.get_closing(company_id, job.closing_id)
-        if closing is None:
-            return
+        job, closing = found
         source, closing_id = job.source, closing.id
         year = (closing.financial_year_start, closing.financial_year_end)
         steps = FORTNOX_STEPS if source == DataSource.fortnox else SIE_STEPS

@@ -24,17 +24,17 @@ from ledgerlink.models.closing import (
     ClosingImport,
     ExportState,
 )
+from ledgerlink.runtime import ServiceEnv
 from ledgerlink.sandbox.fortnox import SandboxFortnox
 from ledgerlink.sandbox.fortnox_data import SandboxRow
-from ledgerlink.worker.registry import JobContext
 from tests.closing.conftest import RunJobs
 from tests.closing.test_export import _insert_adjustment, closing, in_fortnox
 
 __all__ = ["closing"]  # the fixture
 
 
-def _ctx(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], transports: Any) -> JobContext:
-    return {"settings": settings, "sessionmaker": sessionmaker, "redis": None, "transports": transports}
+def _ctx(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], transports: Any) -> ServiceEnv:
+    return ServiceEnv(settings=settings, sessionmaker=sessionmaker, transports=transports)
 
 
 async def _dead_export(

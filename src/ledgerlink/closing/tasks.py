@@ -22,4 +22,8 @@ async def export_closing(ctx: JobContext, *, company_id: str, export_id: str) ->
 
 @cron_task("closing.recover_stale", minute=set(range(0, 60, 2)), run_at_startup=True)
 async def recover_stale_closing_jobs(ctx: JobContext) -> None:
+    """Workers (arq) only: with jobs in the API process, that process resumes them at startup, and a
+    long SQLite import would only make the sweep wait for the database."""
+    if ctx.get("redis") is None:
+        return
     await recover_stale_jobs(service_env(ctx))

@@ -326,7 +326,7 @@ async def adjustments_sie(
     "/closings/{closing_id}/exports",
     status_code=202,
     response_model=ExportOut,
-    responses=responses(401, 403, 404, 409, 422, 502),
+    responses=responses(401, 403, 404, 409, 422, 502, 503),
 )
 async def start_export(
     request: Request,

@@ -178,3 +178,16 @@ async def test_a_closing_for_a_year_far_outside_is_422_naming_the_field(
 
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["loc"][:2] == ["body", "financial_year_start"]
+
+
+async def test_amounts_that_add_up_beyond_what_the_ledger_stores_are_422_naming_the_account(
+    client: httpx.AsyncClient, auth_headers: dict[str, str]
+) -> None:
+    rows = ["#TRANS 1930 {} 99999999999999.00"] * 75  # each fits; their sum does not
+    two = [*_voucher(*rows), *_voucher(*rows, head='#VER A 2 20250116 "Mer"')]
+
+    response = await _upload(client, auth_headers, _file(*two))
+
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "sie_invalid"
+    assert "account 1930" in response.json()["detail"]

@@ -68,6 +68,7 @@ WRITE_BATCH_ROWS = 500
 # (NUMERIC(18, 2)) and quantities (NUMERIC(18, 4)) with room to sum them.
 MAX_ID_LENGTH = 20
 MAX_AMOUNT_DIGITS = 14
+MAX_TOTAL = Decimal(10) ** 16
 
 
 class ImportFailed(Exception):
@@ -144,8 +145,13 @@ def check_sie(source: bytes | BinaryIO, limits: sie.SieLimits | None = None) -> 
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     stream.seek(0)
     with sie.SieReader(stream, limits=limits) as reader:
-        for _ in reader:
-            pass
+        movement: dict[str, Decimal] = defaultdict(Decimal)
+        for voucher in reader:
+            for row in voucher.rows:
+                movement[row.account] += row.amount
+        unstorable = _unstorable_total(trial_balance_rows(reader.document, movement))
+        if unstorable is not None:
+            raise sie.SieError(unstorable)
         return SieCheck(
             vouchers=reader.diagnostics.voucher_count,
             transactions=reader.diagnostics.transaction_count,
@@ -439,6 +445,9 @@ async def _write(
             diagnostics = reader.diagnostics
 
         accounts = trial_balance_rows(document, movement)
+        unstorable = _unstorable_total(accounts)
+        if unstorable is not None:
+            raise ImportFailed("sie_invalid", unstorable)
         await repo.insert_many(
             ClosingAccount, [{**a, "import_id": import_id, "company_id": company_id} for a in accounts]
         )
@@ -499,6 +508,15 @@ async def _write(
             )
         await session.flush()
     log.info("closing.import.succeeded", import_id=str(import_id), **counts)
+
+
+def _unstorable_total(accounts: list[dict[str, Any]]) -> str | None:
+    """What no ledger column can hold: an account whose balances add up beyond NUMERIC(18, 2)."""
+    for account in accounts:
+        for name in ("opening_balance", "closing_balance", "period_change"):
+            if abs(account[name]) >= MAX_TOTAL:
+                return f"account {account['number']}: its amounts add up beyond {MAX_TOTAL:,} ({name})"
+    return None
 
 
 def trial_balance_rows(document: sie.SieDocument, movement: dict[str, Decimal]) -> list[dict[str, Any]]:

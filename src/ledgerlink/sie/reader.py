@@ -229,13 +229,10 @@ class SieReader(HeaderRecords, ChartRecords, BalanceRecords):
         document = self.document
         diagnostics = self.diagnostics
         keep_vouchers = self._keep_vouchers
-        parse_row_ = parse_row
         split = split_fields
         checksum = self._checksum
         voucher: Voucher | None = None
         rows: list[VoucherRow] = []
-        added_rows: list[VoucherRow] = []
-        removed_rows: list[VoucherRow] = []
         total = _ZERO
         in_block = False
         voucher_line_number = 0
@@ -324,7 +321,7 @@ class SieReader(HeaderRecords, ChartRecords, BalanceRecords):
                         self._opened(voucher, line_number)
                     except ValueError as exc:
                         raise SieError(str(exc) or type(exc).__name__, line_number, raw.rstrip("\r")) from exc
-                    rows, added_rows, removed_rows = voucher.rows, voucher.added_rows, voucher.removed_rows
+                    rows = voucher.rows
                     total, voucher_line_number, voucher_line = _ZERO, line_number, raw
                     continue
                 line = raw.strip()
@@ -340,36 +337,21 @@ class SieReader(HeaderRecords, ChartRecords, BalanceRecords):
                         if checksum is not None and label != "#KSUMMA":
                             checksum.add(fields)
                         if in_block:
-                            if label == "#TRANS":
-                                row = parse_row_(fields)
-                                if check_row is not None:
-                                    check_row(row)
-                                    if len(rows) >= max_rows:
-                                        raise FieldError(f"a voucher with more than {max_rows} rows")
-                                rows.append(row)
-                                total += row.amount
+                            assert voucher is not None
+                            kept = self._voucher_record(
+                                label, fields, voucher, line_number, (voucher_line_number, voucher_line)
+                            )
+                            if kept is not None:
+                                if len(rows) >= max_rows:
+                                    raise FieldError(f"a voucher with more than {max_rows} rows")
+                                rows.append(kept)
+                                total += kept.amount
                                 transactions += 1
-                            elif label == "#RTRANS":
-                                added_rows.append(parse_row_(fields))
-                            elif label == "#BTRANS":
-                                removed_rows.append(parse_row_(fields))
-                            elif label == "#VER":
-                                raise SieError(
-                                    f"#VER without its closing '}}' (next #VER at line {line_number})",
-                                    voucher_line_number,
-                                    voucher_line.rstrip("\r"),
-                                )
-                            else:
-                                raise FieldError(f"{label} inside a voucher")
                         elif voucher is not None:
                             raise FieldError(f"expected '{{' after the #VER at line {voucher_line_number}")
                         elif label == "#VER":
                             voucher = self._opened(parse_voucher(fields), line_number)
-                            rows, added_rows, removed_rows = (
-                                voucher.rows,
-                                voucher.added_rows,
-                                voucher.removed_rows,
-                            )
+                            rows = voucher.rows
                             total, voucher_line_number, voucher_line = _ZERO, line_number, raw
                         else:
                             self._other_record(label, fields, line_number, seen_record)
@@ -416,6 +398,30 @@ class SieReader(HeaderRecords, ChartRecords, BalanceRecords):
             raise SieError("not a SIE file: no records")
         diagnostics.transaction_count = transactions
         self._finish()
+
+    def _voucher_record(
+        self, label: str, fields: list[str], voucher: Voucher, line_number: int, opened: tuple[int, str]
+    ) -> VoucherRow | None:
+        """A record inside a voucher's braces on the general path: a ``#TRANS`` row (returned, for the
+        caller to add up), an ``#RTRANS``/``#BTRANS`` row (kept on the voucher), or an error."""
+        if label == "#TRANS":
+            row = parse_row(fields)
+            if self._limits is not None:
+                self._check_row(row)
+            return row
+        if label == "#RTRANS":
+            voucher.added_rows.append(parse_row(fields))
+        elif label == "#BTRANS":
+            voucher.removed_rows.append(parse_row(fields))
+        elif label == "#VER":
+            raise SieError(
+                f"#VER without its closing '}}' (next #VER at line {line_number})",
+                opened[0],
+                opened[1].rstrip("\r"),
+            )
+        else:
+            raise FieldError(f"{label} inside a voucher")
+        return None
 
     def _opened(self, voucher: Voucher, line_number: int) -> Voucher:
         """A #VER read (either path): its oddities noted, its limits checked."""

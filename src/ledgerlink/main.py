@@ -90,8 +90,7 @@ def create_app(
         app.state.runner = runner
         # What startup built lives as long as the process: keep it out of the collector's full passes,
         # which otherwise walk every module object and stall the event loop (a large import's churn
-        # triggers them every few seconds).
-        gc.collect()
+        # triggers them every few seconds). Cheap (no collection), so an app per test costs nothing.
         gc.freeze()
         log.info(
             "app.started",

@@ -144,6 +144,10 @@ async def test_a_100_mb_upload_keeps_memory_within_budget_and_healthz_answering(
         await server.wait()
         log.close()
 
+    sys.stdout.write(
+        f"\n100 MB SIE: peak {peak >> 20} MB (idle {idle >> 20} MB), /healthz max {max(took) * 1000:.0f} ms "
+        f"over {len(took)} probes\n"
+    )
     assert job["status"] == "succeeded", job
     assert job["counts"]["vouchers"] == vouchers
     assert job["counts"]["transactions"] == vouchers * ROWS_PER_VOUCHER

@@ -21,10 +21,8 @@ from ledgerlink.closing.service.closings import (
 from ledgerlink.closing.service.exports import (
     check_series,
     export_out,
-    marker_of,
     run_export,
     start_export,
-    voucher_description,
 )
 from ledgerlink.closing.service.imports import (
     check_sie,
@@ -35,6 +33,7 @@ from ledgerlink.closing.service.imports import (
     start_sie_import,
     trial_balance_rows,
 )
+from ledgerlink.closing.service.sending import marker_of, voucher_description
 
 __all__ = [
     "adjustments_sie",

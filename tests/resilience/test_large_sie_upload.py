@@ -71,6 +71,21 @@ async def _watch_healthz(base: str, stop: asyncio.Event, took: list[float]) -> N
             await asyncio.sleep(0.05)
 
 
+async def _keep_writing(client: httpx.AsyncClient, stop: asyncio.Event, created: list[int]) -> None:
+    """Other requests write while the import runs (SQLite: it must not hold the database meanwhile)."""
+    while not stop.is_set():
+        response = await client.post(
+            "/v1/closings",
+            json={
+                "financial_year_start": "2024-01-01",
+                "financial_year_end": "2024-12-31",
+                "data_source": "sie",
+            },
+        )
+        created.append(response.status_code)
+        await asyncio.sleep(2)
+
+
 async def test_a_100_mb_upload_keeps_memory_within_budget_and_healthz_answering(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERLINK_")}
     port = free_port()
@@ -120,7 +135,9 @@ async def test_a_100_mb_upload_keeps_memory_within_budget_and_healthz_answering(
             idle = _rss(server.pid, "VmRSS")
             stop = asyncio.Event()
             took: list[float] = []
+            writes: list[int] = []
             watcher = asyncio.create_task(_watch_healthz(base, stop, took))
+            writer = asyncio.create_task(_keep_writing(client, stop, writes))
             try:
                 with path.open("rb") as upload:
                     started = await client.post(
@@ -138,6 +155,7 @@ async def test_a_100_mb_upload_keeps_memory_within_budget_and_healthz_answering(
             finally:
                 stop.set()
                 await watcher
+                await writer
             peak = _rss(server.pid, "VmHWM")
     finally:
         server.kill()
@@ -151,6 +169,8 @@ async def test_a_100_mb_upload_keeps_memory_within_budget_and_healthz_answering(
     assert job["status"] == "succeeded", job
     assert job["counts"]["vouchers"] == vouchers
     assert job["counts"]["transactions"] == vouchers * ROWS_PER_VOUCHER
+    assert len(writes) > 5
+    assert set(writes) == {201}, writes  # never "database is locked"
     assert peak - idle < MEMORY_BUDGET, f"peak {peak >> 20} MB, idle {idle >> 20} MB"
     assert len(took) > 20
     assert max(took) < STALL_BOUND, f"/healthz took up to {max(took):.3f} s (of {len(took)})"

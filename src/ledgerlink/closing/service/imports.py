@@ -348,6 +348,7 @@ async def _fail(
             finished_at=utcnow(),
         )
         await repo.delete_upload(company_id, import_id)
+        await repo.delete_import_data(company_id, [import_id])  # batches written before the failure
 
 
 async def _fetch_from_fortnox(
@@ -396,58 +397,64 @@ async def _write(
     data: ImportSource,
     spool: BinaryIO,
 ) -> None:
-    """One transaction: the ledger tables, the switch of the closing, the job's success and the event."""
-    async with session_scope(ctx.sessionmaker) as session:
-        repo = ClosingRepository(session)
-        await repo.delete_import_data(company_id, [import_id])  # leftovers of an interrupted attempt
-        movement: dict[str, Decimal] = defaultdict(Decimal)
-        seq = 0
-        spool.seek(0)
-        with sie.SieReader(spool, limits=sie_limits(ctx.settings)) as reader:
-            batches = _Batches(reader)
-            while batch := await asyncio.to_thread(batches.next):
-                vouchers: list[dict[str, Any]] = []
-                rows: list[dict[str, Any]] = []
-                for voucher in batch:
-                    seq += 1
-                    voucher_id = uuid.uuid4()
-                    vouchers.append(
+    """The vouchers in batches, each committed on its own (in the embedded default other requests write
+    between them; the import's rows are invisible until the switch, and a failed import's are deleted);
+    then one transaction: the accounts, the switch of the closing, the job's success and the event."""
+    sessionmaker = ctx.sessionmaker
+    async with session_scope(sessionmaker) as session:  # leftovers of an interrupted attempt
+        await ClosingRepository(session).delete_import_data(company_id, [import_id])
+    movement: dict[str, Decimal] = defaultdict(Decimal)
+    seq = 0
+    spool.seek(0)
+    with sie.SieReader(spool, limits=sie_limits(ctx.settings)) as reader:
+        batches = _Batches(reader)
+        while batch := await asyncio.to_thread(batches.next):
+            vouchers: list[dict[str, Any]] = []
+            rows: list[dict[str, Any]] = []
+            for voucher in batch:
+                seq += 1
+                voucher_id = uuid.uuid4()
+                vouchers.append(
+                    {
+                        "id": voucher_id,
+                        "import_id": import_id,
+                        "company_id": company_id,
+                        "seq": seq,
+                        "series": voucher.series,
+                        "number": voucher.number,
+                        "date": voucher.date,
+                        "text": voucher.text,
+                        "registration_date": voucher.registration_date,
+                    }
+                )
+                for line_no, row in enumerate(voucher.rows, start=1):
+                    movement[row.account] += row.amount
+                    rows.append(
                         {
-                            "id": voucher_id,
+                            "voucher_id": voucher_id,
+                            "line_no": line_no,
                             "import_id": import_id,
                             "company_id": company_id,
-                            "seq": seq,
-                            "series": voucher.series,
-                            "number": voucher.number,
-                            "date": voucher.date,
-                            "text": voucher.text,
-                            "registration_date": voucher.registration_date,
+                            "account": row.account,
+                            "amount": row.amount,
+                            "date": row.date,
+                            "text": row.text,
+                            "quantity": row.quantity,
                         }
                     )
-                    for line_no, row in enumerate(voucher.rows, start=1):
-                        movement[row.account] += row.amount
-                        rows.append(
-                            {
-                                "voucher_id": voucher_id,
-                                "line_no": line_no,
-                                "import_id": import_id,
-                                "company_id": company_id,
-                                "account": row.account,
-                                "amount": row.amount,
-                                "date": row.date,
-                                "text": row.text,
-                                "quantity": row.quantity,
-                            }
-                        )
+            async with session_scope(sessionmaker) as session:
+                repo = ClosingRepository(session)
                 await repo.insert_many(ClosingVoucher, vouchers)
                 await repo.insert_many(ClosingVoucherRow, rows)
-            document = reader.document
-            diagnostics = reader.diagnostics
+        document = reader.document
+        diagnostics = reader.diagnostics
 
-        accounts = trial_balance_rows(document, movement)
-        unstorable = _unstorable_total(accounts)
-        if unstorable is not None:
-            raise ImportFailed("sie_invalid", unstorable)
+    accounts = trial_balance_rows(document, movement)
+    unstorable = _unstorable_total(accounts)
+    if unstorable is not None:
+        raise ImportFailed("sie_invalid", unstorable)
+    async with session_scope(sessionmaker) as session:
+        repo = ClosingRepository(session)
         await repo.insert_many(
             ClosingAccount, [{**a, "import_id": import_id, "company_id": company_id} for a in accounts]
         )

@@ -108,6 +108,11 @@ class LimitSettings(BaseModel):
 
     max_body_bytes: int = 1_048_576
     max_upload_bytes: int = 200 * 1_048_576
+    # SIE uploads and imports: what a file may hold (422 naming the line beyond); bounds their memory
+    sie_max_accounts: int = 50_000
+    sie_max_records: int = 500_000
+    sie_max_rows_per_voucher: int = 100_000
+    sie_max_field_length: int = 1_000
 
 
 class Settings(BaseSettings):

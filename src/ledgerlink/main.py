@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -87,6 +88,10 @@ def create_app(
                 await _resume_unfinished_syncs(ctx)
         app.state.job_context = ctx
         app.state.runner = runner
+        # What startup built lives as long as the process: keep it out of the collector's full passes,
+        # which otherwise walk every module object and stall the event loop (a large import's churn
+        # triggers them every few seconds). Cheap (no collection), so an app per test costs nothing.
+        gc.freeze()
         log.info(
             "app.started",
             database=engine.url.render_as_string(hide_password=True),
@@ -143,6 +148,12 @@ async def _resume_unfinished_syncs(ctx: JobContext) -> None:
         await resend_unfinished_runs(service_env(ctx))
     except Exception:  # a fresh database without tables yet, say: the cron sweep still recovers them
         log.exception("app.resume_syncs_failed")
+    from ledgerlink.closing.service.recovery import resume_unfinished_jobs
+
+    try:  # closing imports and exports too (an export left sending is looked up before any resend)
+        await resume_unfinished_jobs(service_env(ctx))
+    except Exception:
+        log.exception("app.resume_closing_jobs_failed")
 
 
 def _sandbox_state_dir(settings: Settings) -> Path | None:

@@ -413,32 +413,89 @@ async def test_invalid_adjustments_fail_as_items_while_the_others_are_posted(
 
 
 @pytest.mark.parametrize(
-    ("series", "message"),
-    [("B", "Verifikationsserien är inte manuell (B)."), ("Q", 'Verifikationsserien "Q" finns inte.')],
+    ("series", "code"),
+    [("B", "voucher_series_not_manual"), ("Q", "voucher_series_unknown")],
     ids=["non_manual_series", "missing_series"],
 )
-async def test_a_series_fortnox_refuses_fails_the_items_with_fortnox_message(
+async def test_a_series_fortnox_would_refuse_is_422_before_the_export_starts(
     client: httpx.AsyncClient,
     auth_headers: dict[str, str],
     closing: dict[str, Any],
     run_jobs: RunJobs,
     sandbox: SandboxFortnox,
     series: str,
-    message: str,
+    code: str,
 ) -> None:
     adjustment = await adjust(client, auth_headers, closing)
 
-    refused = await run_export(client, auth_headers, closing, [adjustment["id"]], run_jobs, series=series)
+    refused = await export(client, auth_headers, closing, [adjustment["id"]], series=series)
     retried = await run_export(client, auth_headers, closing, [adjustment["id"]], run_jobs, series="A")
 
-    assert refused["status"] == "succeeded"
-    item = refused["items"][0]
-    assert item["status"] == "failed"
-    assert item["fortnox_voucher"] is None
-    assert item["error"] == {"code": "fortnox_rejected", "message": message, "retryable": False}
-    # a failed adjustment can be exported again, into a series that takes it
+    assert refused.status_code == 422
+    assert refused.json()["code"] == code
+    assert f'"{series}"' in refused.json()["detail"]
+    assert sandbox.counters.created_vouchers == 1  # only the retry's
+    assert retried["status"] == "succeeded"
     assert retried["items"][0]["status"] == "posted"
     assert len(in_fortnox(sandbox, adjustment)) == 1
+
+
+@pytest.mark.parametrize("series", ["ÅÄÖ/../x", "A B", "../A", "A" * 11, "", "A%2F"])
+async def test_a_series_that_is_not_a_series_code_is_422_naming_the_field(
+    client: httpx.AsyncClient,
+    auth_headers: dict[str, str],
+    closing: dict[str, Any],
+    sandbox: SandboxFortnox,
+    series: str,
+) -> None:
+    adjustment = await adjust(client, auth_headers, closing)
+    calls = sandbox.counters.api_requests
+
+    refused = await export(client, auth_headers, closing, [adjustment["id"]], series=series)
+
+    assert refused.status_code == 422
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert "voucher_series" in str(refused.json()["errors"][0]["loc"])
+    assert sandbox.counters.api_requests == calls  # nothing reached Fortnox
+
+
+async def test_a_lowercase_series_with_spaces_is_the_series_code(
+    client: httpx.AsyncClient,
+    auth_headers: dict[str, str],
+    closing: dict[str, Any],
+    run_jobs: RunJobs,
+) -> None:
+    adjustment = await adjust(client, auth_headers, closing)
+
+    result = await run_export(client, auth_headers, closing, [adjustment["id"]], run_jobs, series=" a ")
+
+    assert result["voucher_series"] == "A"
+    assert result["items"][0]["fortnox_voucher"]["series"] == "A"
+
+
+async def test_an_export_whose_every_item_failed_is_failed_and_a_mixed_one_partially_failed(
+    client: httpx.AsyncClient,
+    auth_headers: dict[str, str],
+    closing: dict[str, Any],
+    run_jobs: RunJobs,
+    sandbox: SandboxFortnox,
+) -> None:
+    sandbox.company.locked_until = dt.date(2025, 6, 30)
+    locked = await adjust(client, auth_headers, closing, day="2025-03-31")
+    also_locked = await adjust(client, auth_headers, closing, day="2025-04-30", amount="3.00")
+    fine = await adjust(client, auth_headers, closing, amount="12.00")
+
+    none_went = await run_export(client, auth_headers, closing, [locked["id"], also_locked["id"]], run_jobs)
+    some_went = await run_export(client, auth_headers, closing, [locked["id"], fine["id"]], run_jobs)
+
+    assert none_went["status"] == "failed"
+    assert none_went["error"]["code"] == "export_failed"
+    assert none_went["error"]["retryable"] is False
+    assert [i["status"] for i in none_went["items"]] == ["failed", "failed"]
+    assert some_went["status"] == "partially_failed"
+    assert some_went["error"]["code"] == "export_partially_failed"
+    assert "1 of 2" in some_went["error"]["message"]
+    assert [i["status"] for i in some_went["items"]] == ["failed", "posted"]
 
 
 async def test_a_locked_period_and_an_inactive_account_fail_their_items_and_the_others_go(

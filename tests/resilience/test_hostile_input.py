@@ -151,7 +151,8 @@ def _sie(*lines: str, encoding: str = "cp437") -> bytes:
     [
         ("unclosed voucher", _sie('#VER A 1 20140105 "x"', "{", "#TRANS 1930 {} 10.00"), 6),
         ("voucher never opened", _sie('#VER A 1 20140105 "x"', "#TRANS 1930 {} 10.00", "}"), 7),
-        ("giant line", _sie('#KONTO 1910 "' + "K" * 3_000_000 + '"', '#VER A 1 2014 "x"'), 7),
+        # the giant field itself is refused (field-length limit), before the bad date after it
+        ("giant line", _sie('#KONTO 1910 "' + "K" * 3_000_000 + '"', '#VER A 1 2014 "x"'), 6),
         ("utf-16 file", _sie('#VER A 1 20140105 "x"', "{", "}", encoding="utf-16"), 1),
         ("nul bytes", _sie('#VER A 1 20140105 "x"', "{", "#TRANS 1930 {} 10.00\x00", "}"), 8),
     ],

@@ -88,8 +88,9 @@ def test_bad_amount_names_the_line(bad_amount: str) -> None:
 
 
 def test_missing_required_field() -> None:
+    """A balance without its amount (an incomplete #RAR is only a warning: see test_lenient)."""
     with pytest.raises(SieError) as caught:
-        read_document(_sie("#RAR 0 20250101\n"))
+        read_document(_sie("#UB 0 1930\n"))
 
     assert caught.value.line_number == 7
     assert "missing" in caught.value.message

@@ -3,15 +3,21 @@ adjustments, exports and the adjustments as SIE (scope ``closing``)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import io
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, BinaryIO, TypeVar
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledgerlink.auth.dependencies import ClosingPrincipal
 from ledgerlink.closing import service
-from ledgerlink.closing.errors import ExportNotFound, ImportNotFound
+from ledgerlink.closing.errors import ExportNotFound, ImportNotFound, InvalidSieFile
 from ledgerlink.closing.repository import ClosingRepository
 from ledgerlink.closing.schemas import (
     AdjustmentCreate,
@@ -33,6 +39,26 @@ from ledgerlink.pagination import Cursor, Limit, Page
 
 router = APIRouter(tags=["closings"])
 
+Out = TypeVar("Out", bound=BaseModel)
+
+
+async def _once(
+    session: AsyncSession,
+    key: tuple[uuid.UUID, str | None, str],
+    request_body: dict[str, Any],
+    status: int,
+    make: Callable[[], Awaitable[Out]],
+) -> Out | JSONResponse:
+    """A POST that creates a resource or a job, once per Idempotency-Key: the first answer replayed.
+    ``key`` is the company, the header's key (None: no key) and the method with the path."""
+    company_id, idempotency_key, method_path = key
+    replay = await idempotency.begin(session, company_id, idempotency_key, method_path, request_body)
+    if replay is not None:
+        return JSONResponse(replay.body, status_code=replay.status_code)
+    out = await make()
+    await idempotency.complete(session, company_id, idempotency_key, status, out.model_dump(mode="json"))
+    return out
+
 
 @router.post("/closings", status_code=201, response_model=ClosingOut, responses=responses(401, 403, 422))
 async def create_closing(
@@ -42,14 +68,12 @@ async def create_closing(
     idempotency_key: IdempotencyKey = None,
 ) -> ClosingOut | JSONResponse:
     """Create a closing for one financial year (at most 18 months) with its data source."""
-    replay = await idempotency.begin(
-        session, principal.company_id, idempotency_key, "POST /v1/closings", data.model_dump()
-    )
-    if replay is not None:
-        return JSONResponse(replay.body, status_code=replay.status_code)
-    out = service.closing_out(await service.create_closing(session, principal.company_id, data))
-    await idempotency.complete(session, principal.company_id, idempotency_key, 201, out.model_dump())
-    return out
+
+    async def create() -> ClosingOut:
+        return service.closing_out(await service.create_closing(session, principal.company_id, data))
+
+    key = (principal.company_id, idempotency_key, "POST /v1/closings")
+    return await _once(session, key, data.model_dump(), 201, create)
 
 
 @router.get("/closings", response_model=Page[ClosingOut], responses=responses(401, 403, 422))
@@ -90,13 +114,14 @@ async def start_import(
     idempotency_key: IdempotencyKey = None,
 ) -> ImportOut | JSONResponse:
     """Import the financial year from Fortnox (data source `fortnox`): a job, poll it for progress."""
-    method_path = f"POST /v1/closings/{closing_id}/imports"
-    replay = await idempotency.begin(session, principal.company_id, idempotency_key, method_path, {})
-    if replay is not None:
-        return JSONResponse(replay.body, status_code=replay.status_code)
-    out = service.import_out(await service.start_fortnox_import(session, principal.company_id, closing_id))
-    await idempotency.complete(session, principal.company_id, idempotency_key, 202, out.model_dump())
-    return out
+
+    async def start() -> ImportOut:
+        return service.import_out(
+            await service.start_fortnox_import(session, principal.company_id, closing_id)
+        )
+
+    key = (principal.company_id, idempotency_key, f"POST /v1/closings/{closing_id}/imports")
+    return await _once(session, key, {}, 202, start)
 
 
 @router.post(
@@ -113,23 +138,45 @@ async def upload_sie(
     file: UploadFile = File(description="A SIE 4 file (4E or 4I; PC8 or UTF-8)"),
     idempotency_key: IdempotencyKey = None,
 ) -> ImportOut | JSONResponse:
-    """Import a SIE 4 file (data source `sie`). It is read once here: a file that is not valid SIE is
-    422 `sie_invalid` naming the line (`line_number`), and the closing stays as it was."""
-    limit = request.app.state.settings.limits.max_upload_bytes
-    content = await file.read(limit + 1)
-    if len(content) > limit:
+    """Import a SIE 4 file (data source `sie`). It is read once here, streamed from a temporary file
+    and never whole in memory: a file that is not valid SIE, or beyond the limits (accounts, rows of a
+    voucher, field lengths, amounts the ledger can store), is 422 `sie_invalid` naming the line
+    (`line_number`), and the closing stays as it was."""
+    settings = request.app.state.settings
+    limit = settings.limits.max_upload_bytes
+    stream = file.file
+    size = await asyncio.to_thread(_size_of, stream)
+    if size > limit:
         raise PayloadTooLarge(f"the file is larger than {limit} bytes")
-    method_path = f"POST /v1/closings/{closing_id}/imports/sie"
-    body = {"file_name": file.filename, "sha256": hashlib.sha256(content).hexdigest()}
-    replay = await idempotency.begin(session, principal.company_id, idempotency_key, method_path, body)
-    if replay is not None:
-        return JSONResponse(replay.body, status_code=replay.status_code)
-    job = await service.start_sie_import(
-        session, principal.company_id, closing_id, file_name=file.filename, content=content
-    )
-    out = service.import_out(job)
-    await idempotency.complete(session, principal.company_id, idempotency_key, 202, out.model_dump())
-    return out
+    if size == 0:
+        raise InvalidSieFile("the file is empty", loc=["body", "file"])
+    digest = await asyncio.to_thread(_sha256_of, stream)
+    # read before the request's transaction starts: no transaction is held while the file is parsed
+    checked = await service.check_sie_upload(stream, service.sie_limits(settings))
+
+    async def start() -> ImportOut:
+        job = await service.start_sie_import(
+            session, principal.company_id, closing_id, file_name=file.filename, stream=stream, checked=checked
+        )
+        return service.import_out(job)
+
+    key = (principal.company_id, idempotency_key, f"POST /v1/closings/{closing_id}/imports/sie")
+    return await _once(session, key, {"file_name": file.filename, "sha256": digest}, 202, start)
+
+
+def _size_of(stream: BinaryIO) -> int:
+    stream.seek(0, io.SEEK_END)
+    size = stream.tell()
+    stream.seek(0)
+    return size
+
+
+def _sha256_of(stream: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    stream.seek(0)
+    while block := stream.read(1 << 20):
+        digest.update(block)
+    return digest.hexdigest()
 
 
 @router.get(
@@ -213,17 +260,12 @@ async def create_adjustment(
     """A bokföringsorder. 422 names the problem: unbalanced rows, fewer than two rows, an account not
     in the imported chart, a row with both or neither of debit and credit, a negative amount, or a date
     outside the financial year. Amounts are rounded to öre."""
-    method_path = f"POST /v1/closings/{closing_id}/adjustments"
-    replay = await idempotency.begin(
-        session, principal.company_id, idempotency_key, method_path, data.model_dump(mode="json")
-    )
-    if replay is not None:
-        return JSONResponse(replay.body, status_code=replay.status_code)
-    out = await service.create_adjustment(session, principal.company_id, closing_id, data)
-    await idempotency.complete(
-        session, principal.company_id, idempotency_key, 201, out.model_dump(mode="json")
-    )
-    return out
+
+    async def create() -> AdjustmentOut:
+        return await service.create_adjustment(session, principal.company_id, closing_id, data)
+
+    key = (principal.company_id, idempotency_key, f"POST /v1/closings/{closing_id}/adjustments")
+    return await _once(session, key, data.model_dump(mode="json"), 201, create)
 
 
 @router.get(
@@ -284,9 +326,10 @@ async def adjustments_sie(
     "/closings/{closing_id}/exports",
     status_code=202,
     response_model=ExportOut,
-    responses=responses(401, 403, 404, 422),
+    responses=responses(401, 403, 404, 409, 422, 502, 503),
 )
 async def start_export(
+    request: Request,
     closing_id: uuid.UUID,
     data: ExportCreate,
     principal: ClosingPrincipal,
@@ -294,19 +337,26 @@ async def start_export(
     idempotency_key: IdempotencyKey = None,
 ) -> ExportOut | JSONResponse:
     """Send adjustments (default: all of the closing) to Fortnox, one voucher each in `voucher_series`.
-    An adjustment already posted is reported with its voucher and never sent again."""
-    method_path = f"POST /v1/closings/{closing_id}/exports"
-    replay = await idempotency.begin(
-        session, principal.company_id, idempotency_key, method_path, data.model_dump(mode="json")
+    An adjustment already posted is reported with its voucher and never sent again. A series that does
+    not exist in Fortnox for the year, or does not take manual vouchers, is 422 before anything starts.
+    The job ends `succeeded` (every adjustment posted), `partially_failed` or `failed` (none posted)."""
+    state = request.app.state
+    await service.check_series(
+        settings=state.settings,
+        sessionmaker=state.sessionmaker,
+        redis=state.redis,
+        transport=state.transports.get("fortnox"),
+        company_id=principal.company_id,
+        closing_id=closing_id,
+        series=data.voucher_series,
     )
-    if replay is not None:
-        return JSONResponse(replay.body, status_code=replay.status_code)
-    export = await service.start_export(session, principal.company_id, closing_id, data)
-    out = await service.export_out(session, export)
-    await idempotency.complete(
-        session, principal.company_id, idempotency_key, 202, out.model_dump(mode="json")
-    )
-    return out
+
+    async def start() -> ExportOut:
+        export = await service.start_export(session, principal.company_id, closing_id, data)
+        return await service.export_out(session, export)
+
+    key = (principal.company_id, idempotency_key, f"POST /v1/closings/{closing_id}/exports")
+    return await _once(session, key, data.model_dump(mode="json"), 202, start)
 
 
 @router.get(

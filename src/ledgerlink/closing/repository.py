@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, update
 
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.repository import RepositoryBase, scoped
@@ -21,11 +21,13 @@ from ledgerlink.models.closing import (
     ClosingExportItem,
     ClosingImport,
     ClosingOpenItem,
-    ClosingUpload,
+    ClosingUploadPart,
     ClosingVoucher,
     ClosingVoucherRow,
     ExportState,
 )
+
+M = TypeVar("M")
 
 # Rows per INSERT statement when writing an import (asyncpg caps bind parameters at 32767).
 BATCH_ROWS = 2000
@@ -33,6 +35,44 @@ BATCH_ROWS = 2000
 
 class ClosingRepository(RepositoryBase[Closing]):
     model = Closing
+
+    # -- what belongs to a closing (imports, adjustments, exports) -----------------------------------
+
+    async def in_closing(
+        self, model: type[M], company_id: uuid.UUID, closing_id: uuid.UUID, item_id: uuid.UUID
+    ) -> M | None:
+        """An import, adjustment or export of this company's closing, by id."""
+        stmt = scoped(select(model), model, company_id).where(
+            model.id == item_id,  # type: ignore[attr-defined]
+            model.closing_id == closing_id,  # type: ignore[attr-defined]
+        )
+        result: M | None = (await self.session.execute(stmt)).scalar_one_or_none()
+        return result
+
+    async def get_import(
+        self, company_id: uuid.UUID, closing_id: uuid.UUID, import_id: uuid.UUID
+    ) -> ClosingImport | None:
+        return await self.in_closing(ClosingImport, company_id, closing_id, import_id)
+
+    async def get_adjustment(
+        self, company_id: uuid.UUID, closing_id: uuid.UUID, adjustment_id: uuid.UUID
+    ) -> Adjustment | None:
+        return await self.in_closing(Adjustment, company_id, closing_id, adjustment_id)
+
+    async def get_export(
+        self, company_id: uuid.UUID, closing_id: uuid.UUID, export_id: uuid.UUID
+    ) -> ClosingExport | None:
+        return await self.in_closing(ClosingExport, company_id, closing_id, export_id)
+
+    async def open_job(
+        self, model: type[M], company_id: uuid.UUID, job_id: uuid.UUID
+    ) -> tuple[M, Closing] | None:
+        """An import or export still to run, with its closing (None: gone, finished, or closing deleted)."""
+        job: Any = await self.get_job(model, company_id, job_id)
+        if job is None or job.status not in ("queued", "running"):
+            return None
+        closing = await self.get_closing(company_id, job.closing_id)
+        return None if closing is None else (job, closing)
 
     # -- closings ---------------------------------------------------------------------------------
 
@@ -54,31 +94,26 @@ class ClosingRepository(RepositoryBase[Closing]):
 
     # -- imports ----------------------------------------------------------------------------------
 
-    async def get_import(
-        self, company_id: uuid.UUID, closing_id: uuid.UUID, import_id: uuid.UUID
-    ) -> ClosingImport | None:
-        stmt = scoped(select(ClosingImport), ClosingImport, company_id).where(
-            ClosingImport.id == import_id, ClosingImport.closing_id == closing_id
-        )
-        result: ClosingImport | None = (await self.session.execute(stmt)).scalar_one_or_none()
-        return result
-
-    async def add_upload(self, company_id: uuid.UUID, import_id: uuid.UUID, content: bytes) -> None:
+    async def add_upload_part(
+        self, company_id: uuid.UUID, import_id: uuid.UUID, part: int, content: bytes
+    ) -> None:
         await self.session.execute(
-            insert(ClosingUpload).values(import_id=import_id, company_id=company_id, content=content)
+            insert(ClosingUploadPart).values(
+                import_id=import_id, part=part, company_id=company_id, content=content
+            )
         )
 
-    async def upload_content(self, company_id: uuid.UUID, import_id: uuid.UUID) -> bytes | None:
-        stmt = scoped(select(ClosingUpload.content), ClosingUpload, company_id).where(
-            ClosingUpload.import_id == import_id
+    async def upload_part(self, company_id: uuid.UUID, import_id: uuid.UUID, part: int) -> bytes | None:
+        stmt = scoped(select(ClosingUploadPart.content), ClosingUploadPart, company_id).where(
+            ClosingUploadPart.import_id == import_id, ClosingUploadPart.part == part
         )
         content: bytes | None = (await self.session.execute(stmt)).scalar_one_or_none()
         return content
 
     async def delete_upload(self, company_id: uuid.UUID, import_id: uuid.UUID) -> None:
         await self.session.execute(
-            delete(ClosingUpload).where(
-                ClosingUpload.import_id == import_id, ClosingUpload.company_id == company_id
+            delete(ClosingUploadPart).where(
+                ClosingUploadPart.import_id == import_id, ClosingUploadPart.company_id == company_id
             )
         )
 
@@ -186,15 +221,6 @@ class ClosingRepository(RepositoryBase[Closing]):
 
     # -- adjustments ------------------------------------------------------------------------------
 
-    async def get_adjustment(
-        self, company_id: uuid.UUID, closing_id: uuid.UUID, adjustment_id: uuid.UUID
-    ) -> Adjustment | None:
-        stmt = scoped(select(Adjustment), Adjustment, company_id).where(
-            Adjustment.id == adjustment_id, Adjustment.closing_id == closing_id
-        )
-        result: Adjustment | None = (await self.session.execute(stmt)).scalar_one_or_none()
-        return result
-
     async def adjustments(
         self,
         company_id: uuid.UUID,
@@ -254,21 +280,41 @@ class ClosingRepository(RepositoryBase[Closing]):
         result = await self.session.execute(stmt.values(export_state=state, modified_at=utcnow(), **values))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def advisory_lock(self, key: int) -> None:
-        """Hold a PostgreSQL transaction-scoped advisory lock (no-op on other databases)."""
-        if self.session.get_bind().dialect.name == "postgresql":
-            await self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    async def claim_adjustment(
+        self,
+        company_id: uuid.UUID,
+        adjustment_id: uuid.UUID,
+        *,
+        seen_state: ExportState,
+        seen_attempt: dt.datetime | None,
+        series: str,
+        at: dt.datetime,
+    ) -> bool:
+        """Compare-and-set the adjustment to ``sending`` from the state (and, for a ``sending`` one whose
+        lease ran out, the attempt) the caller saw: of concurrent claims exactly one wins."""
+        stmt = update(Adjustment).where(
+            Adjustment.id == adjustment_id,
+            Adjustment.company_id == company_id,
+            Adjustment.export_state == seen_state,
+        )
+        if seen_state == ExportState.sending:
+            stmt = stmt.where(
+                Adjustment.export_attempted_at.is_(None)
+                if seen_attempt is None
+                else Adjustment.export_attempted_at <= seen_attempt  # a newer claim is later
+            )
+        result = await self.session.execute(
+            stmt.values(
+                export_state=ExportState.sending,
+                export_series=series,
+                export_error=None,
+                export_attempted_at=at,
+                modified_at=at,
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     # -- exports ----------------------------------------------------------------------------------
-
-    async def get_export(
-        self, company_id: uuid.UUID, closing_id: uuid.UUID, export_id: uuid.UUID
-    ) -> ClosingExport | None:
-        stmt = scoped(select(ClosingExport), ClosingExport, company_id).where(
-            ClosingExport.id == export_id, ClosingExport.closing_id == closing_id
-        )
-        result: ClosingExport | None = (await self.session.execute(stmt)).scalar_one_or_none()
-        return result
 
     async def export_items(self, company_id: uuid.UUID, export_id: uuid.UUID) -> Sequence[ClosingExportItem]:
         stmt = (
@@ -302,3 +348,82 @@ class ClosingRepository(RepositoryBase[Closing]):
     async def get_job(self, model: Any, company_id: uuid.UUID, job_id: uuid.UUID) -> Any:
         stmt = scoped(select(model), model, company_id).where(model.id == job_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    # -- recovery (across companies: the sweep of jobs that lost their worker) ---------------------
+
+    async def claim_job(
+        self,
+        model: Any,
+        company_id: uuid.UUID,
+        job_id: uuid.UUID,
+        *,
+        at: dt.datetime,
+        stale_before: dt.datetime,
+    ) -> bool:
+        """``queued`` -> ``running``, or take over a ``running`` job untouched since ``stale_before``."""
+        result = await self.session.execute(
+            update(model)
+            .where(
+                model.id == job_id,
+                model.company_id == company_id,
+                (model.status == "queued")
+                | ((model.status == "running") & (model.modified_at < stale_before)),
+            )
+            .values(status="running", modified_at=at)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def touch_job(
+        self, model: Any, company_id: uuid.UUID, job_id: uuid.UUID, *, at: dt.datetime
+    ) -> None:
+        await self.session.execute(
+            update(model)
+            .where(model.id == job_id, model.company_id == company_id, model.status == "running")
+            .values(modified_at=at)
+        )
+
+    async def unfinished_jobs(self, model: Any, *, stale_before: dt.datetime | None) -> Sequence[Any]:
+        """Queued or running jobs of every company (untouched since ``stale_before`` when given)."""
+        stmt = select(model).where(model.status.in_(["queued", "running"]))
+        if stale_before is not None:
+            stmt = stmt.where(model.modified_at < stale_before)
+        return list((await self.session.execute(stmt.order_by(model.created_at))).scalars().all())
+
+    async def requeue_job(
+        self, model: Any, company_id: uuid.UUID, job_id: uuid.UUID, seen: dt.datetime, *, at: dt.datetime
+    ) -> bool:
+        """Back to ``queued`` if nobody touched the job since the sweep read it."""
+        result = await self.session.execute(
+            update(model)
+            .where(
+                model.id == job_id,
+                model.company_id == company_id,
+                model.status.in_(["queued", "running"]),
+                model.modified_at <= seen,  # touched since: alive
+            )
+            .values(status="queued", modified_at=at, progress_step="queued")
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def release_sending_claims(
+        self, company_id: uuid.UUID, export_id: uuid.UUID, *, claimed_before: dt.datetime, at: dt.datetime
+    ) -> None:
+        """The export's adjustments still ``sending`` (claimed before ``claimed_before``) -> ``uncertain``:
+        their voucher may have reached Fortnox, so they are looked up before any resend."""
+        mine = select(ClosingExportItem.adjustment_id).where(
+            ClosingExportItem.export_id == export_id, ClosingExportItem.company_id == company_id
+        )
+        await self.session.execute(
+            update(Adjustment)
+            .where(
+                Adjustment.company_id == company_id,
+                Adjustment.id.in_(mine),
+                Adjustment.export_state == ExportState.sending,
+                Adjustment.export_attempted_at < claimed_before,
+            )
+            .values(
+                export_state=ExportState.uncertain,
+                export_error="the export was interrupted; the voucher is looked up before any resend",
+                modified_at=at,
+            )
+        )

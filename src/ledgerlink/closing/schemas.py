@@ -5,17 +5,30 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
 
-from ledgerlink.models.closing import DataSource, ExportState, JobStatus
+from ledgerlink.models.closing import DataSource, ExportState, ExportStatus, JobStatus
 from ledgerlink.schema_types import AccountNumberIn, MoneyIn
+
+# A Fortnox voucher series code: it becomes part of Fortnox URL paths, so letters and digits only.
+SERIES_PATTERN = r"^[0-9A-ZÅÄÖ]{1,10}$"
+
+
+def _series_code(value: Any) -> Any:
+    """Fortnox series codes are upper case; a code typed as " a " is "A"."""
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+# Financial years the service takes (a year far outside is a typing error, and 9999 has no next year).
+FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(2199, 12, 31)
+YearDay = Annotated[dt.date, Field(ge=FIRST_DAY, le=LAST_DAY)]
 
 
 class ClosingCreate(BaseModel):
-    financial_year_start: dt.date
-    financial_year_end: dt.date
+    financial_year_start: YearDay
+    financial_year_end: YearDay
     data_source: DataSource
 
 
@@ -162,7 +175,15 @@ class AdjustmentOut(BaseModel):
 
 class ExportCreate(BaseModel):
     target: Literal["fortnox"]
-    voucher_series: str = Field(min_length=1, max_length=10)
+    voucher_series: Annotated[
+        str,
+        BeforeValidator(_series_code),
+        StringConstraints(pattern=SERIES_PATTERN),
+        Field(
+            description="A Fortnox voucher series code (1–10 letters or digits) that exists for the "
+            "financial year and takes manual vouchers"
+        ),
+    ]
     adjustment_ids: list[uuid.UUID] | None = Field(
         default=None, description="Default: every adjustment of the closing"
     )
@@ -180,7 +201,7 @@ class ExportOut(BaseModel):
     closing_id: uuid.UUID
     target: str
     voucher_series: str
-    status: JobStatus
+    status: ExportStatus
     progress: JobProgress
     error: JobError | None = None
     items: list[ExportItemOut]

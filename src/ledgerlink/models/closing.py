@@ -46,6 +46,17 @@ class JobStatus(enum.StrEnum):
     failed = "failed"
 
 
+class ExportStatus(enum.StrEnum):
+    """An export job: ``partially_failed`` when some adjustments were posted and others not, ``failed``
+    when none was (each item says why)."""
+
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    partially_failed = "partially_failed"
+    failed = "failed"
+
+
 class ExportState(enum.StrEnum):
     """Where an adjustment (and one export item) stands on its way to a Fortnox voucher."""
 
@@ -96,14 +107,15 @@ class ClosingImport(IDMixin, TimestampMixin, Base):
     finished_at: Mapped[dt.datetime | None]
 
 
-class ClosingUpload(Base):
-    """The bytes of an uploaded SIE file until its import job has read them."""
+class ClosingUploadPart(Base):
+    """A part (at most a megabyte) of an uploaded SIE file, until its import job has read them."""
 
-    __tablename__ = "closing_upload"
+    __tablename__ = "closing_upload_part"
 
     import_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("closing_import.id", ondelete="CASCADE"), primary_key=True
     )
+    part: Mapped[int] = mapped_column(Integer, primary_key=True)
     company_id: Mapped[uuid.UUID] = mapped_column(index=True)
     content: Mapped[bytes] = mapped_column(LargeBinary)
 
@@ -219,7 +231,7 @@ class ClosingExport(IDMixin, TimestampMixin, Base):
     closing_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("closing.id", ondelete="CASCADE"))
     target: Mapped[str] = mapped_column(String(20))
     voucher_series: Mapped[str] = mapped_column(String(10))
-    status: Mapped[JobStatus] = mapped_column(str_enum(JobStatus))
+    status: Mapped[ExportStatus] = mapped_column(str_enum(ExportStatus))
     progress_done: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int] = mapped_column(Integer, default=0)
     progress_step: Mapped[str] = mapped_column(String(40), default="queued")

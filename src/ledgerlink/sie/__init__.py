@@ -28,6 +28,8 @@ Reading::
         reader.document.accounts, reader.diagnostics               # the file is read
 
     Unreadable input raises ``SieError`` (``.line_number``, ``.line``, ``.message``).
+    ``SieReader(source, limits=SieLimits(max_accounts=..., max_rows_per_voucher=..., ...))`` refuses
+    an untrusted file beyond the limits (a ``SieError`` naming the line), so memory stays bounded.
     Unbalanced vouchers are not errors: see ``diagnostics.unbalanced_vouchers``.
 
 Writing (PC8 / CP437, CRLF)::
@@ -45,6 +47,7 @@ Summary (used by ``ledgerlink sie summary FILE``)::
 """
 
 from ledgerlink.sie.errors import SieError, SieWriteError
+from ledgerlink.sie.limits import SieLimits
 from ledgerlink.sie.model import (
     Account,
     Address,
@@ -79,6 +82,7 @@ __all__ = [
     "ReadDiagnostics",
     "SieDocument",
     "SieError",
+    "SieLimits",
     "SieObject",
     "SieReader",
     "SieSource",

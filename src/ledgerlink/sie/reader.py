@@ -11,10 +11,10 @@ Encoding: a UTF-8 byte-order mark, or non-ASCII bytes that decode as UTF-8, mean
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from types import TracebackType
@@ -22,22 +22,21 @@ from typing import BinaryIO, Self
 
 from ledgerlink.sie.checksum import Checksum
 from ledgerlink.sie.errors import SieError
-from ledgerlink.sie.model import (
-    Account,
-    Address,
-    Balance,
-    Dimension,
-    FinancialYear,
-    ObjectBalance,
-    PeriodBalance,
-    ReadDiagnostics,
-    SieDocument,
-    SieObject,
-    UnbalancedVoucher,
-    Voucher,
-    VoucherRow,
+from ledgerlink.sie.fields import (
+    DATE_CACHE,
+    NO_SERIES,
+    REQUIRED_FIELDS,
+    FieldError,
+    incomplete,
+    parse_row,
+    parse_voucher,
+    to_date,
+    unescape,
 )
-from ledgerlink.sie.tokens import ObjectList, TokenError, parse_objects, split_fields
+from ledgerlink.sie.limits import SieLimits
+from ledgerlink.sie.model import ReadDiagnostics, SieDocument, UnbalancedVoucher, Voucher, VoucherRow
+from ledgerlink.sie.records import BalanceRecords, ChartRecords, HeaderRecords
+from ledgerlink.sie.tokens import TokenError, parse_objects, split_fields
 
 SieSource = str | os.PathLike[str] | bytes | bytearray | BinaryIO
 
@@ -45,14 +44,13 @@ _CHUNK_SIZE = 1 << 20
 _SLICE = 1 << 16  # characters of a decoded chunk split by one findall (its tuples take ~10x that)
 _MAX_LINE = 16 << 20
 _UTF8_BOM = b"\xef\xbb\xbf"
-_CACHE_LIMIT = 4096
 _MAX_DISTINCT_UNKNOWN = 50
 _ZERO = Decimal(0)
 
 # Standard records this reader accepts without storing them.
 _IGNORED = frozenset({"#PROSA", "#BKOD"})
 
-_date_cache: dict[str, dt.date] = {}
+
 # Every line of a slice of a decoded chunk, split in C by one ``findall``: a tuple per line (the lines
 # of ``chunk.split("\n")``) of the raw line and the groups of the two common shapes, written without
 # leading whitespace and with at most a "\r" after them (else their groups are empty):
@@ -70,18 +68,6 @@ _LINES = re.compile(
     r"|.*)$",
     re.MULTILINE,
 ).findall
-_UNESCAPE = re.compile(r'\\(["\\])')
-
-
-def _unescape(text: str) -> str:
-    """``\\"`` is a quote and ``\\\\`` a backslash; any other backslash stays."""
-    if "\\\\" in text:
-        return _UNESCAPE.sub(r"\1", text)
-    return text.replace('\\"', '"')
-
-
-class _FieldError(ValueError):
-    """A malformed field; the reader turns it into a SieError with the line."""
 
 
 def read_document(source: SieSource) -> SieDocument:
@@ -95,7 +81,7 @@ def read_document(source: SieSource) -> SieDocument:
         return reader.document
 
 
-class SieReader:
+class SieReader(HeaderRecords, ChartRecords, BalanceRecords):
     """Iterate over a SIE file's vouchers while its other records fill ``self.document``.
 
     ``keep_vouchers`` also appends every voucher to ``document.vouchers`` (what
@@ -104,7 +90,9 @@ class SieReader:
     a stream stays the caller's.
     """
 
-    def __init__(self, source: SieSource, *, keep_vouchers: bool = False) -> None:
+    def __init__(
+        self, source: SieSource, *, keep_vouchers: bool = False, limits: SieLimits | None = None
+    ) -> None:
         self._owns_stream = not hasattr(source, "read")
         if isinstance(source, bytes | bytearray):
             self._stream: BinaryIO = io.BytesIO(bytes(source))
@@ -113,12 +101,16 @@ class SieReader:
         else:
             self._stream = source
         self._keep_vouchers = keep_vouchers
+        self._limits = limits
+        self._known_accounts: set[str] = set()
+        self._records = 0
         self.document = SieDocument(program="", format="", sie_type="")
         self.diagnostics: ReadDiagnostics = self.document.diagnostics
         self._encoding: str | None = None
         self._checksum: Checksum | None = None
         self._iterator: Iterator[Voucher] | None = None
         self._unknown: dict[str, list[int]] = {}
+        self._lenient: dict[str, list[int]] = {}
         self._handlers: dict[str, Callable[[list[str]], None]] = {
             "#FLAGGA": self._flag,
             "#PROGRAM": self._program,
@@ -236,15 +228,11 @@ class SieReader:
     def _parse(self) -> Iterator[Voucher]:
         document = self.document
         diagnostics = self.diagnostics
-        handlers = self._handlers
         keep_vouchers = self._keep_vouchers
-        parse_row = _parse_row
         split = split_fields
         checksum = self._checksum
         voucher: Voucher | None = None
         rows: list[VoucherRow] = []
-        added_rows: list[VoucherRow] = []
-        removed_rows: list[VoucherRow] = []
         total = _ZERO
         in_block = False
         voucher_line_number = 0
@@ -253,11 +241,22 @@ class SieReader:
         line_number = 0
         seen_record = False
 
+        limits = self._limits
+        check_row = self._check_row if limits is not None else None
+        max_rows = (limits.max_rows_per_voucher if limits is not None else None) or sys.maxsize
+        max_field = (limits.max_field_length if limits is not None else None) or sys.maxsize
+        refuse_nul = limits is not None and limits.refuse_nul
+
         lines_of = _LINES
-        dates = _date_cache
-        date_of = _date
-        unescape = _unescape
+        dates = DATE_CACHE
+        date_of = to_date
+        unescape_ = unescape
         for chunk, start, stop in self._slices():
+            if refuse_nul:
+                nul = chunk.find("\x00", start, stop)
+                if nul >= 0:
+                    at = line_number + chunk.count("\n", start, nul) + 1
+                    raise SieError("a NUL character: not text", at)
             for (
                 raw,
                 account,
@@ -281,7 +280,7 @@ class SieReader:
                             amount = Decimal(amount_text)
                             if date_text:
                                 if text and "\\" in text:
-                                    text = unescape(text)
+                                    text = unescape_(text)
                                 row = VoucherRow(
                                     account,
                                     amount,
@@ -291,6 +290,10 @@ class SieReader:
                                 )
                             else:
                                 row = VoucherRow(account, amount, objects)
+                            if check_row is not None:
+                                check_row(row)
+                                if len(rows) >= max_rows:
+                                    raise FieldError(f"a voucher with more than {max_rows} rows")
                         except (TokenError, ValueError) as exc:
                             raise SieError(
                                 str(exc) or type(exc).__name__, line_number, raw.rstrip("\r")
@@ -303,7 +306,7 @@ class SieReader:
                     # a #VER of the common shape, where one may start
                     try:
                         if voucher_text and "\\" in voucher_text:
-                            voucher_text = unescape(voucher_text)
+                            voucher_text = unescape_(voucher_text)
                         voucher = Voucher(
                             series or quoted_series,
                             number or quoted_number,
@@ -315,14 +318,11 @@ class SieReader:
                             else None,
                             "",
                         )
+                        self._opened(voucher, line_number)
                     except ValueError as exc:
                         raise SieError(str(exc) or type(exc).__name__, line_number, raw.rstrip("\r")) from exc
                     rows = voucher.rows
-                    added_rows = voucher.added_rows
-                    removed_rows = voucher.removed_rows
-                    total = _ZERO
-                    voucher_line_number = line_number
-                    voucher_line = raw
+                    total, voucher_line_number, voucher_line = _ZERO, line_number, raw
                     continue
                 line = raw.strip()
                 if not line:
@@ -332,55 +332,38 @@ class SieReader:
                     if line[0] == "#":
                         fields = split(line)
                         label = fields[0]
+                        if len(line) > max_field:
+                            self._check_fields(fields)
                         if checksum is not None and label != "#KSUMMA":
                             checksum.add(fields)
                         if in_block:
-                            if label == "#TRANS":
-                                row = parse_row(fields)
-                                rows.append(row)
-                                total += row.amount
+                            assert voucher is not None
+                            kept = self._voucher_record(
+                                label, fields, voucher, line_number, (voucher_line_number, voucher_line)
+                            )
+                            if kept is not None:
+                                if len(rows) >= max_rows:
+                                    raise FieldError(f"a voucher with more than {max_rows} rows")
+                                rows.append(kept)
+                                total += kept.amount
                                 transactions += 1
-                            elif label == "#RTRANS":
-                                added_rows.append(parse_row(fields))
-                            elif label == "#BTRANS":
-                                removed_rows.append(parse_row(fields))
-                            elif label == "#VER":
-                                raise SieError(
-                                    f"#VER without its closing '}}' (next #VER at line {line_number})",
-                                    voucher_line_number,
-                                    voucher_line.rstrip("\r"),
-                                )
-                            else:
-                                raise _FieldError(f"{label} inside a voucher")
                         elif voucher is not None:
-                            raise _FieldError(f"expected '{{' after the #VER at line {voucher_line_number}")
+                            raise FieldError(f"expected '{{' after the #VER at line {voucher_line_number}")
                         elif label == "#VER":
-                            voucher = _parse_voucher(fields)
+                            voucher = self._opened(parse_voucher(fields), line_number)
                             rows = voucher.rows
-                            added_rows = voucher.added_rows
-                            removed_rows = voucher.removed_rows
-                            total = _ZERO
-                            voucher_line_number = line_number
-                            voucher_line = raw
-                        elif label in handlers:
-                            handlers[label](fields)
-                        elif label == "#KSUMMA":
-                            self._ksumma(fields)
+                            total, voucher_line_number, voucher_line = _ZERO, line_number, raw
+                        else:
+                            self._other_record(label, fields, line_number, seen_record)
                             checksum = self._checksum
-                        elif label in ("#TRANS", "#RTRANS", "#BTRANS"):
-                            raise _FieldError(f"{label} outside a voucher")
-                        elif label not in _IGNORED:
-                            if not seen_record:
-                                raise _FieldError(f"not a SIE file: unknown first record {label}")
-                            self._note_unknown(label, line_number)
                         seen_record = True
                     elif line == "{":
                         if voucher is None or in_block:
-                            raise _FieldError("'{' without a #VER before it")
+                            raise FieldError("'{' without a #VER before it")
                         in_block = True
                     elif line == "}":
                         if not in_block or voucher is None:
-                            raise _FieldError("'}' without an open voucher")
+                            raise FieldError("'}' without an open voucher")
                         if total:
                             diagnostics.unbalanced_vouchers.append(
                                 UnbalancedVoucher(voucher.series, voucher.number, total, voucher_line_number)
@@ -389,9 +372,9 @@ class SieReader:
                         voucher = None
                         in_block = False
                     elif not seen_record:
-                        raise _FieldError("not a SIE file: the first line is not a #record")
+                        raise FieldError("not a SIE file: the first line is not a #record")
                     else:
-                        raise _FieldError("not a SIE record (a line must start with '#', '{' or '}')")
+                        raise FieldError("not a SIE record (a line must start with '#', '{' or '}')")
                 except SieError:
                     raise
                 except IndexError as exc:
@@ -416,6 +399,61 @@ class SieReader:
         diagnostics.transaction_count = transactions
         self._finish()
 
+    def _voucher_record(
+        self, label: str, fields: list[str], voucher: Voucher, line_number: int, opened: tuple[int, str]
+    ) -> VoucherRow | None:
+        """A record inside a voucher's braces on the general path: a ``#TRANS`` row (returned, for the
+        caller to add up), an ``#RTRANS``/``#BTRANS`` row (kept on the voucher), or an error."""
+        if label == "#TRANS":
+            row = parse_row(fields)
+            if self._limits is not None:
+                self._check_row(row)
+            return row
+        if label == "#RTRANS":
+            voucher.added_rows.append(parse_row(fields))
+        elif label == "#BTRANS":
+            voucher.removed_rows.append(parse_row(fields))
+        elif label == "#VER":
+            raise SieError(
+                f"#VER without its closing '}}' (next #VER at line {line_number})",
+                opened[0],
+                opened[1].rstrip("\r"),
+            )
+        else:
+            raise FieldError(f"{label} inside a voucher")
+        return None
+
+    def _opened(self, voucher: Voucher, line_number: int) -> Voucher:
+        """A #VER read (either path): its oddities noted, its limits checked."""
+        if not (voucher.series and voucher.number):
+            self._note(self._lenient, NO_SERIES, line_number)
+        if self._limits is not None:
+            self._check_voucher(voucher)
+        return voucher
+
+    def _other_record(self, label: str, fields: list[str], line_number: int, seen_record: bool) -> None:
+        """A record outside a voucher: header, chart or balances (by family), #KSUMMA, or one this
+        reader does not know (noted, and refused only as a file's first record)."""
+        handler = self._handlers.get(label)
+        if handler is not None:
+            need = REQUIRED_FIELDS.get(label)
+            if need is not None and incomplete(fields, *need):
+                self._note(self._lenient, f"{label} without its required fields", line_number)
+                return
+            handler(fields)
+            self._records += 1
+            most = self._limits.max_records if self._limits is not None else None
+            if most is not None and self._records > most:
+                raise FieldError(f"more than {most} records besides the vouchers")
+        elif label == "#KSUMMA":
+            self._ksumma(fields)
+        elif label in ("#TRANS", "#RTRANS", "#BTRANS"):
+            raise FieldError(f"{label} outside a voucher")
+        elif label not in _IGNORED:
+            if not seen_record:
+                raise FieldError(f"not a SIE file: unknown first record {label}")
+            self._note_unknown(label, line_number)
+
     def _finish(self) -> None:
         document = self.document
         diagnostics = self.diagnostics
@@ -434,15 +472,22 @@ class SieReader:
             diagnostics.warnings.append(
                 f"unknown record {label} ignored ({count}x, first at line {first_line})"
             )
+        for what, (count, first_line) in self._lenient.items():
+            diagnostics.warnings.append(f"line {first_line}: {what} ({count}x)")
 
     def _note_unknown(self, label: str, line_number: int) -> None:
-        seen = self._unknown.get(label)
+        self._note(self._unknown, label, line_number)
+
+    @staticmethod
+    def _note(seen_by: dict[str, list[int]], what: str, line_number: int) -> None:
+        """Count a kind of oddity with its first line (bounded: a file cannot grow the warnings)."""
+        seen = seen_by.get(what)
         if seen is not None:
             seen[0] += 1
-        elif len(self._unknown) < _MAX_DISTINCT_UNKNOWN:
-            self._unknown[label] = [1, line_number]
+        elif len(seen_by) < _MAX_DISTINCT_UNKNOWN:
+            seen_by[what] = [1, line_number]
         else:
-            self._unknown.setdefault("(other)", [0, line_number])[0] += 1
+            seen_by.setdefault("(other)", [0, line_number])[0] += 1
 
     def _ksumma(self, fields: list[str]) -> None:
         if self._checksum is None:
@@ -462,253 +507,3 @@ class SieReader:
             self.diagnostics.warnings.append(
                 f"#KSUMMA {expected or '(empty)'} does not match the content ({actual})"
             )
-
-    # -- header and chart records --------------------------------------------------------------
-
-    def _flag(self, fields: list[str]) -> None:
-        self.document.flag = _int(fields[1])
-
-    def _program(self, fields: list[str]) -> None:
-        self.document.program = _opt(fields, 1)
-        self.document.program_version = _opt(fields, 2)
-
-    def _format(self, fields: list[str]) -> None:
-        self.document.format = _opt(fields, 1)
-
-    def _generated(self, fields: list[str]) -> None:
-        self.document.generated = _date(fields[1])
-        self.document.generated_by = _opt(fields, 2)
-
-    def _sie_type(self, fields: list[str]) -> None:
-        value = fields[1]
-        if value not in ("1", "2", "3", "4"):
-            raise _FieldError(f"unknown #SIETYP {value!r}")
-        self.document.sie_type = value
-
-    def _company_id(self, fields: list[str]) -> None:
-        self.document.company_id = _opt(fields, 1)
-
-    def _company_name(self, fields: list[str]) -> None:
-        self.document.company_name = _opt(fields, 1)
-
-    def _org_number(self, fields: list[str]) -> None:
-        self.document.org_number = _opt(fields, 1)
-
-    def _company_type(self, fields: list[str]) -> None:
-        self.document.company_type = _opt(fields, 1)
-
-    def _address(self, fields: list[str]) -> None:
-        self.document.address = Address(_opt(fields, 1), _opt(fields, 2), _opt(fields, 3), _opt(fields, 4))
-
-    def _financial_year(self, fields: list[str]) -> None:
-        self.document.financial_years.append(
-            FinancialYear(_int(fields[1]), _date(fields[2]), _date(fields[3]))
-        )
-
-    def _tax_year(self, fields: list[str]) -> None:
-        self.document.tax_year = _int(fields[1])
-
-    def _balances_until(self, fields: list[str]) -> None:
-        self.document.balances_until = _date(fields[1])
-
-    def _chart_type(self, fields: list[str]) -> None:
-        self.document.chart_type = _opt(fields, 1)
-
-    def _currency(self, fields: list[str]) -> None:
-        self.document.currency = _opt(fields, 1)
-
-    def _account_of(self, number: str) -> Account:
-        account = self.document.accounts.get(number)
-        if account is None:
-            account = self.document.accounts[number] = Account(number)
-        return account
-
-    def _account(self, fields: list[str]) -> None:
-        self._account_of(_text_field(fields[1])).name = _opt(fields, 2)
-
-    def _account_type(self, fields: list[str]) -> None:
-        if len(fields) < 3:  # seen in a real export: "#KTYP DIFF"
-            self.diagnostics.warnings.append(f"#KTYP {_opt(fields, 1)} without a type ignored")
-            return
-        self._account_of(_text_field(fields[1])).type = _text_field(fields[2])
-
-    def _account_sru(self, fields: list[str]) -> None:
-        if len(fields) < 3:
-            self.diagnostics.warnings.append(f"#SRU {_opt(fields, 1)} without a code ignored")
-            return
-        self._account_of(_text_field(fields[1])).sru = _text_field(fields[2])
-
-    def _account_unit(self, fields: list[str]) -> None:
-        self._account_of(_text_field(fields[1])).unit = _opt(fields, 2)
-
-    def _dimension(self, fields: list[str]) -> None:
-        number = _int(fields[1])
-        self.document.dimensions[number] = Dimension(number, _opt(fields, 2))
-
-    def _sub_dimension(self, fields: list[str]) -> None:
-        number = _int(fields[1])
-        self.document.dimensions[number] = Dimension(number, _opt(fields, 2), _int(fields[3]))
-
-    def _object(self, fields: list[str]) -> None:
-        self.document.objects.append(SieObject(_int(fields[1]), _text_field(fields[2]), _opt(fields, 3)))
-
-    # -- balances ------------------------------------------------------------------------------
-
-    def _balance(self, fields: list[str]) -> Balance:
-        return Balance(
-            _int(fields[1]), _text_field(fields[2]), _amount(fields[3]), _opt_amount(_opt(fields, 4))
-        )
-
-    def _opening_balance(self, fields: list[str]) -> None:
-        self.document.opening_balances.append(self._balance(fields))
-
-    def _closing_balance(self, fields: list[str]) -> None:
-        self.document.closing_balances.append(self._balance(fields))
-
-    def _result(self, fields: list[str]) -> None:
-        self.document.results.append(self._balance(fields))
-
-    def _object_balance(self, fields: list[str]) -> ObjectBalance:
-        return ObjectBalance(
-            _int(fields[1]),
-            _text_field(fields[2]),
-            _objects(fields[3]),
-            _amount(fields[4]),
-            _opt_amount(_opt(fields, 5)),
-        )
-
-    def _object_opening_balance(self, fields: list[str]) -> None:
-        self.document.object_opening_balances.append(self._object_balance(fields))
-
-    def _object_closing_balance(self, fields: list[str]) -> None:
-        self.document.object_closing_balances.append(self._object_balance(fields))
-
-    def _period(self, fields: list[str]) -> PeriodBalance:
-        period = fields[2]
-        if len(period) != 6 or not (period.isascii() and period.isdigit()):
-            raise _FieldError(f"bad period {period!r} (expected YYYYMM)")
-        account = _text_field(fields[3])
-        if type(fields[4]) is ObjectList:  # required by the standard, missing in some old exports
-            objects, at = parse_objects(fields[4]), 5
-        else:
-            objects, at = (), 4
-        return PeriodBalance(
-            _int(fields[1]),
-            period,
-            account,
-            objects,
-            _amount(fields[at]),
-            _opt_amount(_opt(fields, at + 1)),
-        )
-
-    def _period_balance(self, fields: list[str]) -> None:
-        self.document.period_balances.append(self._period(fields))
-
-    def _period_budget(self, fields: list[str]) -> None:
-        self.document.period_budgets.append(self._period(fields))
-
-
-# -- field parsing -----------------------------------------------------------------------------
-
-
-def _parse_voucher(fields: list[str]) -> Voucher:
-    """``#VER series number date [text] [registration date] [signature]``."""
-    count = len(fields)
-    return Voucher(
-        _text_field(fields[1]),
-        _text_field(fields[2]),
-        _date(fields[3]),
-        fields[4] if count > 4 else "",
-        [],
-        _opt_date(fields[5]) if count > 5 else None,
-        fields[6] if count > 6 else "",
-    )
-
-
-def _parse_row(fields: list[str]) -> VoucherRow:
-    """``#TRANS account {objects} amount [date] [text] [quantity] [signature]``.
-
-    A missing object list (seen in some exports) is accepted as an empty one.
-    """
-    count = len(fields)
-    account = fields[1]
-    if type(account) is not str:
-        raise _FieldError("account missing")
-    objects_field = fields[2]
-    if type(objects_field) is ObjectList:
-        objects = parse_objects(objects_field) if objects_field else ()
-        at = 3
-    else:
-        objects = ()
-        at = 2
-    amount_text = fields[at]
-    sign = amount_text[:1]
-    digits = amount_text[1:] if sign == "-" or sign == "+" else amount_text
-    if not (digits.isascii() and digits.replace(".", "", 1).isdigit()):
-        raise _FieldError(f"bad amount {amount_text!r}")
-    if count == at + 1:
-        return VoucherRow(account, Decimal(amount_text), objects)
-    return VoucherRow(
-        account,
-        Decimal(amount_text),
-        objects,
-        _opt_date(fields[at + 1]) if count > at + 1 else None,
-        fields[at + 2] if count > at + 2 else "",
-        _opt_amount(fields[at + 3]) if count > at + 3 else None,
-        fields[at + 4] if count > at + 4 else "",
-    )
-
-
-def _opt(fields: list[str], index: int) -> str:
-    return fields[index] if len(fields) > index else ""
-
-
-def _text_field(value: str) -> str:
-    if type(value) is not str:
-        raise _FieldError(f"unexpected object list {{{value}}}")
-    return value
-
-
-def _int(value: str) -> int:
-    digits = value[1:] if value[:1] == "-" else value
-    if not (digits.isascii() and digits.isdigit()):
-        raise _FieldError(f"bad number {value!r}")
-    return int(value)
-
-
-def _amount(value: str) -> Decimal:
-    sign = value[:1]
-    digits = value[1:] if sign == "-" or sign == "+" else value
-    if not (digits.isascii() and digits.replace(".", "", 1).isdigit()):
-        raise _FieldError(f"bad amount {value!r}")
-    return Decimal(value)
-
-
-def _opt_amount(value: str) -> Decimal | None:
-    return _amount(value) if value else None
-
-
-def _objects(value: str) -> tuple[tuple[int, str], ...]:
-    if type(value) is not ObjectList:
-        raise _FieldError(f"expected an object list, found {value!r}")
-    return parse_objects(value)
-
-
-def _date(value: str) -> dt.date:
-    cached = _date_cache.get(value)
-    if cached is not None:
-        return cached
-    if len(value) != 8 or not (value.isascii() and value.isdigit()):
-        raise _FieldError(f"bad date {value!r} (expected YYYYMMDD)")
-    try:
-        parsed = dt.date(int(value[:4]), int(value[4:6]), int(value[6:]))
-    except ValueError:
-        raise _FieldError(f"bad date {value!r}") from None
-    if len(_date_cache) >= _CACHE_LIMIT:
-        _date_cache.clear()
-    _date_cache[value] = parsed
-    return parsed
-
-
-def _opt_date(value: str) -> dt.date | None:
-    return _date(value) if value else None

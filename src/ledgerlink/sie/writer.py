@@ -119,46 +119,26 @@ def _records(document: SieDocument, *, include_balances: bool) -> Iterator[str]:
     if include_balances:
         yield from _balances("#IB", document.opening_balances)
         yield from _balances("#UB", document.closing_balances)
-        yield from _object_balances("#OIB", document.object_opening_balances)
-        yield from _object_balances("#OUB", document.object_closing_balances)
+        yield from _balances("#OIB", document.object_opening_balances)
+        yield from _balances("#OUB", document.object_closing_balances)
         yield from _balances("#RES", document.results)
-        yield from _period_balances("#PSALDO", document.period_balances)
-        yield from _period_balances("#PBUDGET", document.period_budgets)
+        yield from _balances("#PSALDO", document.period_balances)
+        yield from _balances("#PBUDGET", document.period_budgets)
     for voucher in document.vouchers:
         yield from _voucher(voucher)
 
 
-def _balances(label: str, balances: Iterable[Balance]) -> Iterator[str]:
+def _balances(label: str, balances: Iterable[Balance | ObjectBalance | PeriodBalance]) -> Iterator[str]:
+    """``#IB``/``#UB``/``#RES``; with objects ``#OIB``/``#OUB``; with a period too ``#PSALDO``/``#PBUDGET``."""
     for balance in balances:
+        period = (_field(balance.period),) if isinstance(balance, PeriodBalance) else ()
+        objects = () if isinstance(balance, Balance) else (_objects(balance.objects),)
         yield _line(
             label,
             str(balance.year),
+            *period,
             _field(balance.account),
-            _amount(balance.amount),
-            *_optional_amount(balance.quantity),
-        )
-
-
-def _object_balances(label: str, balances: Iterable[ObjectBalance]) -> Iterator[str]:
-    for balance in balances:
-        yield _line(
-            label,
-            str(balance.year),
-            _field(balance.account),
-            _objects(balance.objects),
-            _amount(balance.amount),
-            *_optional_amount(balance.quantity),
-        )
-
-
-def _period_balances(label: str, balances: Iterable[PeriodBalance]) -> Iterator[str]:
-    for balance in balances:
-        yield _line(
-            label,
-            str(balance.year),
-            _field(balance.period),
-            _field(balance.account),
-            _objects(balance.objects),
+            *objects,
             _amount(balance.amount),
             *_optional_amount(balance.quantity),
         )

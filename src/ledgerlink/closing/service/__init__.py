@@ -19,24 +19,28 @@ from ledgerlink.closing.service.closings import (
     update_closing,
 )
 from ledgerlink.closing.service.exports import (
+    check_series,
     export_out,
-    marker_of,
     run_export,
     start_export,
-    voucher_description,
 )
 from ledgerlink.closing.service.imports import (
     check_sie,
+    check_sie_upload,
     run_import,
+    sie_limits,
     start_fortnox_import,
     start_sie_import,
     trial_balance_rows,
 )
+from ledgerlink.closing.service.sending import marker_of, voucher_description
 
 __all__ = [
     "adjustments_sie",
     "check_adjustment",
+    "check_series",
     "check_sie",
+    "check_sie_upload",
     "closing_out",
     "create_adjustment",
     "create_closing",
@@ -50,6 +54,7 @@ __all__ = [
     "marker_of",
     "run_export",
     "run_import",
+    "sie_limits",
     "specifications",
     "start_export",
     "start_fortnox_import",

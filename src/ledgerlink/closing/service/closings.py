@@ -41,12 +41,15 @@ def closing_out(closing: Closing) -> ClosingOut:
     return ClosingOut.model_validate(closing, from_attributes=True)
 
 
+def job_error(code: str | None, message: str | None, retryable: bool | None) -> JobError | None:
+    """A job's (or an export item's) ``error``, or None when it has no error code."""
+    if not code:
+        return None
+    return JobError(code=code, message=message or "", retryable=bool(retryable))
+
+
 def import_out(job: ClosingImport) -> ImportOut:
-    error = None
-    if job.error_code:
-        error = JobError(
-            code=job.error_code, message=job.error_message or "", retryable=bool(job.error_retryable)
-        )
+    error = job_error(job.error_code, job.error_message, job.error_retryable)
     return ImportOut(
         id=job.id,
         closing_id=job.closing_id,
@@ -65,12 +68,14 @@ def import_out(job: ClosingImport) -> ImportOut:
 def _add_months(day: dt.date, months: int) -> dt.date:
     month = day.month - 1 + months
     year, month = day.year + month // 12, month % 12 + 1
+    if year > dt.MAXYEAR:
+        return dt.date.max
     for candidate in (day.day, 30, 29, 28):
         try:
             return dt.date(year, month, candidate)
         except ValueError:
             continue
-    raise AssertionError("unreachable")
+    return dt.date(year, month, 28)  # every month has a 28th
 
 
 def validate_year(start: dt.date, end: dt.date) -> None:

@@ -1,23 +1,15 @@
-"""Export jobs: each selected adjustment becomes exactly one Fortnox voucher.
-
-Per adjustment, under a PostgreSQL advisory lock (so two exports never work on one adjustment at once),
-the state moves ``none|failed -> sending -> posted | failed | uncertain``, each step committed in its own
-short transaction before and after ``POST /3/vouchers``. The voucher's Description ends with a marker
-``[ll:<12 hex of the adjustment id>]``. An adjustment found ``sending`` (the sender crashed) or
-``uncertain`` (the call timed out after it may have been accepted) is first looked up in Fortnox by that
-marker, its date and its rows, and recorded as posted when found; only when it is not there is it sent
-again. An adjustment already ``posted`` is reported with its voucher and never re-sent.
+"""Export jobs: the selected adjustments of a closing, each sent as one Fortnox voucher (see
+:mod:`ledgerlink.closing.service.sending`), and the job's outcome: ``succeeded``, ``partially_failed`` or
+``failed``. The series is checked in Fortnox before a job starts.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ledgerlink.closing.errors import InvalidExport
@@ -30,30 +22,30 @@ from ledgerlink.closing.schemas import (
     JobError,
     JobProgress,
 )
-from ledgerlink.closing.service.adjustments import AdjustmentProblem, Line, check_adjustment
-from ledgerlink.closing.service.closings import get_closing
+from ledgerlink.closing.service.closings import get_closing, job_error
+from ledgerlink.closing.service.recovery import run_claimed
+from ledgerlink.closing.service.sending import (
+    ExportRun,
+    Outcome,
+    claim_lease,
+    export_one,
+)
+from ledgerlink.config import Settings
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.session import session_scope
 from ledgerlink.errors import AppError
 from ledgerlink.events.service import emit
 from ledgerlink.fortnox import service as fortnox_service
-from ledgerlink.fortnox.client import FortnoxClient, VoucherDraft, VoucherDraftRow
 from ledgerlink.fortnox.errors import (
     FortnoxAuthError,
-    FortnoxError,
-    FortnoxRequestError,
-    FortnoxUncertainError,
 )
 from ledgerlink.logging import get_logger
 from ledgerlink.models.closing import (
-    Adjustment,
-    AdjustmentRow,
     ClosingExport,
     ClosingExportItem,
     ExportState,
-    JobStatus,
+    ExportStatus,
 )
-from ledgerlink.money import round_to_ore
 from ledgerlink.runtime import ServiceEnv
 from ledgerlink.worker.enqueue import enqueue
 
@@ -62,31 +54,59 @@ log = get_logger(__name__)
 EXPORT_TASK = "closing.export"
 EXPORT_COMPLETED = "fortnox.export.completed"
 RETRYABLE_CODES = frozenset({"fortnox_uncertain", "fortnox_unavailable"})
-SENDABLE = (
-    ExportState.none,
-    ExportState.pending,
-    ExportState.failed,
-    ExportState.sending,
-    ExportState.uncertain,
-)
-
-
-def marker_of(adjustment_id: uuid.UUID) -> str:
-    return f"[ll:{adjustment_id.hex[:12]}]"
-
-
-def voucher_description(adjustment: Adjustment) -> str:
-    """The Fortnox voucher Description: the adjustment's text and the marker that finds it again."""
-    marker = marker_of(adjustment.id)
-    return f"{adjustment.description[: 199 - len(marker)]} {marker}"
-
-
-def lock_key(adjustment_id: uuid.UUID) -> int:
-    """A signed 64-bit advisory-lock key for one adjustment."""
-    return int.from_bytes(adjustment_id.bytes[:8], "big", signed=True)
 
 
 # -- starting and reading ---------------------------------------------------------------------------
+
+
+async def check_series(
+    *,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: Any | None,
+    transport: httpx.AsyncBaseTransport | None,
+    company_id: uuid.UUID,
+    closing_id: uuid.UUID,
+    series: str,
+) -> None:
+    """Before an export starts: the series must exist in Fortnox for the closing's year and take manual
+    vouchers (422 otherwise). Uses sessions of its own, so the caller's holds no transaction meanwhile."""
+    async with sessionmaker() as session:
+        closing = await get_closing(session, company_id, closing_id)
+        year_id, year_end = closing.fortnox_financial_year_id, closing.financial_year_end
+    with fortnox_service.translate_fortnox_errors():
+        async with fortnox_service.open_client(
+            settings=settings,
+            sessionmaker=sessionmaker,
+            redis=redis,
+            company_id=company_id,
+            transport=transport,
+        ) as client:
+            if year_id is None:
+                year = await client.financial_year_for(year_end)
+                if year is None:
+                    raise InvalidExport(
+                        f"Fortnox has no financial year containing {year_end}",
+                        loc=["body", "voucher_series"],
+                        code="fortnox_year_missing",
+                    )
+                year_id = year.id
+            found = {s.code.upper(): s for s in await client.voucher_series(year_id)}
+    match = found.get(series)
+    if match is None:
+        offered = ", ".join(sorted(c for c, s in found.items() if s.manual)) or "none"
+        raise InvalidExport(
+            f'voucher series "{series}" does not exist in Fortnox for this financial year '
+            f"(manual series: {offered})",
+            loc=["body", "voucher_series"],
+            code="voucher_series_unknown",
+        )
+    if not match.manual:
+        raise InvalidExport(
+            f'voucher series "{series}" does not take manual vouchers in Fortnox',
+            loc=["body", "voucher_series"],
+            code="voucher_series_not_manual",
+        )
 
 
 async def start_export(
@@ -112,8 +132,8 @@ async def start_export(
         company_id=company_id,
         closing_id=closing.id,
         target=body.target,
-        voucher_series=body.voucher_series.strip().upper(),
-        status=JobStatus.queued,
+        voucher_series=body.voucher_series,
+        status=ExportStatus.queued,
         progress_done=0,
         progress_total=len(adjustments),
         progress_step="queued",
@@ -153,18 +173,12 @@ async def export_out(session: AsyncSession, export: ClosingExport) -> ExportOut:
         progress=JobProgress(
             done=export.progress_done, total=export.progress_total, step=export.progress_step
         ),
-        error=_error(export.error_code, export.error_message, export.error_retryable),
+        error=job_error(export.error_code, export.error_message, export.error_retryable),
         items=[_item_out(i) for i in items],
         created_at=export.created_at,
         started_at=export.started_at,
         finished_at=export.finished_at,
     )
-
-
-def _error(code: str | None, message: str | None, retryable: bool | None) -> JobError | None:
-    if not code:
-        return None
-    return JobError(code=code, message=message or "", retryable=bool(retryable))
 
 
 def _item_out(item: ClosingExportItem) -> ExportItemOut:
@@ -177,50 +191,22 @@ def _item_out(item: ClosingExportItem) -> ExportItemOut:
         adjustment_id=item.adjustment_id,
         status=item.status,
         fortnox_voucher=voucher,
-        error=_error(item.error_code, item.error_message, item.error_code in RETRYABLE_CODES),
+        error=job_error(item.error_code, item.error_message, item.error_code in RETRYABLE_CODES),
     )
 
 
-# -- running ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class Outcome:
-    status: ExportState
-    voucher: tuple[str, int, int] | None = None
-    code: str | None = None
-    message: str | None = None
-
-
-@dataclass
-class ExportRun:
-    client: FortnoxClient
-    sessionmaker: async_sessionmaker[AsyncSession]
-    company_id: uuid.UUID
-    closing_id: uuid.UUID
-    export_id: uuid.UUID
-    series: str
-    year: tuple[dt.date, dt.date]
-    chart: set[str] | None
-    years: dict[dt.date, int | None] = field(default_factory=dict)
-
-    async def financial_year_id(self, day: dt.date) -> int | None:
-        if day not in self.years:
-            year = await self.client.financial_year_for(day)
-            self.years[day] = year.id if year else None
-        return self.years[day]
-
-
 async def run_export(ctx: ServiceEnv, company_id: uuid.UUID, export_id: uuid.UUID) -> None:
+    await run_claimed(ctx, ClosingExport, company_id, export_id, _run_export)
+
+
+async def _run_export(ctx: ServiceEnv, company_id: uuid.UUID, export_id: uuid.UUID) -> None:
     sessionmaker = ctx.sessionmaker
     async with session_scope(sessionmaker) as session:
         repo = ClosingRepository(session)
-        export: ClosingExport | None = await repo.get_job(ClosingExport, company_id, export_id)
-        if export is None or export.status in (JobStatus.succeeded, JobStatus.failed):
+        found = await repo.open_job(ClosingExport, company_id, export_id)
+        if found is None:
             return
-        closing = await repo.get_closing(company_id, export.closing_id)
-        if closing is None:
-            return
+        export, closing = found
         chart = None
         if closing.current_import_id is not None:
             chart = await repo.account_numbers(company_id, closing.current_import_id)
@@ -231,7 +217,7 @@ async def run_export(ctx: ServiceEnv, company_id: uuid.UUID, export_id: uuid.UUI
             ClosingExport,
             company_id,
             export_id,
-            status=JobStatus.running,
+            status=ExportStatus.running,
             started_at=utcnow(),
             progress_step="exporting",
         )
@@ -245,9 +231,19 @@ async def run_export(ctx: ServiceEnv, company_id: uuid.UUID, export_id: uuid.UUI
             company_id=company_id,
             transport=ctx.transports.get("fortnox"),
         ) as client:
-            run = ExportRun(client, sessionmaker, company_id, closing_id, export_id, series, year, chart)
+            run = ExportRun(
+                client,
+                sessionmaker,
+                company_id,
+                closing_id,
+                export_id,
+                series,
+                year,
+                chart,
+                claim_lease(ctx.settings),
+            )
             for done, adjustment_id in enumerate(items, start=1):
-                outcomes[adjustment_id] = await _export_one(run, adjustment_id)
+                outcomes[adjustment_id] = await export_one(run, adjustment_id)
                 async with session_scope(sessionmaker) as session:
                     await ClosingRepository(session).update_job(
                         ClosingExport, company_id, export_id, progress_done=done
@@ -255,7 +251,7 @@ async def run_export(ctx: ServiceEnv, company_id: uuid.UUID, export_id: uuid.UUI
             # A timed-out post has had the other adjustments' time to land: look once more.
             for adjustment_id, outcome in list(outcomes.items()):
                 if outcome.status == ExportState.uncertain:
-                    outcomes[adjustment_id] = await _export_one(run, adjustment_id, reconcile_only=True)
+                    outcomes[adjustment_id] = await export_one(run, adjustment_id, reconcile_only=True)
     except FortnoxAuthError:
         await _fail_export(sessionmaker, company_id, export_id, "fortnox_reauth_required",
                            "Fortnox needs a new authorization; connect Fortnox again", False)  # fmt: skip
@@ -270,25 +266,51 @@ async def run_export(ctx: ServiceEnv, company_id: uuid.UUID, export_id: uuid.UUI
 
     counts = {s.value: sum(1 for o in outcomes.values() if o.status == s) for s in ExportState}
     summary = {k: v for k, v in counts.items() if v}
+    status, error = export_status(list(outcomes.values()))
     async with session_scope(sessionmaker) as session:
         now = utcnow()
         await ClosingRepository(session).update_job(
             ClosingExport,
             company_id,
             export_id,
-            status=JobStatus.succeeded,
+            status=status,
             progress_step="done",
             progress_done=len(items),
             finished_at=now,
+            error_code=error.code if error else None,
+            error_message=error.message if error else None,
+            error_retryable=error.retryable if error else None,
         )
         await fortnox_service.renew(session, company_id, settings=ctx.settings, now=now)
         await emit(
             session,
             company_id,
             EXPORT_COMPLETED,
-            {"closing_id": str(closing_id), "export_id": str(export_id), "items": summary},
+            {
+                "closing_id": str(closing_id),
+                "export_id": str(export_id),
+                "status": status.value,
+                "items": summary,
+            },
         )
     log.info("closing.export.finished", export_id=str(export_id), **summary)
+
+
+def export_status(outcomes: Sequence[Outcome]) -> tuple[ExportStatus, JobError | None]:
+    """``succeeded`` when every adjustment is posted, ``failed`` when none is, else ``partially_failed``;
+    the error says how many did not go and whether exporting again may help."""
+    posted = sum(1 for o in outcomes if o.status == ExportState.posted)
+    if posted == len(outcomes):
+        return ExportStatus.succeeded, None
+    left = len(outcomes) - posted
+    retryable = any(o.status == ExportState.uncertain or o.code in RETRYABLE_CODES for o in outcomes)
+    if posted == 0:
+        message = f"none of the {left} adjustments was exported; see each item's error"
+        return ExportStatus.failed, JobError(code="export_failed", message=message, retryable=retryable)
+    message = f"{left} of {len(outcomes)} adjustments were not exported; see each item's error"
+    return ExportStatus.partially_failed, JobError(
+        code="export_partially_failed", message=message, retryable=retryable
+    )
 
 
 async def _fail_export(
@@ -304,206 +326,9 @@ async def _fail_export(
             ClosingExport,
             company_id,
             export_id,
-            status=JobStatus.failed,
+            status=ExportStatus.failed,
             error_code=code,
             error_message=message,
             error_retryable=retryable,
             finished_at=utcnow(),
         )
-
-
-async def _export_one(run: ExportRun, adjustment_id: uuid.UUID, *, reconcile_only: bool = False) -> Outcome:
-    """Export one adjustment while holding its advisory lock (a transaction of its own that only locks)."""
-    async with run.sessionmaker() as lock_session, lock_session.begin():
-        await ClosingRepository(lock_session).advisory_lock(lock_key(adjustment_id))
-        outcome = await _export_locked(run, adjustment_id, reconcile_only=reconcile_only)
-    await _record_item(run, adjustment_id, outcome)
-    return outcome
-
-
-async def _record_item(run: ExportRun, adjustment_id: uuid.UUID, outcome: Outcome) -> None:
-    voucher = outcome.voucher or (None, None, None)
-    async with session_scope(run.sessionmaker) as session:
-        await ClosingRepository(session).update_export_item(
-            run.company_id,
-            run.export_id,
-            adjustment_id,
-            status=outcome.status,
-            fortnox_series=voucher[0],
-            fortnox_number=voucher[1],
-            fortnox_year=voucher[2],
-            error_code=outcome.code,
-            error_message=outcome.message,
-        )
-
-
-async def _set_state(run: ExportRun, adjustment_id: uuid.UUID, state: ExportState, **values: Any) -> bool:
-    async with session_scope(run.sessionmaker) as session:
-        return await ClosingRepository(session).set_adjustment_state(
-            run.company_id, adjustment_id, state, **values
-        )
-
-
-async def _export_locked(run: ExportRun, adjustment_id: uuid.UUID, *, reconcile_only: bool) -> Outcome:
-    async with session_scope(run.sessionmaker) as session:
-        repo = ClosingRepository(session)
-        adjustment = await repo.get_adjustment(run.company_id, run.closing_id, adjustment_id)
-        rows = (await repo.adjustment_rows(run.company_id, [adjustment_id]))[adjustment_id]
-    if adjustment is None:
-        return Outcome(ExportState.failed, code="adjustment_deleted", message="the adjustment was deleted")
-    state = adjustment.export_state
-    if state == ExportState.posted:
-        return _posted(adjustment)
-
-    if state in (ExportState.sending, ExportState.uncertain):
-        checked = await _reconcile(run, adjustment, rows)
-        if checked is not None:
-            return checked
-        if reconcile_only:
-            return Outcome(
-                ExportState.uncertain,
-                code="fortnox_uncertain",
-                message="Fortnox did not answer in time and the voucher is not (yet) in Fortnox; "
-                "export again to check and send it",
-            )
-    elif reconcile_only:
-        return Outcome(state)
-
-    lines = [Line(r.account, r.debit, r.credit, r.description) for r in rows]
-    problem = check_adjustment(
-        adjustment.date, lines, year_start=run.year[0], year_end=run.year[1], chart=run.chart
-    ) or _fortnox_problem(lines)
-    if problem is not None:
-        await _set_state(
-            run, adjustment_id, ExportState.failed, only_from=SENDABLE, export_error=problem.message
-        )
-        return Outcome(ExportState.failed, code="adjustment_invalid", message=problem.message)
-
-    claimed = await _set_state(
-        run,
-        adjustment_id,
-        ExportState.sending,
-        only_from=SENDABLE,
-        export_series=run.series,
-        export_error=None,
-        export_attempted_at=utcnow(),
-    )
-    if not claimed:  # posted in the meantime (cannot happen under the lock, but never send twice)
-        return Outcome(
-            ExportState.failed, code="export_conflict", message="the adjustment changed; export again"
-        )
-    await _record_item(run, adjustment_id, Outcome(ExportState.sending))
-    draft = VoucherDraft(
-        series=run.series,
-        transaction_date=adjustment.date,
-        description=voucher_description(adjustment),
-        rows=tuple(
-            VoucherDraftRow(
-                account=int(r.account),
-                debit=r.debit,
-                credit=r.credit,
-                transaction_information=r.description or "",
-            )
-            for r in rows
-        ),
-    )
-    try:
-        created = await run.client.create_voucher(draft)
-    except FortnoxUncertainError:
-        message = "Fortnox did not answer in time; the voucher may have been created (it is checked before any resend)"
-        await _set_state(run, adjustment_id, ExportState.uncertain, export_error=message)
-        return Outcome(ExportState.uncertain, code="fortnox_uncertain", message=message)
-    except FortnoxRequestError as exc:
-        await _set_state(run, adjustment_id, ExportState.failed, export_error=exc.message)
-        return Outcome(ExportState.failed, code="fortnox_rejected", message=exc.message)
-    except FortnoxAuthError:
-        # a 401 is answered before anything is booked
-        await _set_state(run, adjustment_id, ExportState.failed, export_error="Fortnox authorization failed")
-        raise
-    except FortnoxError as exc:  # transient: 429/503/connect errors, i.e. not processed
-        await _set_state(run, adjustment_id, ExportState.failed, export_error=exc.message)
-        return Outcome(ExportState.failed, code="fortnox_unavailable", message=exc.message)
-    voucher = (created.series, created.number, created.year)
-    await _set_state(
-        run,
-        adjustment_id,
-        ExportState.posted,
-        fortnox_series=voucher[0],
-        fortnox_number=voucher[1],
-        fortnox_year=voucher[2],
-        export_error=None,
-    )
-    log.info("closing.export.posted", adjustment_id=str(adjustment_id), series=voucher[0], number=voucher[1])
-    return Outcome(ExportState.posted, voucher=voucher)
-
-
-def _posted(adjustment: Adjustment) -> Outcome:
-    assert adjustment.fortnox_series is not None
-    assert adjustment.fortnox_number is not None and adjustment.fortnox_year is not None
-    return Outcome(
-        ExportState.posted,
-        voucher=(adjustment.fortnox_series, adjustment.fortnox_number, adjustment.fortnox_year),
-    )
-
-
-def _fortnox_problem(lines: Sequence[Line]) -> AdjustmentProblem | None:
-    for i, line in enumerate(lines):
-        if not (line.account.isdigit() and 1000 <= int(line.account) <= 9999):
-            return AdjustmentProblem(
-                f"row {i + 1}: Fortnox accounts are numbers 1000–9999 ({line.account})", ["rows", i]
-            )
-    return None
-
-
-def _rows_key(rows: Sequence[tuple[int, Decimal, Decimal]]) -> list[tuple[int, Decimal, Decimal]]:
-    return sorted((a, round_to_ore(d), round_to_ore(c)) for a, d, c in rows)
-
-
-async def _reconcile(run: ExportRun, adjustment: Adjustment, rows: Sequence[AdjustmentRow]) -> Outcome | None:
-    """Look for the adjustment's voucher in Fortnox (marker, date, rows). Posted when found; None when it
-    is not there; uncertain when Fortnox could not be asked."""
-    series = adjustment.export_series or run.series
-    marker = marker_of(adjustment.id)
-    try:
-        year_id = await run.financial_year_id(adjustment.date)
-        if year_id is None:
-            return None
-        headers = await run.client.vouchers(
-            year_id, series=series, from_date=adjustment.date, to_date=adjustment.date
-        )
-        wanted = _rows_key([(int(r.account), r.debit, r.credit) for r in rows if r.account.isdigit()])
-        for header in headers:
-            if not header.description.endswith(marker):
-                continue
-            full = await run.client.voucher(header.series, header.number, year_id)
-            got = _rows_key([(r.account, r.debit, r.credit) for r in full.rows if not r.removed])
-            voucher = (full.series, full.number, full.year or year_id)
-            if got != wanted:
-                message = (
-                    f"Fortnox voucher {full.series} {full.number} carries this adjustment's marker but other rows; "
-                    "it was not sent again"
-                )
-                # stays uncertain (never "failed", which would allow a resend)
-                await _set_state(run, adjustment.id, ExportState.uncertain, export_error=message)
-                return Outcome(ExportState.failed, code="fortnox_voucher_mismatch", message=message)
-            await _set_state(
-                run,
-                adjustment.id,
-                ExportState.posted,
-                fortnox_series=voucher[0],
-                fortnox_number=voucher[1],
-                fortnox_year=voucher[2],
-                export_error=None,
-            )
-            log.info("closing.export.reconciled", adjustment_id=str(adjustment.id), number=voucher[1])
-            return Outcome(ExportState.posted, voucher=voucher)
-    except FortnoxAuthError:
-        raise
-    except FortnoxError as exc:
-        await _set_state(run, adjustment.id, ExportState.uncertain, export_error=exc.message)
-        return Outcome(
-            ExportState.uncertain,
-            code="fortnox_uncertain",
-            message=f"could not check Fortnox for the voucher: {exc.message}",
-        )
-    return None

@@ -14,19 +14,22 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
+import tempfile
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ledgerlink import sie
 from ledgerlink.closing.errors import DataSourceMismatch, InvalidSieFile
-from ledgerlink.closing.repository import BATCH_ROWS, ClosingRepository
+from ledgerlink.closing.repository import ClosingRepository
 from ledgerlink.closing.service.closings import PAYABLES, RECEIVABLES, get_closing
+from ledgerlink.closing.service.recovery import run_claimed
+from ledgerlink.config import Settings
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.session import session_scope
 from ledgerlink.errors import AppError
@@ -59,6 +62,13 @@ FORTNOX_STEPS = ("company_information", "financial_year", "sie_export", "open_it
 SIE_STEPS = ("reading", "writing")
 IMPORT_TASK = "closing.import"
 IMPORT_COMPLETED = "fortnox.import.completed"
+UPLOAD_PART_BYTES = 1 << 20
+WRITE_BATCH_ROWS = 500
+# What the ledger tables store: account numbers, series and voucher numbers (String(20)), amounts
+# (NUMERIC(18, 2)) and quantities (NUMERIC(18, 4)) with room to sum them.
+MAX_ID_LENGTH = 20
+MAX_AMOUNT_DIGITS = 14
+MAX_TOTAL = Decimal(10) ** 16
 
 
 class ImportFailed(Exception):
@@ -116,16 +126,50 @@ class SieCheck:
     years: list[sie.FinancialYear] = field(default_factory=list)
 
 
-def check_sie(content: bytes) -> SieCheck:
-    """Read the whole file once (streaming, vouchers not kept); :class:`sie.SieError` if unreadable."""
-    with sie.SieReader(io.BytesIO(content)) as reader:
-        for _ in reader:
-            pass
+def sie_limits(settings: Settings) -> sie.SieLimits:
+    """What one SIE file may hold (settings), and what the ledger tables can store."""
+    limits = settings.limits
+    return sie.SieLimits(
+        max_accounts=limits.sie_max_accounts,
+        max_records=limits.sie_max_records,
+        max_rows_per_voucher=limits.sie_max_rows_per_voucher,
+        max_field_length=limits.sie_max_field_length,
+        max_id_length=MAX_ID_LENGTH,
+        max_amount_digits=MAX_AMOUNT_DIGITS,
+    )
+
+
+def check_sie(source: bytes | BinaryIO, limits: sie.SieLimits | None = None) -> SieCheck:
+    """Read the whole file once (streaming, vouchers not kept); :class:`sie.SieError` if unreadable.
+    Blocking: call it in a thread."""
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
+    stream.seek(0)
+    with sie.SieReader(stream, limits=limits) as reader:
+        movement: dict[str, Decimal] = defaultdict(Decimal)
+        for voucher in reader:
+            for row in voucher.rows:
+                movement[row.account] += row.amount
+        unstorable = _unstorable_total(trial_balance_rows(reader.document, movement))
+        if unstorable is not None:
+            raise sie.SieError(unstorable)
         return SieCheck(
             vouchers=reader.diagnostics.voucher_count,
             transactions=reader.diagnostics.transaction_count,
             years=list(reader.document.financial_years),
         )
+
+
+async def check_sie_upload(stream: BinaryIO, limits: sie.SieLimits) -> SieCheck:
+    """The upload read once, in a thread (never on the event loop): 422 ``sie_invalid`` naming the line."""
+    try:
+        return await asyncio.to_thread(check_sie, stream, limits)
+    except sie.SieError as exc:
+        where = f"line {exc.line_number}: " if exc.line_number else ""
+        raise InvalidSieFile(
+            f"not a valid SIE file: {where}{exc.message}",
+            loc=["body", "file"],
+            extra={"line_number": exc.line_number},
+        ) from None
 
 
 async def start_sie_import(
@@ -134,25 +178,16 @@ async def start_sie_import(
     closing_id: uuid.UUID,
     *,
     file_name: str | None,
-    content: bytes,
+    stream: BinaryIO,
+    checked: SieCheck,
 ) -> ClosingImport:
-    """Validate the file in the request (a 422 names the line) and queue its import."""
+    """Queue the import of an upload already read by :func:`check_sie_upload`; the file is stored in
+    parts, so it is never in memory as a whole."""
     closing = await get_closing(session, company_id, closing_id)
     if closing.data_source != DataSource.sie:
         raise DataSourceMismatch(
             "this closing imports from Fortnox: change its data source to sie to upload a SIE file"
         )
-    if not content:
-        raise InvalidSieFile("the file is empty", loc=["body", "file"])
-    try:
-        checked = await asyncio.to_thread(check_sie, content)
-    except sie.SieError as exc:
-        where = f"line {exc.line_number}: " if exc.line_number else ""
-        raise InvalidSieFile(
-            f"not a valid SIE file: {where}{exc.message}",
-            loc=["body", "file"],
-            extra={"line_number": exc.line_number},
-        ) from None
     current = next((y for y in checked.years if y.index == 0), None)
     if current is not None and (current.start, current.end) != (
         closing.financial_year_start,
@@ -167,7 +202,12 @@ async def start_sie_import(
     job = _new_job(closing, DataSource.sie, file_name=(file_name or "")[:255] or None)
     session.add(job)
     await session.flush()
-    await ClosingRepository(session).add_upload(company_id, job.id, content)
+    repo = ClosingRepository(session)
+    stream.seek(0)
+    part = 0
+    while content := await asyncio.to_thread(stream.read, UPLOAD_PART_BYTES):
+        await repo.add_upload_part(company_id, job.id, part, content)
+        part += 1
     _enqueue(job)
     return job
 
@@ -188,15 +228,17 @@ Progress = Callable[[str], Awaitable[None]]
 
 
 async def run_import(ctx: ServiceEnv, company_id: uuid.UUID, import_id: uuid.UUID) -> None:
+    await run_claimed(ctx, ClosingImport, company_id, import_id, _run_import)
+
+
+async def _run_import(ctx: ServiceEnv, company_id: uuid.UUID, import_id: uuid.UUID) -> None:
     sessionmaker = ctx.sessionmaker
     async with session_scope(sessionmaker) as session:
         repo = ClosingRepository(session)
-        job: ClosingImport | None = await repo.get_job(ClosingImport, company_id, import_id)
-        if job is None or job.status in (JobStatus.succeeded, JobStatus.failed):
+        found = await repo.open_job(ClosingImport, company_id, import_id)
+        if found is None:
             return
-        closing = await repo.get_closing(company_id, job.closing_id)
-        if closing is None:
-            return
+        job, closing = found
         source, closing_id = job.source, closing.id
         year = (closing.financial_year_start, closing.financial_year_end)
         steps = FORTNOX_STEPS if source == DataSource.fortnox else SIE_STEPS
@@ -211,17 +253,17 @@ async def run_import(ctx: ServiceEnv, company_id: uuid.UUID, import_id: uuid.UUI
             )
 
     try:
-        if source == DataSource.fortnox:
-            data = await _fetch_from_fortnox(ctx, company_id, year, progress)
-        else:
-            await progress("reading")
-            async with session_scope(sessionmaker) as s:
-                content = await ClosingRepository(s).upload_content(company_id, import_id)
-            if content is None:
-                raise ImportFailed("upload_missing", "the uploaded file is no longer available")
-            data = ImportSource(content=content)
-        await progress("writing")
-        await _write(ctx, company_id, closing_id, import_id, source, data)
+        with tempfile.TemporaryFile() as spool:
+            if source == DataSource.fortnox:
+                data = await _fetch_from_fortnox(ctx, company_id, year, progress)
+                await asyncio.to_thread(spool.write, data.content)
+            else:
+                await progress("reading")
+                if not await _spool_upload(sessionmaker, company_id, import_id, spool):
+                    raise ImportFailed("upload_missing", "the uploaded file is no longer available")
+                data = ImportSource(content=b"")
+            await progress("writing")
+            await _write(ctx, company_id, closing_id, import_id, source, data, spool)
     except ImportFailed as exc:
         await _fail(sessionmaker, company_id, import_id, exc.code, exc.message, exc.retryable)
     except sie.SieError as exc:
@@ -248,6 +290,42 @@ async def run_import(ctx: ServiceEnv, company_id: uuid.UUID, import_id: uuid.UUI
         await _fail(sessionmaker, company_id, import_id, "internal_error", "the import failed", True)
 
 
+async def _spool_upload(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    company_id: uuid.UUID,
+    import_id: uuid.UUID,
+    spool: BinaryIO,
+) -> bool:
+    """The uploaded parts, one at a time, into ``spool`` (a temporary file); False when there are none."""
+    part = 0
+    while True:
+        async with session_scope(sessionmaker) as session:
+            content = await ClosingRepository(session).upload_part(company_id, import_id, part)
+        if content is None:
+            return part > 0
+        await asyncio.to_thread(spool.write, content)
+        part += 1
+
+
+class _Batches:
+    """The file's vouchers in batches of about :data:`WRITE_BATCH_ROWS` rows, read in a worker thread
+    (the parser never runs on the event loop) and never more than a batch in memory. Batches are small:
+    binding a batch's parameters is work on the event loop."""
+
+    def __init__(self, reader: sie.SieReader) -> None:
+        self._vouchers = iter(reader)
+
+    def next(self) -> list[sie.Voucher]:
+        batch: list[sie.Voucher] = []
+        rows = 0
+        for voucher in self._vouchers:
+            batch.append(voucher)
+            rows += len(voucher.rows) + 1
+            if rows >= WRITE_BATCH_ROWS:
+                break
+        return batch
+
+
 async def _fail(
     sessionmaker: async_sessionmaker[AsyncSession],
     company_id: uuid.UUID,
@@ -270,6 +348,7 @@ async def _fail(
             finished_at=utcnow(),
         )
         await repo.delete_upload(company_id, import_id)
+        await repo.delete_import_data(company_id, [import_id])  # batches written before the failure
 
 
 async def _fetch_from_fortnox(
@@ -316,24 +395,23 @@ async def _write(
     import_id: uuid.UUID,
     source: DataSource,
     data: ImportSource,
+    spool: BinaryIO,
 ) -> None:
-    """One transaction: the ledger tables, the switch of the closing, the job's success and the event."""
-    async with session_scope(ctx.sessionmaker) as session:
-        repo = ClosingRepository(session)
-        await repo.delete_import_data(company_id, [import_id])  # leftovers of an interrupted attempt
-        movement: dict[str, Decimal] = defaultdict(Decimal)
-        vouchers: list[dict[str, Any]] = []
-        rows: list[dict[str, Any]] = []
-        seq = 0
-
-        async def flush() -> None:
-            await repo.insert_many(ClosingVoucher, vouchers)
-            await repo.insert_many(ClosingVoucherRow, rows)
-            vouchers.clear()
-            rows.clear()
-
-        with sie.SieReader(io.BytesIO(data.content)) as reader:
-            for voucher in reader:
+    """The vouchers in batches, each committed on its own (in the embedded default other requests write
+    between them; the import's rows are invisible until the switch, and a failed import's are deleted);
+    then one transaction: the accounts, the switch of the closing, the job's success and the event."""
+    sessionmaker = ctx.sessionmaker
+    async with session_scope(sessionmaker) as session:  # leftovers of an interrupted attempt
+        await ClosingRepository(session).delete_import_data(company_id, [import_id])
+    movement: dict[str, Decimal] = defaultdict(Decimal)
+    seq = 0
+    spool.seek(0)
+    with sie.SieReader(spool, limits=sie_limits(ctx.settings)) as reader:
+        batches = _Batches(reader)
+        while batch := await asyncio.to_thread(batches.next):
+            vouchers: list[dict[str, Any]] = []
+            rows: list[dict[str, Any]] = []
+            for voucher in batch:
                 seq += 1
                 voucher_id = uuid.uuid4()
                 vouchers.append(
@@ -364,13 +442,19 @@ async def _write(
                             "quantity": row.quantity,
                         }
                     )
-                if len(rows) >= BATCH_ROWS:
-                    await flush()
-            await flush()
-            document = reader.document
-            diagnostics = reader.diagnostics
+            async with session_scope(sessionmaker) as session:
+                repo = ClosingRepository(session)
+                await repo.insert_many(ClosingVoucher, vouchers)
+                await repo.insert_many(ClosingVoucherRow, rows)
+        document = reader.document
+        diagnostics = reader.diagnostics
 
-        accounts = trial_balance_rows(document, movement)
+    accounts = trial_balance_rows(document, movement)
+    unstorable = _unstorable_total(accounts)
+    if unstorable is not None:
+        raise ImportFailed("sie_invalid", unstorable)
+    async with session_scope(sessionmaker) as session:
+        repo = ClosingRepository(session)
         await repo.insert_many(
             ClosingAccount, [{**a, "import_id": import_id, "company_id": company_id} for a in accounts]
         )
@@ -431,6 +515,15 @@ async def _write(
             )
         await session.flush()
     log.info("closing.import.succeeded", import_id=str(import_id), **counts)
+
+
+def _unstorable_total(accounts: list[dict[str, Any]]) -> str | None:
+    """What no ledger column can hold: an account whose balances add up beyond NUMERIC(18, 2)."""
+    for account in accounts:
+        for name in ("opening_balance", "closing_balance", "period_change"):
+            if abs(account[name]) >= MAX_TOTAL:
+                return f"account {account['number']}: its amounts add up beyond {MAX_TOTAL:,} ({name})"
+    return None
 
 
 def trial_balance_rows(document: sie.SieDocument, movement: dict[str, Decimal]) -> list[dict[str, Any]]:

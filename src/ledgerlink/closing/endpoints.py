@@ -32,6 +32,8 @@ from ledgerlink.idempotency.service import IdempotencyKey, idempotency
 from ledgerlink.pagination import Cursor, Limit, Page
 
 router = APIRouter(tags=["closings"])
+# The SIE download is bytes in code page 437; declared as octets first so generated clients read bytes.
+SIE_OCTETS, SIE_TEXT = "application/octet-stream", "text/plain; charset=cp437"
 
 
 @router.post("/closings", status_code=201, response_model=ClosingOut, responses=responses(401, 403, 422))
@@ -259,20 +261,25 @@ async def delete_adjustment(
     response_class=Response,
     responses={
         200: {
-            "description": "SIE 4I file (PC8 / code page 437)",
-            "content": {"text/plain; charset=cp437": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "SIE 4I file (PC8 / code page 437): bytes. `text/plain; charset=cp437` unless the "
+            "request's `Accept` names `application/octet-stream`.",
+            "content": {
+                SIE_OCTETS: {"schema": {"type": "string", "format": "binary"}},
+                SIE_TEXT: {"schema": {"type": "string", "contentMediaType": SIE_TEXT}},
+            },
         },
         **responses(401, 403, 404),
     },
 )
 async def adjustments_sie(
-    closing_id: uuid.UUID, principal: ClosingPrincipal, session: SessionDep
+    request: Request, closing_id: uuid.UUID, principal: ClosingPrincipal, session: SessionDep
 ) -> Response:
     """The adjustments as a SIE 4I file for SIE-source users (one #VER per adjustment)."""
     content = await service.adjustments_sie(session, principal.company_id, closing_id)
+    octets = SIE_OCTETS in request.headers.get("accept", "")
     return Response(
         content,
-        media_type="text/plain; charset=cp437",
+        media_type=SIE_OCTETS if octets else SIE_TEXT,
         headers={"Content-Disposition": f'attachment; filename="adjustments-{closing_id}.si"'},
     )
 

@@ -13,12 +13,12 @@ from ledgerlink.db.session import SessionDep
 from ledgerlink.errors import responses
 from ledgerlink.fortnox import service
 from ledgerlink.fortnox.schemas import (
-    AuthorizationCallback,
-    AuthorizationRequest,
-    AuthorizationStarted,
-    ConnectionRead,
     FinancialYearList,
     FinancialYearRead,
+    FortnoxAuthorizationCallback,
+    FortnoxAuthorizationRequest,
+    FortnoxAuthorizationStarted,
+    FortnoxConnectionRead,
     VoucherSeriesList,
     VoucherSeriesRead,
 )
@@ -32,11 +32,11 @@ def _transport(request: Request) -> Any:
     return request.app.state.transports.get("fortnox")
 
 
-def connection_read(connection: FortnoxConnection | None) -> ConnectionRead:
+def connection_read(connection: FortnoxConnection | None) -> FortnoxConnectionRead:
     status = service.connection_status(connection)
     if connection is None:
-        return ConnectionRead(status="not_connected")
-    return ConnectionRead(
+        return FortnoxConnectionRead(status="not_connected")
+    return FortnoxConnectionRead(
         status=status,
         fortnox_company_name=connection.fortnox_company_name,
         org_number=connection.org_number,
@@ -48,10 +48,12 @@ def connection_read(connection: FortnoxConnection | None) -> ConnectionRead:
     )
 
 
-@router.post("/authorization", response_model=AuthorizationStarted, responses=responses(401, 403, 422, 503))
+@router.post(
+    "/authorization", response_model=FortnoxAuthorizationStarted, responses=responses(401, 403, 422, 503)
+)
 async def start_authorization(
-    request: Request, body: AuthorizationRequest, principal: ClosingPrincipal, session: SessionDep
-) -> AuthorizationStarted:
+    request: Request, body: FortnoxAuthorizationRequest, principal: ClosingPrincipal, session: SessionDep
+) -> FortnoxAuthorizationStarted:
     """Start connecting Fortnox: open `authorization_url` in the browser (`access_type=offline`).
 
     `redirect_uri` must be on the server's allow-list (else 422 `redirect_uri_not_allowed`). Every call
@@ -62,17 +64,17 @@ async def start_authorization(
         company_id=principal.company_id,
         redirect_uri=body.redirect_uri,
     )
-    return AuthorizationStarted(authorization_url=started.authorization_url, state=started.state)
+    return FortnoxAuthorizationStarted(authorization_url=started.authorization_url, state=started.state)
 
 
 @router.post(
     "/authorization/callback",
-    response_model=ConnectionRead,
+    response_model=FortnoxConnectionRead,
     responses=responses(400, 401, 403, 409, 422, 502, 503),
 )
 async def complete_authorization(
     request: Request,
-    body: AuthorizationCallback,
+    body: FortnoxAuthorizationCallback,
     principal: ClosingPrincipal,
     session: SessionDep,
     idempotency_key: IdempotencyKey = None,
@@ -108,8 +110,8 @@ async def complete_authorization(
     return result
 
 
-@router.get("/connection", response_model=ConnectionRead, responses=responses(401, 403))
-async def get_connection(principal: ClosingPrincipal, session: SessionDep) -> ConnectionRead:
+@router.get("/connection", response_model=FortnoxConnectionRead, responses=responses(401, 403))
+async def get_connection(principal: ClosingPrincipal, session: SessionDep) -> FortnoxConnectionRead:
     """The company's Fortnox connection; `status` is `expired` once `now > expires_at`
     (`expires_at = last_used_at + 30 days`, renewed by every import or export)."""
     return connection_read(await service.get_connection(session, principal.company_id))

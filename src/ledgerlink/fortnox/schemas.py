@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 ConnectionStatusValue = Literal["active", "expired", "revoked", "not_connected"]
 
 
-class AuthorizationRequest(BaseModel):
+class FortnoxAuthorizationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     redirect_uri: str = Field(
@@ -18,12 +18,12 @@ class AuthorizationRequest(BaseModel):
     )
 
 
-class AuthorizationStarted(BaseModel):
+class FortnoxAuthorizationStarted(BaseModel):
     authorization_url: str = Field(description="Open in the user's browser")
     state: str = Field(description="Single use, bound to the company, valid 15 minutes")
 
 
-class AuthorizationCallback(BaseModel):
+class FortnoxAuthorizationCallback(BaseModel):
     """What Fortnox put on the redirect URI, relayed by the frontend: ``code`` and ``state``, or
     ``error`` (e.g. ``access_denied``) and ``state``."""
 
@@ -41,7 +41,7 @@ class AuthorizationCallback(BaseModel):
         return self
 
 
-class ConnectionRead(BaseModel):
+class FortnoxConnectionRead(BaseModel):
     status: ConnectionStatusValue
     fortnox_company_name: str | None = None
     org_number: str | None = None

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
@@ -39,7 +39,11 @@ class Problem(BaseModel):
     detail: str
     code: str
     request_id: str | None = None
-    errors: list[ProblemError] | None = None
+    errors: list[ProblemError] | None = Field(default=None, description="422: each invalid input")
+    run_id: str | None = Field(default=None, description="sync_in_progress: the run already queued/running")
+    ids: list[str] | None = Field(default=None, description="The transaction ids a bulk change refused")
+    bank_id: str | None = Field(default=None, description="Bank errors: the bank that failed")
+    retryable: bool | None = Field(default=None, description="Bank errors: whether trying again may help")
 
 
 class AppError(Exception):

@@ -16,12 +16,14 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from ledgerlink.config import Settings
-from ledgerlink.models import Company, Plan
+from ledgerlink.models import Company, OutboxEvent, Plan
+from ledgerlink.openapi import WEBHOOK_PAYLOADS
 from ledgerlink.sandbox.bank import create_sandbox_bank_app
 from ledgerlink.sandbox.fortnox import create_sandbox_fortnox_app
 from ledgerlink.sandbox.fortnox_data import SandboxCompany
@@ -83,11 +85,27 @@ async def api(
 
 
 def _parsed(response: Any, status: int, model: str, generated: Generated) -> Any:
-    """The parsed body of a generated ``Response``: the declared status and the declared model."""
+    """The parsed body of a generated ``Response``: the declared status and the declared model (and,
+    for a 201/202, the ``Location`` the spec declares)."""
     assert response.status_code == status, response.content
+    if status in (201, 202):
+        assert response.headers["location"].startswith("/v1/"), response.headers
     expected = getattr(generated.module("models"), model)
     assert isinstance(response.parsed, expected), (type(response.parsed), response.content)
     return response.parsed
+
+
+async def _events_match_the_declared_webhooks(
+    sessionmaker: async_sessionmaker[AsyncSession], company_id: uuid.UUID, expected: set[str]
+) -> None:
+    """Every event the journey emitted validates against the payload the spec declares for its type."""
+    async with sessionmaker() as s:
+        events = (await s.execute(select(OutboxEvent).where(OutboxEvent.company_id == company_id))).scalars()
+        seen = set()
+        for event in events:
+            WEBHOOK_PAYLOADS[event.type].model_validate(event.payload)
+            seen.add(event.type)
+    assert expected <= seen
 
 
 async def _browser_approves(transport: httpx.ASGITransport, url: str) -> dict[str, str]:
@@ -104,7 +122,12 @@ def test_the_committed_spec_generates_a_client_without_warnings(generated_client
 
 
 async def test_the_bank_journey_through_the_generated_client(
-    generated_client: Generated, api: Any, bank_transport: httpx.ASGITransport, run_jobs: Any
+    generated_client: Generated,
+    api: Any,
+    bank_transport: httpx.ASGITransport,
+    run_jobs: Any,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    company_id: uuid.UUID,
 ) -> None:
     g = generated_client
     m = g.module("models")
@@ -182,6 +205,9 @@ async def test_the_bank_journey_through_the_generated_client(
     assert page.items, "the initial import brought no transactions"
     assert {t.bank_account_id for t in page.items} == {account.id}
     assert all(isinstance(Decimal(t.amount), Decimal) for t in page.items)
+    await _events_match_the_declared_webhooks(
+        sessionmaker, company_id, {"bank_account.synced", "transactions.available"}
+    )
 
 
 async def test_the_fortnox_journey_through_the_generated_client(
@@ -189,6 +215,8 @@ async def test_the_fortnox_journey_through_the_generated_client(
     api: Any,
     fortnox_transport: httpx.ASGITransport,
     run_jobs: Any,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    company_id: uuid.UUID,
 ) -> None:
     g = generated_client
     m = g.module("models")
@@ -313,6 +341,9 @@ async def test_the_fortnox_journey_through_the_generated_client(
     document = read_document(sie.parsed.payload.read())
     assert len(document.vouchers) == 1
     assert {row.account for row in document.vouchers[0].rows} == {"6570", "1930"}
+    await _events_match_the_declared_webhooks(
+        sessionmaker, company_id, {"fortnox.import.completed", "fortnox.export.completed"}
+    )
 
 
 def _items(parsed: Any) -> list[Any]:

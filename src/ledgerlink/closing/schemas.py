@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -46,8 +46,19 @@ class JobError(BaseModel):
     retryable: bool
 
 
+class ImportCounts(BaseModel):
+    """What a succeeded import read."""
+
+    accounts: int = Field(description="Accounts in the imported chart")
+    vouchers: int
+    transactions: int = Field(description="Voucher rows (#TRANS)")
+    unbalanced_vouchers: int = Field(description="Vouchers whose rows do not sum to zero (kept, reported)")
+    open_customer_invoices: int = Field(description="Open at year end, behind the 1510 specification")
+    open_supplier_invoices: int = Field(description="Open at year end, behind the 2440 specification")
+
+
 class ImportOut(BaseModel):
-    """An import job. ``counts`` (accounts, vouchers, transactions, open items) once it succeeded."""
+    """An import job. ``counts`` once it succeeded."""
 
     id: uuid.UUID
     closing_id: uuid.UUID
@@ -56,7 +67,7 @@ class ImportOut(BaseModel):
     progress: JobProgress
     error: JobError | None = None
     file_name: str | None = None
-    counts: dict[str, Any] | None = None
+    counts: ImportCounts | None = None
     created_at: dt.datetime
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None

@@ -23,6 +23,7 @@ from ledgerlink.logging import get_logger
 
 log = get_logger(__name__)
 PROBLEM_JSON = "application/problem+json"
+DEFAULT_RETRY_AFTER = "30"  # seconds, on a 429/503 whose cause names no better time
 
 
 class ProblemError(BaseModel):
@@ -158,6 +159,8 @@ def problem_response(
         "request_id": request_id_of(request),
     }
     body.update(extra or {})
+    if status in (429, 503) and not any(k.lower() == "retry-after" for k in headers or {}):
+        headers = {**(headers or {}), "Retry-After": DEFAULT_RETRY_AFTER}  # the spec promises one
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

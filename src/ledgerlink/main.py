@@ -19,6 +19,7 @@ from ledgerlink.clock import Clock, system_clock
 from ledgerlink.config import Settings, get_settings
 from ledgerlink.db.session import create_engine, create_sessionmaker
 from ledgerlink.errors import install_error_handlers
+from ledgerlink.idempotency.service import idempotency
 from ledgerlink.logging import configure_logging, get_logger
 from ledgerlink.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from ledgerlink.openapi import LocationMiddleware, install_openapi
@@ -118,6 +119,7 @@ def create_app(
     app.state.transports = transports
     app.state.clock = clock
     app.state.token_verifier = TokenVerifier(settings.auth)
+    idempotency.configure(settings.idempotency_ttl_hours)
     install_error_handlers(app)
     app.include_router(ops_router)
     app.include_router(build_v1_router())

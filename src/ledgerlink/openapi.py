@@ -257,9 +257,16 @@ def _headers(schema: dict[str, Any]) -> None:
         "description": "Seconds to wait before trying again",
         "schema": {"type": "integer", "minimum": 1},
     }
+    replayed = {
+        "description": "`true` when this is the stored first answer to the same Idempotency-Key",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
+            keyed = any(p.get("name") == "Idempotency-Key" for p in operation.get("parameters", []))
             for status, response in operation.get("responses", {}).items():
+                if keyed and status.startswith("2"):
+                    response.setdefault("headers", {})["Idempotent-Replayed"] = replayed
                 if status in ("201", "202") and operation.get("operationId") in LOCATIONS:
                     response.setdefault("headers", {})["Location"] = location
                 if status in ("429", "503"):

@@ -48,7 +48,7 @@ async def create_closing(
         session, principal.company_id, idempotency_key, "POST /v1/closings", data.model_dump()
     )
     if replay is not None:
-        return JSONResponse(replay.body, status_code=replay.status_code)
+        return replay.response()
     out = service.closing_out(await service.create_closing(session, principal.company_id, data))
     await idempotency.complete(session, principal.company_id, idempotency_key, 201, out.model_dump())
     return out
@@ -95,7 +95,7 @@ async def start_import(
     method_path = f"POST /v1/closings/{closing_id}/imports"
     replay = await idempotency.begin(session, principal.company_id, idempotency_key, method_path, {})
     if replay is not None:
-        return JSONResponse(replay.body, status_code=replay.status_code)
+        return replay.response()
     out = service.import_out(await service.start_fortnox_import(session, principal.company_id, closing_id))
     await idempotency.complete(session, principal.company_id, idempotency_key, 202, out.model_dump())
     return out
@@ -125,7 +125,7 @@ async def upload_sie(
     body = {"file_name": file.filename, "sha256": hashlib.sha256(content).hexdigest()}
     replay = await idempotency.begin(session, principal.company_id, idempotency_key, method_path, body)
     if replay is not None:
-        return JSONResponse(replay.body, status_code=replay.status_code)
+        return replay.response()
     job = await service.start_sie_import(
         session, principal.company_id, closing_id, file_name=file.filename, content=content
     )
@@ -220,7 +220,7 @@ async def create_adjustment(
         session, principal.company_id, idempotency_key, method_path, data.model_dump(mode="json")
     )
     if replay is not None:
-        return JSONResponse(replay.body, status_code=replay.status_code)
+        return replay.response()
     out = await service.create_adjustment(session, principal.company_id, closing_id, data)
     await idempotency.complete(
         session, principal.company_id, idempotency_key, 201, out.model_dump(mode="json")
@@ -307,7 +307,7 @@ async def start_export(
         session, principal.company_id, idempotency_key, method_path, data.model_dump(mode="json")
     )
     if replay is not None:
-        return JSONResponse(replay.body, status_code=replay.status_code)
+        return replay.response()
     export = await service.start_export(session, principal.company_id, closing_id, data)
     out = await service.export_out(session, export)
     await idempotency.complete(

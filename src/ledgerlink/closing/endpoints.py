@@ -22,7 +22,7 @@ from ledgerlink.closing.schemas import (
     ExportCreate,
     ExportOut,
     ImportOut,
-    SpecificationOut,
+    SpecificationList,
     TrialBalanceRow,
     VoucherOut,
 )
@@ -184,16 +184,18 @@ async def list_vouchers(
 
 @router.get(
     "/closings/{closing_id}/specifications",
-    response_model=list[SpecificationOut],
+    response_model=SpecificationList,
     responses=responses(401, 403, 404, 409),
 )
 async def specifications(
     closing_id: uuid.UUID, principal: ClosingPrincipal, session: SessionDep
-) -> list[SpecificationOut]:
-    """The automatic attachments ("bilagor") as API.md fixes them: an array with 1510 (open customer
-    invoices) and 2440 (open supplier invoices) at the year end, each with the ledger balance and the
-    difference (see the schema for the sign convention)."""
-    return list(await service.specifications(session, principal.company_id, closing_id))
+) -> SpecificationList:
+    """The automatic attachments ("bilagor"): `{items}` with 1510 (open customer invoices) and 2440 (open
+    supplier invoices) at the year end, each with the ledger balance and the difference (see the schema
+    for the sign convention)."""
+    return SpecificationList(
+        items=list(await service.specifications(session, principal.company_id, closing_id))
+    )
 
 
 # -- adjustments ------------------------------------------------------------------------------------

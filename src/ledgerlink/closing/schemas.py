@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from ledgerlink.models.closing import DataSource, ExportState, JobStatus
+from ledgerlink.timestamps import Timestamp
 
 
 class ClosingCreate(BaseModel):
@@ -28,10 +29,10 @@ class ClosingOut(BaseModel):
     financial_year_end: dt.date
     data_source: DataSource
     current_import_id: uuid.UUID | None = None
-    imported_at: dt.datetime | None = None
+    imported_at: Timestamp | None = None
     company_name: str | None = None
     org_number: str | None = None
-    created_at: dt.datetime
+    created_at: Timestamp
 
 
 class JobProgress(BaseModel):
@@ -68,9 +69,9 @@ class ImportOut(BaseModel):
     error: JobError | None = None
     file_name: str | None = None
     counts: ImportCounts | None = None
-    created_at: dt.datetime
-    started_at: dt.datetime | None = None
-    finished_at: dt.datetime | None = None
+    created_at: Timestamp
+    started_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
 
 
 class TrialBalanceRow(BaseModel):
@@ -167,7 +168,7 @@ class AdjustmentOut(BaseModel):
     export_status: ExportState
     fortnox_voucher: FortnoxVoucherRef | None = None
     export_error: str | None = None
-    created_at: dt.datetime
+    created_at: Timestamp
 
 
 class ExportCreate(BaseModel):
@@ -194,6 +195,12 @@ class ExportOut(BaseModel):
     progress: JobProgress
     error: JobError | None = None
     items: list[ExportItemOut]
-    created_at: dt.datetime
-    started_at: dt.datetime | None = None
-    finished_at: dt.datetime | None = None
+    created_at: Timestamp
+    started_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
+
+
+class SpecificationList(BaseModel):
+    """Every list answers ``{items, ...}``: the specifications too (1510 and 2440, in that order)."""
+
+    items: list[SpecificationOut]

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from ledgerlink.timestamps import Timestamp
+
 StatusValue = Literal["unbooked", "booked", "ignored"]
 
 
@@ -58,7 +60,7 @@ class StoredTodo(BaseModel):
     """The fields of every to-do that is stored until it resolves (all but ``transactions_to_book``)."""
 
     id: uuid.UUID
-    created_at: dt.datetime
+    created_at: Timestamp
 
 
 class TransactionsToBookTodo(BaseModel):
@@ -87,7 +89,7 @@ class ConsentExpiringTodo(StoredTodo):
     type: Literal[TodoType.consent_expiring]
     connection_id: uuid.UUID
     bank_id: str
-    expires_at: dt.datetime
+    expires_at: Timestamp
 
 
 class SyncFailedTodo(StoredTodo):
@@ -113,7 +115,7 @@ class FortnoxExpiringTodo(StoredTodo):
     """The Fortnox connection expires at ``expires_at`` unless an import or export renews it."""
 
     type: Literal[TodoType.fortnox_expiring]
-    expires_at: dt.datetime
+    expires_at: Timestamp
 
 
 TodoRead = Annotated[

@@ -209,6 +209,22 @@ async def test_the_bank_journey_through_the_generated_client(
         sessionmaker, company_id, {"bank_account.synced", "transactions.available"}
     )
 
+    # unbooked_count is one number: the account, the to-do and the list of bookable rows agree, and
+    # the pending rows the list shows are not in it
+    statuses = [t.booking_status for t in page.items]
+    assert "pending" in statuses, "the sandbox account has no pending row: the check below proves nothing"
+    bookable = sum(1 for t in page.items if t.booking_status == "booked" and t.status == "unbooked")
+    shown = _parsed(
+        await g.module("api.banks.get_bank_account").asyncio_detailed(account.id, client=api),
+        200,
+        "BankAccountRead",
+        g,
+    )
+    todos = _parsed(await g.module("api.inbox.list_todos").asyncio_detailed(client=api), 200, "TodoList", g)
+    to_book = [t for t in todos.items if isinstance(t, m.TransactionsToBookTodo)]
+    assert [t.bank_account_id for t in to_book] == [account.id]
+    assert shown.unbooked_count == to_book[0].count == bookable > 0
+
 
 async def test_the_fortnox_journey_through_the_generated_client(
     generated_client: Generated,

@@ -110,7 +110,8 @@ class BankAccountRepository(RepositoryBase[BankAccount]):
     async def unbooked_counts(
         self, company: CompanyRef, account_ids: Sequence[uuid.UUID]
     ) -> dict[uuid.UUID, int]:
-        """``{account_id: count of unbooked transactions}`` in one grouped query."""
+        """``{account_id: unbooked_count}`` in one grouped query: booked rows still to book (pending
+        rows cannot be booked yet), the same count as the to-do and the sync events."""
         if not account_ids:
             return {}
         base: Any = select(BankTransaction.account_id, func.count())
@@ -118,6 +119,7 @@ class BankAccountRepository(RepositoryBase[BankAccount]):
             scoped(base, BankTransaction, company)
             .where(
                 BankTransaction.account_id.in_(list(account_ids)),
+                BankTransaction.booking_status == "booked",
                 BankTransaction.status == TransactionStatus.unbooked,
             )
             .group_by(BankTransaction.account_id)

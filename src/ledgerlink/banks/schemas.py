@@ -172,7 +172,10 @@ class BankAccountRead(BaseModel):
     last_sync_status: Literal["queued", "running", "succeeded", "failed", "deferred"] | None
     next_sync_at: Timestamp | None
     balance: MoneyRead | None
-    unbooked_count: int
+    unbooked_count: int = Field(
+        description="Booked rows with status unbooked (pending rows cannot be booked yet): the same count "
+        "as the transactions_to_book to-do and the sync events"
+    )
     created_at: Timestamp
 
 

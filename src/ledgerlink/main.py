@@ -22,7 +22,7 @@ from ledgerlink.errors import install_error_handlers
 from ledgerlink.idempotency.service import idempotency
 from ledgerlink.logging import configure_logging, get_logger
 from ledgerlink.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from ledgerlink.openapi import LocationMiddleware, install_openapi
+from ledgerlink.openapi.document import LocationMiddleware, install_openapi
 from ledgerlink.ops.endpoints import router as ops_router
 from ledgerlink.ops.metrics import instrument_http
 from ledgerlink.worker.enqueue import set_dispatcher

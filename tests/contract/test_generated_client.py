@@ -23,7 +23,7 @@ from starlette.routing import Mount
 
 from ledgerlink.config import Settings
 from ledgerlink.models import Company, OutboxEvent, Plan
-from ledgerlink.openapi import WEBHOOK_PAYLOADS
+from ledgerlink.openapi.document import WEBHOOK_PAYLOADS
 from ledgerlink.sandbox.bank import create_sandbox_bank_app
 from ledgerlink.sandbox.fortnox import create_sandbox_fortnox_app
 from ledgerlink.sandbox.fortnox_data import SandboxCompany

@@ -9,7 +9,7 @@ import yaml
 
 from ledgerlink.events.schemas import EVENT_TYPES
 from ledgerlink.inbox.schemas import TodoType
-from ledgerlink.openapi import error_classes
+from ledgerlink.openapi.document import error_classes
 from tests.contract.conftest import SPEC
 
 

@@ -4,7 +4,7 @@
 service sends (gathered from the :class:`~ledgerlink.errors.AppError` hierarchy and the raises in the
 code), the to-do types as an enum, the webhook events with their payloads (OpenAPI 3.1 ``webhooks``),
 ``Location`` on 201/202 and ``Retry-After`` on 429/503. :class:`LocationMiddleware` sets ``Location`` at
-runtime from :data:`LOCATIONS`. :func:`render_openapi` is ``ledgerlink openapi`` / ``make openapi``.
+runtime from :data:`LOCATIONS`.
 """
 
 from __future__ import annotations
@@ -17,16 +17,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledgerlink.closing.schemas import ImportCounts
-from ledgerlink.config import Settings
 from ledgerlink.errors import PROBLEM_JSON, AppError, Problem
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]
 SCHEMA_REF = "#/components/schemas/{model}"
 
 #: Codes the error handlers in ``errors.py`` and the middleware send without an AppError class.
@@ -356,10 +354,3 @@ def _location(scope: Scope, body: bytes) -> str | None:
         return template.format(**values)
     except KeyError:
         return None
-
-
-def render_openapi() -> str:
-    from ledgerlink.main import create_app
-
-    app = create_app(Settings(sandbox=False, _env_file=None))
-    return yaml.safe_dump(app.openapi(), sort_keys=False, allow_unicode=True, width=120)

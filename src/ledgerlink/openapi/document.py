@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+import itertools
 import json
 import uuid
 from functools import cache
@@ -219,6 +220,8 @@ def problem_codes() -> tuple[str, ...]:
         if "sandbox" in path.relative_to(PACKAGE).parts:
             continue  # the sandboxes imitate other services' errors
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Tuple):  # a mapping table: (..., ProblemClass, "code", ...)
+                codes.update(_tabled_code(node, names))
             if not isinstance(node, ast.Call):
                 continue
             func = node.func
@@ -238,12 +241,37 @@ def problem_codes() -> tuple[str, ...]:
     return tuple(sorted(codes))
 
 
+def _tabled_code(node: ast.Tuple, names: set[str]) -> list[str]:
+    elements = node.elts
+    for first, second in itertools.pairwise(elements):
+        if (
+            isinstance(first, ast.Name)
+            and first.id in names
+            and isinstance(second, ast.Constant)
+            and isinstance(second.value, str)
+        ):
+            return [second.value]
+    return []
+
+
 # -- the document --------------------------------------------------------------------------------------
 
 
 def _problem_schema(components: dict[str, Any]) -> None:
     _add_model(components, Problem)
-    components["Problem"]["properties"]["code"]["enum"] = list(problem_codes())
+    components["ProblemCode"] = {
+        "title": "ProblemCode",
+        "type": "string",
+        "enum": list(problem_codes()),
+        "description": "Every code the service sends today. Branch on the ones you handle; treat any other "
+        "as its status says (new codes may be added without a new API version).",
+    }
+    code = components["Problem"]["properties"]["code"]
+    components["Problem"]["properties"]["code"] = {
+        "title": code.get("title", "Code"),
+        "description": "A stable machine code: one of ProblemCode, or a code added later",
+        "anyOf": [{"$ref": SCHEMA_REF.format(model="ProblemCode")}, {"type": "string"}],
+    }
 
 
 def _headers(schema: dict[str, Any]) -> None:

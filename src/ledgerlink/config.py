@@ -133,6 +133,8 @@ class Settings(BaseSettings):
     # Idle keep-alive of `ledgerlink api`; longer than any proxy's idle timeout (ALB: 60 s), so the server
     # never closes a connection the client is about to reuse (the client sees a bare disconnect then).
     http_keep_alive_seconds: int = Field(default=75, gt=0)
+    # An Idempotency-Key is remembered this long; after that the same key is a new request.
+    idempotency_ttl_hours: float = Field(default=24, gt=0)
     log_json: bool = True
     bank_import_trial_until: dt.date | None = None
     allowed_redirect_uris: Annotated[list[str], NoDecode] = Field(

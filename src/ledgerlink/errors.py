@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
@@ -23,6 +23,7 @@ from ledgerlink.logging import get_logger
 
 log = get_logger(__name__)
 PROBLEM_JSON = "application/problem+json"
+DEFAULT_RETRY_AFTER = "30"  # seconds, on a 429/503 whose cause names no better time
 
 
 class ProblemError(BaseModel):
@@ -39,7 +40,11 @@ class Problem(BaseModel):
     detail: str
     code: str
     request_id: str | None = None
-    errors: list[ProblemError] | None = None
+    errors: list[ProblemError] | None = Field(default=None, description="422: each invalid input")
+    run_id: str | None = Field(default=None, description="sync_in_progress: the run already queued/running")
+    ids: list[str] | None = Field(default=None, description="The transaction ids a bulk change refused")
+    bank_id: str | None = Field(default=None, description="Bank errors: the bank that failed")
+    retryable: bool | None = Field(default=None, description="Bank errors: whether trying again may help")
 
 
 class AppError(Exception):
@@ -154,6 +159,8 @@ def problem_response(
         "request_id": request_id_of(request),
     }
     body.update(extra or {})
+    if status in (429, 503) and not any(k.lower() == "retry-after" for k in headers or {}):
+        headers = {**(headers or {}), "Retry-After": DEFAULT_RETRY_AFTER}  # the spec promises one
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

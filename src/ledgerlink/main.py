@@ -6,7 +6,6 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 from arq.connections import RedisSettings, create_pool
@@ -20,9 +19,11 @@ from ledgerlink.auth.tokens import TokenVerifier
 from ledgerlink.clock import Clock, system_clock
 from ledgerlink.config import Settings, get_settings
 from ledgerlink.db.session import create_engine, create_sessionmaker
-from ledgerlink.errors import Problem, install_error_handlers
+from ledgerlink.errors import install_error_handlers
+from ledgerlink.idempotency.service import idempotency
 from ledgerlink.logging import configure_logging, get_logger
 from ledgerlink.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from ledgerlink.openapi.document import LocationMiddleware, install_openapi
 from ledgerlink.ops.endpoints import router as ops_router
 from ledgerlink.ops.metrics import instrument_http
 from ledgerlink.worker.enqueue import set_dispatcher
@@ -123,11 +124,13 @@ def create_app(
     app.state.transports = transports
     app.state.clock = clock
     app.state.token_verifier = TokenVerifier(settings.auth)
+    idempotency.configure(settings.idempotency_ttl_hours)
     install_error_handlers(app)
     app.include_router(ops_router)
     app.include_router(build_v1_router())
     if settings.sandbox:
         _mount_sandboxes(app, _sandbox_state_dir(settings))
+    app.add_middleware(LocationMiddleware)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_body=settings.limits.max_body_bytes,
@@ -135,7 +138,7 @@ def create_app(
     )
     app.add_middleware(RequestContextMiddleware)
     instrument_http(app)
-    _add_problem_schema(app)
+    install_openapi(app)
     return app
 
 
@@ -179,34 +182,3 @@ def _mount_sandboxes(app: FastAPI, state_dir: Path | None = None) -> None:
     app.mount("/sandbox/bank", create_sandbox_bank_app(state_path=bank_state))
     app.mount("/sandbox/fortnox", create_sandbox_fortnox_app(state_path=fortnox_state))
     app.include_router(sandbox_callback_router)
-
-
-def _add_problem_schema(app: FastAPI) -> None:
-    original = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = original()
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.setdefault(
-            "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-        )
-        for name, sub in (
-            Problem.model_json_schema(ref_template="#/components/schemas/{model}").get("$defs", {}).items()
-        ):
-            components.setdefault(name, sub)
-        components["Problem"].pop("$defs", None)
-        problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-        for path_item in schema.get("paths", {}).values():
-            for operation in path_item.values():
-                response = operation.get("responses", {}).get("422")
-                if response is not None:
-                    response["content"] = problem
-                    response["description"] = "Unprocessable request"
-        components.pop("HTTPValidationError", None)
-        components.pop("ValidationError", None)
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

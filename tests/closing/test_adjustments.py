@@ -243,3 +243,15 @@ async def test_adjustments_of_an_unknown_closing_are_404(
     )
 
     assert response.status_code == 404
+
+
+async def test_the_adjustments_sie_file_comes_as_octets_when_asked(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], closing: dict[str, Any]
+) -> None:
+    await _post(client, auth_headers, closing, _body())
+    url = f"/v1/closings/{closing['id']}/adjustments.sie"
+    text = await client.get(url, headers=auth_headers)
+    octets = await client.get(url, headers={**auth_headers, "Accept": "application/octet-stream"})
+    assert octets.status_code == 200
+    assert octets.headers["content-type"] == "application/octet-stream"
+    assert octets.content == text.content  # the same cp437 bytes either way

@@ -122,7 +122,7 @@ async def test_specifications_tie_to_the_open_invoices_at_year_end(
     response = await client.get(f"/v1/closings/{closing['id']}/specifications", headers=auth_headers)
 
     assert response.status_code == 200
-    specs = {s["account"]: s for s in response.json()}
+    specs = {s["account"]: s for s in response.json()["items"]}
     assert list(specs) == ["1510", "2440"]
     company = sandbox.company
     receivables = specs["1510"]

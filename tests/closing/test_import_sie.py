@@ -110,7 +110,7 @@ async def test_the_specifications_of_a_sie_closing_show_the_ledger_balance_witho
 
     response = await client.get(f"/v1/closings/{closing['id']}/specifications", headers=auth_headers)
 
-    specs = {s["account"]: s for s in response.json()}
+    specs = {s["account"]: s for s in response.json()["items"]}
     ub = {b.account: b.amount for b in document.closing_balances if b.year == 0}
     assert Decimal(specs["1510"]["ledger_balance"]) == ub.get("1510", Decimal(0))
     assert Decimal(specs["2440"]["ledger_balance"]) == -ub.get("2440", Decimal(0))

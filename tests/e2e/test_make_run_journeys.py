@@ -443,7 +443,7 @@ def test_fortnox_closing_journey_exports_exactly_one_voucher_per_adjustment(serv
             assert Decimal(row["opening_balance"]) + Decimal(row["period_change"]) == Decimal(
                 row["closing_balance"]
             )
-        specs = _ok(c.get(f"/v1/closings/{cid}/specifications"))
+        specs = _ok(c.get(f"/v1/closings/{cid}/specifications"))["items"]
         assert isinstance(specs, list)  # API.md: the bare array of attachments
         specifications = {s["account"]: s for s in specs}
         assert set(specifications) == {"1510", "2440"}

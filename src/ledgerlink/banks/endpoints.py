@@ -86,7 +86,7 @@ async def _idempotent(
     )
     if replay is None:
         return None
-    return JSONResponse(replay.body, status_code=replay.status_code)
+    return replay.response()
 
 
 # --------------------------------------------------------------------------- catalogue

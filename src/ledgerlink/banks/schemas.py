@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ledgerlink.timestamps import Timestamp
+
 AccountType = Literal["business", "private"]
 ScaMethodName = Literal["redirect", "decoupled"]
 LedgerAccountNumber = Annotated[str, Field(min_length=1, max_length=10, examples=["1930"])]
@@ -84,11 +86,11 @@ class ConnectionRead(BaseModel):
     bank_id: str
     account_type: AccountType
     status: ConnectionStatusName
-    consent_expires_at: dt.datetime | None
-    created_at: dt.datetime
+    consent_expires_at: Timestamp | None
+    created_at: Timestamp
     last_error: str | None
     sca_method: ScaMethodName | None = None
-    authorized_at: dt.datetime | None = None
+    authorized_at: Timestamp | None = None
 
 
 class ConnectionCreated(BaseModel):
@@ -166,12 +168,15 @@ class BankAccountRead(BaseModel):
     ledger_account: str | None
     sync_from: dt.date
     status: AccountStatusName
-    last_synced_at: dt.datetime | None
+    last_synced_at: Timestamp | None
     last_sync_status: Literal["queued", "running", "succeeded", "failed", "deferred"] | None
-    next_sync_at: dt.datetime | None
+    next_sync_at: Timestamp | None
     balance: MoneyRead | None
-    unbooked_count: int
-    created_at: dt.datetime
+    unbooked_count: int = Field(
+        description="Booked rows with status unbooked (pending rows cannot be booked yet): the same count "
+        "as the transactions_to_book to-do and the sync events"
+    )
+    created_at: Timestamp
 
 
 class BankAccountPage(BaseModel):

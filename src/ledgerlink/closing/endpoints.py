@@ -28,7 +28,7 @@ from ledgerlink.closing.schemas import (
     ExportCreate,
     ExportOut,
     ImportOut,
-    SpecificationOut,
+    SpecificationList,
     TrialBalanceRow,
     VoucherOut,
 )
@@ -38,6 +38,8 @@ from ledgerlink.idempotency.service import IdempotencyKey, idempotency
 from ledgerlink.pagination import Cursor, Limit, Page
 
 router = APIRouter(tags=["closings"])
+# The SIE download is bytes in code page 437; declared as octets first so generated clients read bytes.
+SIE_OCTETS, SIE_TEXT = "application/octet-stream", "text/plain; charset=cp437"
 
 Out = TypeVar("Out", bound=BaseModel)
 
@@ -54,7 +56,7 @@ async def _once(
     company_id, idempotency_key, method_path = key
     replay = await idempotency.begin(session, company_id, idempotency_key, method_path, request_body)
     if replay is not None:
-        return JSONResponse(replay.body, status_code=replay.status_code)
+        return replay.response()
     out = await make()
     await idempotency.complete(session, company_id, idempotency_key, status, out.model_dump(mode="json"))
     return out
@@ -229,16 +231,18 @@ async def list_vouchers(
 
 @router.get(
     "/closings/{closing_id}/specifications",
-    response_model=list[SpecificationOut],
+    response_model=SpecificationList,
     responses=responses(401, 403, 404, 409),
 )
 async def specifications(
     closing_id: uuid.UUID, principal: ClosingPrincipal, session: SessionDep
-) -> list[SpecificationOut]:
-    """The automatic attachments ("bilagor") as API.md fixes them: an array with 1510 (open customer
-    invoices) and 2440 (open supplier invoices) at the year end, each with the ledger balance and the
-    difference (see the schema for the sign convention)."""
-    return list(await service.specifications(session, principal.company_id, closing_id))
+) -> SpecificationList:
+    """The automatic attachments ("bilagor"): `{items}` with 1510 (open customer invoices) and 2440 (open
+    supplier invoices) at the year end, each with the ledger balance and the difference (see the schema
+    for the sign convention)."""
+    return SpecificationList(
+        items=list(await service.specifications(session, principal.company_id, closing_id))
+    )
 
 
 # -- adjustments ------------------------------------------------------------------------------------
@@ -301,20 +305,25 @@ async def delete_adjustment(
     response_class=Response,
     responses={
         200: {
-            "description": "SIE 4I file (PC8 / code page 437)",
-            "content": {"text/plain; charset=cp437": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "SIE 4I file (PC8 / code page 437): bytes. `text/plain; charset=cp437` unless the "
+            "request's `Accept` names `application/octet-stream`.",
+            "content": {
+                SIE_OCTETS: {"schema": {"type": "string", "format": "binary"}},
+                SIE_TEXT: {"schema": {"type": "string", "contentMediaType": SIE_TEXT}},
+            },
         },
         **responses(401, 403, 404),
     },
 )
 async def adjustments_sie(
-    closing_id: uuid.UUID, principal: ClosingPrincipal, session: SessionDep
+    request: Request, closing_id: uuid.UUID, principal: ClosingPrincipal, session: SessionDep
 ) -> Response:
     """The adjustments as a SIE 4I file for SIE-source users (one #VER per adjustment)."""
     content = await service.adjustments_sie(session, principal.company_id, closing_id)
+    octets = SIE_OCTETS in request.headers.get("accept", "")
     return Response(
         content,
-        media_type="text/plain; charset=cp437",
+        media_type=SIE_OCTETS if octets else SIE_TEXT,
         headers={"Content-Disposition": f'attachment; filename="adjustments-{closing_id}.si"'},
     )
 

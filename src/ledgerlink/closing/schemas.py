@@ -11,6 +11,7 @@ from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
 
 from ledgerlink.models.closing import DataSource, ExportState, ExportStatus, JobStatus
 from ledgerlink.schema_types import AccountNumberIn, MoneyIn
+from ledgerlink.timestamps import Timestamp
 
 # A Fortnox voucher series code: it becomes part of Fortnox URL paths, so letters and digits only.
 SERIES_PATTERN = r"^[0-9A-ZÅÄÖ]{1,10}$"
@@ -42,10 +43,10 @@ class ClosingOut(BaseModel):
     financial_year_end: dt.date
     data_source: DataSource
     current_import_id: uuid.UUID | None = None
-    imported_at: dt.datetime | None = None
+    imported_at: Timestamp | None = None
     company_name: str | None = None
     org_number: str | None = None
-    created_at: dt.datetime
+    created_at: Timestamp
 
 
 class JobProgress(BaseModel):
@@ -60,8 +61,19 @@ class JobError(BaseModel):
     retryable: bool
 
 
+class ImportCounts(BaseModel):
+    """What a succeeded import read."""
+
+    accounts: int = Field(description="Accounts in the imported chart")
+    vouchers: int
+    transactions: int = Field(description="Voucher rows (#TRANS)")
+    unbalanced_vouchers: int = Field(description="Vouchers whose rows do not sum to zero (kept, reported)")
+    open_customer_invoices: int = Field(description="Open at year end, behind the 1510 specification")
+    open_supplier_invoices: int = Field(description="Open at year end, behind the 2440 specification")
+
+
 class ImportOut(BaseModel):
-    """An import job. ``counts`` (accounts, vouchers, transactions, open items) once it succeeded."""
+    """An import job. ``counts`` once it succeeded."""
 
     id: uuid.UUID
     closing_id: uuid.UUID
@@ -70,10 +82,10 @@ class ImportOut(BaseModel):
     progress: JobProgress
     error: JobError | None = None
     file_name: str | None = None
-    counts: dict[str, Any] | None = None
-    created_at: dt.datetime
-    started_at: dt.datetime | None = None
-    finished_at: dt.datetime | None = None
+    counts: ImportCounts | None = None
+    created_at: Timestamp
+    started_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
 
 
 class TrialBalanceRow(BaseModel):
@@ -170,7 +182,7 @@ class AdjustmentOut(BaseModel):
     export_status: ExportState
     fortnox_voucher: FortnoxVoucherRef | None = None
     export_error: str | None = None
-    created_at: dt.datetime
+    created_at: Timestamp
 
 
 class ExportCreate(BaseModel):
@@ -205,6 +217,12 @@ class ExportOut(BaseModel):
     progress: JobProgress
     error: JobError | None = None
     items: list[ExportItemOut]
-    created_at: dt.datetime
-    started_at: dt.datetime | None = None
-    finished_at: dt.datetime | None = None
+    created_at: Timestamp
+    started_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
+
+
+class SpecificationList(BaseModel):
+    """Every list answers ``{items, ...}``: the specifications too (1510 and 2440, in that order)."""
+
+    items: list[SpecificationOut]

@@ -48,7 +48,7 @@ async def create_webhook_endpoint(
         session, principal.company_id, idempotency_key, "POST /v1/webhook-endpoints", data.model_dump()
     )
     if replay is not None:
-        return JSONResponse(replay.body, status_code=replay.status_code)
+        return replay.response()
     endpoint, secret = await webhooks.create(session, principal.company_id, data, request.app.state.settings)
     read = _read(endpoint)
     stored = WebhookEndpointCreated(**read.model_dump(), secret=None)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Literal
 
 from pydantic import BaseModel, Field
+
+from ledgerlink.timestamps import Timestamp
 
 EventType = Literal[
     "transactions.available",
@@ -28,7 +29,7 @@ class WebhookEndpointRead(BaseModel):
     id: uuid.UUID
     url: str
     events: list[str]
-    created_at: dt.datetime
+    created_at: Timestamp
 
 
 class WebhookEndpointCreated(WebhookEndpointRead):

@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from ledgerlink.auth.dependencies import ClosingPrincipal
 from ledgerlink.db.session import SessionDep
@@ -107,7 +106,7 @@ async def complete_authorization(
         session, principal.company_id, idempotency_key, method_path, body.model_dump()
     )
     if replay is not None:
-        return JSONResponse(replay.body, status_code=replay.status_code)
+        return replay.response()
     connection = await authorization.complete_authorization(
         session,
         settings=request.app.state.settings,

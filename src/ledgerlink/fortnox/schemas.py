@@ -7,6 +7,8 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ledgerlink.timestamps import Timestamp
+
 ConnectionStatusValue = Literal["active", "expired", "revoked", "not_connected"]
 
 
@@ -47,9 +49,9 @@ class FortnoxConnectionRead(BaseModel):
     org_number: str | None = None
     scopes: list[str] = Field(default_factory=list)
     tenant_id: str | None = None
-    connected_at: dt.datetime | None = None
-    last_used_at: dt.datetime | None = None
-    expires_at: dt.datetime | None = Field(
+    connected_at: Timestamp | None = None
+    last_used_at: Timestamp | None = None
+    expires_at: Timestamp | None = Field(
         default=None, description="last_used_at + 30 days; every import or export renews it"
     )
 

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.repository import RepositoryBase, scoped
@@ -39,3 +40,13 @@ class IdempotencyRepository(RepositoryBase[IdempotencyRecord]):
             IdempotencyRecord.key == key
         )
         return await self.one_or_none(stmt)
+
+    async def forget_expired(self, company_id: uuid.UUID, key: str, before: dt.datetime) -> bool:
+        """Delete the key's record when it was claimed before ``before``; True when one was deleted."""
+        stmt = delete(IdempotencyRecord).where(
+            IdempotencyRecord.company_id == company_id,
+            IdempotencyRecord.key == key,
+            IdempotencyRecord.created_at < before,
+        )
+        result = await self.session.execute(stmt)
+        return bool(getattr(result, "rowcount", 0))

@@ -2,11 +2,13 @@
 the first response; the same key with another body is 422 ``idempotency_key_reused``.
 
 The key is claimed in the request's own transaction, so the stored response commits (or rolls back)
-together with what the request created.
+together with what the request created. A replayed answer carries ``Idempotent-Replayed: true``. A key
+is remembered for ``idempotency_ttl_hours`` (default 24); after that the same key is a new request.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import uuid
@@ -15,8 +17,10 @@ from typing import Annotated, Any
 
 from fastapi import Header
 from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ledgerlink.db.base import utcnow
 from ledgerlink.errors import Conflict, Unprocessable
 from ledgerlink.idempotency.repository import IdempotencyRepository
 
@@ -30,10 +34,18 @@ IdempotencyKey = Annotated[
 ]
 
 
+REPLAYED_HEADER = "Idempotent-Replayed"
+DEFAULT_TTL = dt.timedelta(hours=24)
+
+
 @dataclass(frozen=True)
 class Replay:
     status_code: int
     body: Any
+
+    def response(self) -> JSONResponse:
+        """The first answer again, marked as a replay."""
+        return JSONResponse(self.body, status_code=self.status_code, headers={REPLAYED_HEADER: "true"})
 
 
 def request_hash(method_path: str, body: Any) -> str:
@@ -42,6 +54,13 @@ def request_hash(method_path: str, body: Any) -> str:
 
 
 class IdempotencyService:
+    def __init__(self, ttl: dt.timedelta = DEFAULT_TTL) -> None:
+        self.ttl = ttl
+
+    def configure(self, ttl_hours: float) -> None:
+        """How long keys are remembered (the app sets it from ``Settings.idempotency_ttl_hours``)."""
+        self.ttl = dt.timedelta(hours=ttl_hours)
+
     async def begin(
         self, session: AsyncSession, company_id: uuid.UUID, key: str | None, method_path: str, body: Any
     ) -> Replay | None:
@@ -52,6 +71,10 @@ class IdempotencyService:
         repo = IdempotencyRepository(session)
         if await repo.claim(company_id, key, method_path, digest):
             return None
+        if await repo.forget_expired(company_id, key, utcnow() - self.ttl) and await repo.claim(
+            company_id, key, method_path, digest
+        ):
+            return None  # the key's first use has expired: this is a new request
         record = await repo.find(company_id, key)
         if record is None:  # claimed and rolled back between our two statements: treat as in flight
             raise Conflict(

@@ -293,8 +293,8 @@ class TransactionRepository(RepositoryBase[ImportedTransaction]):
     async def unbooked_counts(
         self, company: Principal | uuid.UUID, account_ids: Sequence[uuid.UUID]
     ) -> dict[uuid.UUID, int]:
-        """``{account_id: count of unbooked rows}`` (pending ones included: a bank account's
-        ``unbooked_count``) in one grouped query."""
+        """``{account_id: unbooked_count}`` in one grouped query: booked rows still to book (pending
+        rows cannot be booked yet), the same count as the to-do and the sync events."""
         if not account_ids:
             return {}
         base: Any = select(ImportedTransaction.account_id, func.count())
@@ -302,6 +302,7 @@ class TransactionRepository(RepositoryBase[ImportedTransaction]):
             scoped(base, ImportedTransaction, company)
             .where(
                 ImportedTransaction.account_id.in_(list(account_ids)),
+                ImportedTransaction.booking_status == "booked",
                 ImportedTransaction.status == TransactionStatus.unbooked,
             )
             .group_by(ImportedTransaction.account_id)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from ledgerlink.timestamps import Timestamp
 
 StatusValue = Literal["unbooked", "booked", "ignored"]
 
@@ -42,16 +45,89 @@ class BulkStatusResult(BaseModel):
     items: list[TransactionRead]
 
 
-class TodoRead(BaseModel):
-    """A to-do: ``type`` plus type-specific fields (``bank_account_id``/``count`` for
-    transactions_to_book, ``expires_at`` for consent_expiring, ...)."""
+class TodoType(StrEnum):
+    """Every kind of to-do (``GET /v1/todos``)."""
 
-    model_config = ConfigDict(extra="allow")
+    transactions_to_book = "transactions_to_book"
+    reauth_required = "reauth_required"
+    consent_expiring = "consent_expiring"
+    sync_failed = "sync_failed"
+    upgrade_required = "upgrade_required"
+    fortnox_expiring = "fortnox_expiring"
 
-    type: str
-    id: uuid.UUID | None = None
-    created_at: dt.datetime | None = None
+
+class StoredTodo(BaseModel):
+    """The fields of every to-do that is stored until it resolves (all but ``transactions_to_book``)."""
+
+    id: uuid.UUID
+    created_at: Timestamp
+
+
+class TransactionsToBookTodo(BaseModel):
+    """Rows waiting in "transactions to book" for one account: ``count`` is the account's
+    ``unbooked_count`` (booked rows only; pending rows cannot be booked yet)."""
+
+    type: Literal[TodoType.transactions_to_book]
+    bank_account_id: uuid.UUID
+    account_name: str | None = None
+    ledger_account: str | None = None
+    count: int
+
+
+class ReauthRequiredTodo(StoredTodo):
+    """The bank connection needs the user to log in at the bank again."""
+
+    type: Literal[TodoType.reauth_required]
+    connection_id: uuid.UUID
+    bank_id: str
+    reason: str | None = None
+
+
+class ConsentExpiringTodo(StoredTodo):
+    """The bank consent expires soon: renew it with a reauthorization before ``expires_at``."""
+
+    type: Literal[TodoType.consent_expiring]
+    connection_id: uuid.UUID
+    bank_id: str
+    expires_at: Timestamp
+
+
+class SyncFailedTodo(StoredTodo):
+    """The account's last sync failed; ``code`` is the sync run's error code."""
+
+    type: Literal[TodoType.sync_failed]
+    bank_account_id: uuid.UUID
+    account_name: str | None = None
+    run_id: uuid.UUID | None = None
+    code: str | None = None
+    message: str | None = None
+    retryable: bool | None = None
+
+
+class UpgradeRequiredTodo(StoredTodo):
+    """Automatic bank import needs the Business plan: the accounts are paused."""
+
+    type: Literal[TodoType.upgrade_required]
+    reason: str | None = None
+
+
+class FortnoxExpiringTodo(StoredTodo):
+    """The Fortnox connection expires at ``expires_at`` unless an import or export renews it."""
+
+    type: Literal[TodoType.fortnox_expiring]
+    expires_at: Timestamp
+
+
+TodoRead = Annotated[
+    TransactionsToBookTodo
+    | ReauthRequiredTodo
+    | ConsentExpiringTodo
+    | SyncFailedTodo
+    | UpgradeRequiredTodo
+    | FortnoxExpiringTodo,
+    Field(discriminator="type"),
+]
 
 
 class TodoList(BaseModel):
-    items: list[dict[str, Any]]
+    items: list[TodoRead]

@@ -49,7 +49,7 @@ async def sync_now(
         session, principal.company_id, idempotency_key, f"POST /v1/bank-accounts/{account_id}/syncs", body
     )
     if replay is not None:
-        return JSONResponse(replay.body, status_code=replay.status_code)
+        return replay.response()
     today = today_stockholm(request.app.state.clock)
     if data.to is not None and data.to > today:
         raise Unprocessable("to must not be in the future", loc=["body", "to"])

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from ledgerlink.banks.schemas import BankAccountRead
 from ledgerlink.models.bank import SyncRun, SyncStatus
+from ledgerlink.timestamps import Timestamp
 
 
 class SyncCounts(BaseModel):
@@ -42,12 +43,12 @@ class BankAccountSyncRun(BaseModel):
     window_from: dt.date | None
     window_to: dt.date | None
     status: Literal["queued", "running", "succeeded", "failed", "deferred"]
-    started_at: dt.datetime | None
-    finished_at: dt.datetime | None
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
     counts: SyncCounts
     progress: SyncProgress
     error: SyncError | None
-    next_attempt_at: dt.datetime | None
+    next_attempt_at: Timestamp | None
 
 
 # A bank account as PATCH /bank-accounts/{id} answers it: with the backfill run moving sync_from

@@ -1,4 +1,5 @@
-"""Render the app's OpenAPI document as YAML (``make openapi``; the drift test compares with it)."""
+"""The app's OpenAPI document: :mod:`.document` completes it; :func:`render_openapi` renders it as YAML
+(``ledgerlink openapi`` / ``make openapi``; the drift test compares the committed file with it)."""
 
 from __future__ import annotations
 

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ledgerlink.statements.schemas import ReconciliationRead
+
 AccountType = Literal["business", "private"]
 ScaMethodName = Literal["redirect", "decoupled"]
 LedgerAccountNumber = Annotated[str, Field(min_length=1, max_length=10, examples=["1930"])]
@@ -172,6 +174,7 @@ class BankAccountRead(BaseModel):
     balance: MoneyRead | None
     unbooked_count: int
     created_at: dt.datetime
+    reconciliation: ReconciliationRead = Field(default_factory=ReconciliationRead)
 
 
 class BankAccountPage(BaseModel):

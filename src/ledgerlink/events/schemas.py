@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 EventType = Literal[
     "transactions.available",
     "bank_account.synced",
+    "bank_account.balance_gap",
     "bank_connection.reauth_required",
     "bank_connection.consent_expiring",
     "fortnox.import.completed",

@@ -70,6 +70,7 @@ from ledgerlink.models.bank import (
     SyncTrigger,
 )
 from ledgerlink.runtime import ServiceEnv
+from ledgerlink.statements.service import record_bank_balance
 from ledgerlink.sync.repository import SyncRunRepository, TransactionWriteRepository, UnattendedReadRepository
 from ledgerlink.sync.service.common import (
     next_night_slot,
@@ -600,6 +601,14 @@ async def _succeed(
             account.balance_amount = balance.amount
             account.balance_currency = balance.currency
             account.balance_as_of = balance.as_of or today_stockholm(at)
+            await record_bank_balance(  # the balance check (statements feature)
+                session,
+                account,
+                amount=balance.amount,
+                currency=balance.currency,
+                as_of=account.balance_as_of,
+                at=at,
+            )
         await TodoRepository(session).resolve(account.company_id, SYNC_FAILED_TODO, str(account.id))
         unbooked = await TransactionWriteRepository(session).unbooked_count(account.id)
         payload = {

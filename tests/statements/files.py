@@ -57,7 +57,7 @@ def sek_comma(value: Decimal) -> str:
     """Swedish form: space-separated thousands, decimal comma (``-1 234,50``)."""
     sign = "-" if value < 0 else ""
     whole, frac = f"{abs(value):.2f}".split(".")
-    groups = []
+    groups: list[str] = []
     while whole:
         groups.insert(0, whole[-3:])
         whole = whole[:-3]

@@ -51,7 +51,9 @@ def test_without_balances_after_the_gap_shows_at_the_next_balance_read() -> None
     first = [(D(2026, 1, 3), Decimal("950.00"))]
     missing = [r for r in plain if r[1] != Decimal("-20.00")]
     result = check(missing, [*first, (D(2026, 1, 8), Decimal("923.00"))])
-    assert result.status == "gap" and result.gap == Decimal("-20.00") and result.gap_since == D(2026, 1, 8)
+    assert (
+        result.status == "gap" and result.gap == Decimal("-20.00") and result.gap_since == D(2026, 1, 5)
+    )  # the bank day after the last agreeing read
 
 
 def test_pending_rows_and_a_later_dated_balance_are_no_gap() -> None:

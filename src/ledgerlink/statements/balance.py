@@ -4,8 +4,8 @@ Observations of the bank's balance are (date, end-of-day balance): every sync's 
 statement's closing balance, and the balance after each row where the bank (or a statement) gives one.
 The earliest observation anchors the check (the opening balance is that balance minus the rows booked up
 to it); each later observation is compared with anchor + the booked rows after the anchor up to its date.
-The first observation that differs is the day the gap appears (with balances after each row, the very
-day). Pending rows are not counted, rows count on their booking date (not the value date), and a balance
+The gap is dated the bank day after the last observation that still agreed (with balances after each row,
+the balance before a day's first row is the end of the day before, so that is the very day). Pending rows are not counted, rows count on their booking date (not the value date), and a balance
 dated after the last row simply has no rows after it to add.
 """
 
@@ -52,6 +52,14 @@ def balance_after_of(raw: Any) -> Decimal | None:
     return result if result.is_finite() else None
 
 
+def next_bank_day(day: dt.date) -> dt.date:
+    """The next weekday (banks book no rows on a Saturday or Sunday)."""
+    day += dt.timedelta(days=1)
+    while day.weekday() >= 5:
+        day += dt.timedelta(days=1)
+    return day
+
+
 def day_ends(booked: Sequence[tuple[dt.date, Decimal, Any]]) -> tuple[dict[dt.date, Decimal], set[dt.date]]:
     """End-of-day balances from the rows' balances after, and the days whose chain has a hole.
 
@@ -70,8 +78,11 @@ def day_ends(booked: Sequence[tuple[dt.date, Decimal, Any]]) -> tuple[dict[dt.da
     broken: set[dt.date] = set()
     for day, counter in afters.items():
         left = list((counter - befores[day]).elements())
-        if len(left) == 1:
+        starts = list((befores[day] - counter).elements())
+        if len(left) == 1 and len(starts) == 1:
             ends[day] = left[0]
+            # the balance before the day's first row is the end of the day before
+            ends.setdefault(day - dt.timedelta(days=1), starts[0])
         else:
             broken.add(day)
     return ends, broken
@@ -111,9 +122,18 @@ def check(
     gap = latest_amount - computed
     since = None
     if gap != 0:
-        differing = [d for d in days[1:] if d <= latest_day and observations[d] != computed_at(d)]
+        # the earliest day it can have appeared: the day after the last balance that still agreed
+        since = latest_day
+        agreed = anchor_day
+        for d in days[1:]:
+            if d > latest_day:
+                break
+            if observations[d] != computed_at(d):
+                since = next_bank_day(agreed)
+                break
+            agreed = d
         holes = [d for d in broken if anchor_day < d <= latest_day]
-        since = min([*differing[:1], *holes], default=latest_day)
+        since = min([since, *holes])
     return Check(
         "gap" if gap != 0 else "ok",
         latest_amount,

@@ -45,6 +45,8 @@ page; the part before the first ``-`` picks the scenario, so ``flaky-2`` is a se
 ``noids``       rows carry no ``transactionId``/``entryReference`` (Handelsbanken-style), so the
                 identity rule's content hash and occurrence index are exercised
 ``rejected``    the PSU refuses SCA: decoupled ends ``failed``; the consent becomes ``rejected``
+``dropped``     the feed leaves out one booked row a month and gives balances after each row (see
+                :mod:`ledgerlink.sandbox.statements`; ``GET /statements/{account}`` has the full statement)
 anything else   a normal PSU with a business, a private and a savings account
 ==============  ==========================================================================================
 
@@ -86,13 +88,14 @@ from ledgerlink.sandbox.bank_data import (
     sandbox_rows,
     sandbox_transactions,
 )
+from ledgerlink.sandbox.statements import download_statement, drop_rows
 
 PAGE_SIZE = 50
 MAX_VALIDITY_DAYS = 90
 MAX_HISTORY_DAYS = 730
 UNATTENDED_HISTORY_DAYS = 89
 SCENARIOS = frozenset(
-    {"expired", "ratelimited", "flaky", "slow", "malformed", "vanishing", "noids", "rejected"}
+    {"expired", "ratelimited", "flaky", "slow", "malformed", "vanishing", "noids", "rejected", "dropped"}
 )
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -545,6 +548,8 @@ till och med {consent.valid_until.isoformat()}.</p>
         }
         if consent.scenario == "malformed" and page == 0:
             _break_rows(report)
+        if consent.scenario == "dropped":
+            drop_rows(account.resource_id, report, date_from, date_to, today)
         last_page = max(0, (len(rows) - 1) // PAGE_SIZE)
         links: dict[str, Any] = {
             "account": {"href": self.path(request, f"/v1/accounts/{account.resource_id}")},
@@ -661,6 +666,7 @@ def create_sandbox_bank_app(
         Route("/v1/accounts/{account_id}/balances", w(bank.balances), methods=["GET"]),
         Route("/v1/accounts/{account_id}/transactions", w(bank.transactions), methods=["GET"]),
         Route("/sca/{consent_id}", w(bank.sca_page, api=False), methods=["GET", "POST"], name="sca_page"),
+        Route("/statements/{account_id}", download_statement, methods=["GET"]),
     ]
     app = Starlette(routes=routes)
     app.state.bank = bank

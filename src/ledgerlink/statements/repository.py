@@ -173,6 +173,13 @@ class AdoptionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def lock_account(self, account_id: uuid.UUID) -> None:
+        """The account's row lock, the one a statement commit takes: a feed write and a commit of the
+        same account never decide "not held yet" about the same row at the same time."""
+        await self.session.execute(
+            select(BankAccount.id).where(BankAccount.id == account_id).with_for_update()
+        )
+
     async def statement_rows(
         self, account_id: uuid.UUID, date_from: dt.date, date_to: dt.date
     ) -> Sequence[BankTransaction]:

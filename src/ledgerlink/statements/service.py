@@ -434,6 +434,7 @@ async def adopt_statement_rows(session: AsyncSession, account_id: uuid.UUID, row
     low = min(r.booking_date for r in booked) - dt.timedelta(days=ADOPT_TOLERANCE_DAYS)
     high = max(r.booking_date for r in booked) + dt.timedelta(days=ADOPT_TOLERANCE_DAYS)
     repo = AdoptionRepository(session)
+    await repo.lock_account(account_id)
     statement_rows = await repo.statement_rows(account_id, low, high)
     if not statement_rows:
         return 0

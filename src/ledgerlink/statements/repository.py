@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledgerlink.auth.principal import Principal
 from ledgerlink.db.repository import RepositoryBase, scoped
-from ledgerlink.models.bank import BankAccount, BankTransaction, TransactionStatus
+from ledgerlink.models.bank import AccountStatus, BankAccount, BankTransaction, TransactionStatus
 from ledgerlink.models.statements import (
     BankBalanceSnapshot,
     BankReconciliation,
@@ -207,3 +207,31 @@ class AdoptionRepository:
         await self.session.execute(
             update(BankTransaction).where(BankTransaction.id == row_id).values(identity=identity)
         )
+
+
+class HealthRepository:
+    """System-wide reads of the ``sync_stalled`` sweep (no tenant: it acts for every company)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def active_accounts(self, after: uuid.UUID | None, limit: int) -> Sequence[BankAccount]:
+        stmt = select(BankAccount).where(BankAccount.status == AccountStatus.active).order_by(BankAccount.id)
+        if after is not None:
+            stmt = stmt.where(BankAccount.id > after)
+        return (await self.session.execute(stmt.limit(limit))).scalars().all()
+
+    async def booking_days(self, account_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[dt.date]]:
+        if not account_ids:
+            return {}
+        stmt = (
+            select(BankTransaction.account_id, BankTransaction.booking_date)
+            .where(
+                BankTransaction.account_id.in_(list(account_ids)), BankTransaction.booking_status == "booked"
+            )
+            .distinct()
+        )
+        out: dict[uuid.UUID, list[dt.date]] = {i: [] for i in account_ids}
+        for account_id, day in (await self.session.execute(stmt)).all():
+            out[account_id].append(day)
+        return out

@@ -15,22 +15,27 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledgerlink.auth.principal import Principal
+from ledgerlink.clock import today_stockholm
 from ledgerlink.config import Settings
+from ledgerlink.db.session import session_scope
 from ledgerlink.errors import NotFound
 from ledgerlink.events.service import emit
 from ledgerlink.inbox.repository import TodoRepository
 from ledgerlink.models.bank import BankAccount, BankTransaction
 from ledgerlink.models.statements import BankReconciliation, StatementImport, StatementImportRow
 from ledgerlink.money import round_to_ore
+from ledgerlink.runtime import ServiceEnv
 from ledgerlink.statements import balance as balance_check
 from ledgerlink.statements.dedup import HeldRow, Match, classify
 from ledgerlink.statements.errors import StatementAccountMismatch, StatementUnreadable
+from ledgerlink.statements.health import stalled
 from ledgerlink.statements.model import ParsedStatement, StatementFormat, StatementRow
 from ledgerlink.statements.parse import parse_statement
 from ledgerlink.statements.repository import (
     STATEMENT_IDENTITY_PREFIX,
     AdoptionRepository,
     BalanceRepository,
+    HealthRepository,
     StatementRepository,
 )
 from ledgerlink.statements.schemas import (
@@ -462,3 +467,39 @@ async def adopt_statement_rows(session: AsyncSession, account_id: uuid.UUID, row
             await repo.rekey(match.transaction_id, row.identity)
             adopted += 1
     return adopted
+
+
+# --------------------------------------------------------------------------- sync_stalled
+
+SYNC_STALLED_TODO = "sync_stalled"
+STALLED_BATCH = 200
+
+
+async def sweep_stalled(env: ServiceEnv) -> int:
+    """Open ``sync_stalled`` for every active account quiet for longer than its history has ever been,
+    resolve it for the others. Returns how many accounts are stalled."""
+    today = today_stockholm(env.clock)
+    after: uuid.UUID | None = None
+    count = 0
+    while True:
+        async with session_scope(env.sessionmaker) as session:
+            repo = HealthRepository(session)
+            accounts = list(await repo.active_accounts(after, STALLED_BATCH))
+            if not accounts:
+                return count
+            days = await repo.booking_days([a.id for a in accounts])
+            todos = TodoRepository(session)
+            for account in accounts:
+                quiet = stalled(days[account.id], today)
+                if quiet is None:
+                    await todos.resolve(account.company_id, SYNC_STALLED_TODO, str(account.id))
+                    continue
+                count += 1
+                data = {
+                    "bank_account_id": str(account.id),
+                    "last_row_date": quiet.last_row.isoformat(),
+                    "days_without_rows": quiet.quiet_days,
+                    "longest_quiet_days": quiet.longest_quiet_days,
+                }
+                await todos.upsert_open(account.company_id, SYNC_STALLED_TODO, str(account.id), data)
+            after = accounts[-1].id

@@ -348,3 +348,16 @@ async def test_pending_rows_are_no_gap(sessionmaker: Any, company_id: uuid.UUID)
         )
         saved = await reconcile(s, account, at=dt.datetime(2026, 1, 21, tzinfo=dt.UTC))
         assert saved.status == "ok"
+
+
+async def test_an_upload_repeated_with_its_idempotency_key_is_one_import(
+    client: httpx.AsyncClient, sessionmaker: Any, company_id: uuid.UUID, auth_headers: dict[str, str]
+) -> None:
+    account_id = await make_account(sessionmaker, company_id)
+    headers = {**auth_headers, "Idempotency-Key": "statement-upload-1"}
+    first = await upload(client, headers, account_id, files.nordea_csv(STATEMENT))
+    second = await upload(client, headers, account_id, files.nordea_csv(STATEMENT))
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert first.json()["id"] == second.json()["id"]
+    async with sessionmaker() as s:
+        assert (await s.execute(select(func.count()).select_from(StatementImport))).scalar_one() == 1

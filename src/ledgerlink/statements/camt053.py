@@ -12,6 +12,7 @@ memory or reach the network; lxml would be a C dependency for no feature we use.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from xml.etree.ElementTree import Element, ParseError
 
@@ -182,11 +183,5 @@ def parse_camt053(data: bytes) -> ParsedStatement:
         row = _entry(entry, f"Stmt/Ntry[{i}]", parsed.currency)
         if not row.currency:
             raise StatementUnreadable(f"Stmt/Ntry[{i}]/Amt: no currency", loc=["file", f"Stmt/Ntry[{i}]/Amt"])
-        parsed.rows.append(_with_line(row, i))
+        parsed.rows.append(replace(row, line=i))
     return parsed
-
-
-def _with_line(row: StatementRow, line: int) -> StatementRow:
-    from dataclasses import replace
-
-    return replace(row, line=line)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ledgerlink.errors import Conflict, Unprocessable
+from ledgerlink.errors import Unprocessable
 
 
 class StatementUnreadable(Unprocessable):
@@ -23,7 +23,3 @@ class StatementFormatUnknown(Unprocessable):
 
 class StatementAccountMismatch(Unprocessable):
     code = "statement_account_mismatch"
-
-
-class StatementImportNotPreview(Conflict):
-    code = "statement_import_not_preview"

@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -202,8 +203,6 @@ async def create_import(
 
 
 def _rounded(row: StatementRow) -> StatementRow:
-    from dataclasses import replace
-
     after = round_to_ore(row.balance_after) if row.balance_after is not None else None
     return replace(row, amount=round_to_ore(row.amount), balance_after=after)
 

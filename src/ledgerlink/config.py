@@ -58,6 +58,8 @@ class SyncSettings(BaseModel):
     backoff_max_seconds: float = 3600.0
     consent_expiry_warning_days: int = 7
     lock_ttl_seconds: int = 900
+    #: a statement row matches a held row of the same amount and text up to this many days apart
+    statement_match_days: int = 3
 
 
 class BankEndpointSettings(BaseModel):

@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from ledgerlink.events.schemas import EVENT_TYPES
-from ledgerlink.inbox.schemas import TodoType
+from ledgerlink.models.inbox import TodoType
 from ledgerlink.openapi.document import error_classes
 from tests.contract.conftest import SPEC
 

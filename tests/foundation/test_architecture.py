@@ -270,6 +270,7 @@ FEATURES = tuple(
         "sandbox",
         "companies",
         "oauth",
+        "statements",
     )
 )
 

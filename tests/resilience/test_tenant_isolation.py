@@ -361,6 +361,9 @@ async def send(client: httpx.AsyncClient, route: Any, a: Tenant, headers: dict[s
     url = fill_path(route.path, a.ids)
     if route.name == "upload_sie":
         return await client.post(url, files={"file": ("b.se", SIE_BYTES)}, headers=headers)
+    if route.name == "create_statement_import":
+        statement = "Bokföringsdag;Belopp;Avsändare;Mottagare;Namn;Rubrik;Saldo;Valuta\n2026/01/05;-1,00;;;;Avgift;9,00;SEK\n"
+        return await client.post(url, files={"file": ("s.csv", statement.encode())}, headers=headers)
     kwargs: dict[str, Any] = {"params": query, "headers": headers}
     if method in ("POST", "PUT", "PATCH"):
         kwargs["json"] = body

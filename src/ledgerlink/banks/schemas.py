@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ledgerlink.statements.schemas import ReconciliationRead
 from ledgerlink.timestamps import Timestamp
 
 AccountType = Literal["business", "private"]
@@ -177,6 +178,7 @@ class BankAccountRead(BaseModel):
         "as the transactions_to_book to-do and the sync events"
     )
     created_at: Timestamp
+    reconciliation: ReconciliationRead = Field(default_factory=ReconciliationRead)
 
 
 class BankAccountPage(BaseModel):

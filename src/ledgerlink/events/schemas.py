@@ -12,6 +12,7 @@ from ledgerlink.timestamps import Timestamp
 EventType = Literal[
     "transactions.available",
     "bank_account.synced",
+    "bank_account.balance_gap",
     "bank_connection.reauth_required",
     "bank_connection.consent_expiring",
     "fortnox.import.completed",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from ledgerlink.models.inbox import TodoType
 from ledgerlink.timestamps import Timestamp
 
 StatusValue = Literal["unbooked", "booked", "ignored"]
@@ -43,17 +43,6 @@ class BulkStatus(BaseModel):
 class BulkStatusResult(BaseModel):
     updated: int
     items: list[TransactionRead]
-
-
-class TodoType(StrEnum):
-    """Every kind of to-do (``GET /v1/todos``)."""
-
-    transactions_to_book = "transactions_to_book"
-    reauth_required = "reauth_required"
-    consent_expiring = "consent_expiring"
-    sync_failed = "sync_failed"
-    upgrade_required = "upgrade_required"
-    fortnox_expiring = "fortnox_expiring"
 
 
 class StoredTodo(BaseModel):
@@ -118,13 +107,35 @@ class FortnoxExpiringTodo(StoredTodo):
     expires_at: Timestamp
 
 
+class BalanceGapTodo(StoredTodo):
+    """The bank's balance and the imported booked rows disagree by ``amount`` since the bank day
+    ``since``: rows are missing (import a statement to fill the gap; the to-do resolves by itself)."""
+
+    type: Literal[TodoType.balance_gap]
+    bank_account_id: uuid.UUID
+    amount: str
+    since: dt.date | None = None
+
+
+class SyncStalledTodo(StoredTodo):
+    """The account has had no new rows for longer than its own history says is normal."""
+
+    type: Literal[TodoType.sync_stalled]
+    bank_account_id: uuid.UUID
+    last_row_date: dt.date
+    days_without_rows: int
+    longest_quiet_days: int
+
+
 TodoRead = Annotated[
     TransactionsToBookTodo
     | ReauthRequiredTodo
     | ConsentExpiringTodo
     | SyncFailedTodo
     | UpgradeRequiredTodo
-    | FortnoxExpiringTodo,
+    | FortnoxExpiringTodo
+    | BalanceGapTodo
+    | SyncStalledTodo,
     Field(discriminator="type"),
 ]
 

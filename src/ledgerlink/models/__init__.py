@@ -34,13 +34,21 @@ from ledgerlink.models.company import Company, Plan
 from ledgerlink.models.events import IdempotencyRecord, OutboxEvent, WebhookDelivery, WebhookEndpoint
 from ledgerlink.models.fortnox import FortnoxConnection as FortnoxConnection
 from ledgerlink.models.inbox import Todo, TodoType
+from ledgerlink.models.statements import (
+    BankBalanceSnapshot,
+    BankReconciliation,
+    StatementImport,
+    StatementImportRow,
+)
 
 __all__ = [
     "AccountStatus",
     "Adjustment",
     "AdjustmentRow",
     "BankAccount",
+    "BankBalanceSnapshot",
     "BankConnection",
+    "BankReconciliation",
     "Base",
     "Closing",
     "ClosingAccount",
@@ -61,6 +69,8 @@ __all__ = [
     "OAuthState",
     "OutboxEvent",
     "Plan",
+    "StatementImport",
+    "StatementImportRow",
     "SyncRun",
     "SyncStatus",
     "SyncTrigger",

@@ -23,6 +23,8 @@ class TodoType(enum.StrEnum):
     sync_failed = "sync_failed"  # subject: the linked bank account
     upgrade_required = "upgrade_required"  # company-wide: automatic import needs the Business plan
     fortnox_expiring = "fortnox_expiring"  # subject: "fortnox" (the company's Fortnox connection)
+    balance_gap = "balance_gap"  # subject: the bank account whose books miss rows the bank has
+    sync_stalled = "sync_stalled"  # subject: the bank account that went quiet for longer than usual
 
 
 class Todo(IDMixin, TimestampMixin, Base):

@@ -317,7 +317,7 @@ def install_openapi(app: FastAPI) -> None:
                     response["description"] = "Unprocessable request"
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
-        from ledgerlink.inbox.schemas import TodoType
+        from ledgerlink.models.inbox import TodoType
 
         components["TodoType"] = {
             "title": "TodoType",

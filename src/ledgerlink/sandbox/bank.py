@@ -30,7 +30,7 @@ Rules the bank enforces (like real ones):
 
 Scripted scenarios, chosen by the PSU id (``PSU-ID`` header on the consent, or ``psu`` on the SCA
 page; the part before the first ``-`` picks the scenario, so ``flaky-2`` is a second flaky PSU):
-``expired``, ``ratelimited``, ``flaky``, ``slow``, ``malformed``, ``vanishing``, ``noids``, ``rejected``,
+``expired``, ``ratelimited``, ``flaky``, ``slow``, ``malformed``, ``vanishing``, ``noids``, ``rejected``, ``dropped``,
 each described in :data:`ledgerlink.sandbox.scenarios.BANK_SCENARIOS` (and listed on the SCA page);
 anything else is a normal PSU with a business, a private and a savings account.
 
@@ -89,6 +89,7 @@ from ledgerlink.sandbox.bank_state import (
     tpp_error,
 )
 from ledgerlink.sandbox.scenarios import bank_scenarios_html
+from ledgerlink.sandbox.statements import download_statement, drop_rows
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -492,6 +493,8 @@ till och med {consent.valid_until.isoformat()}.</p>
         }
         if consent.scenario == "malformed" and page == 0:
             break_rows(report)
+        if consent.scenario == "dropped":
+            drop_rows(account.resource_id, report, date_from, date_to, today)
         last_page = max(0, (len(rows) - 1) // PAGE_SIZE)
         links: dict[str, Any] = {
             "account": {"href": self.path(request, f"/v1/accounts/{account.resource_id}")},
@@ -565,6 +568,7 @@ def create_sandbox_bank_app(
         Route("/v1/accounts/{account_id}/balances", w(bank.balances), methods=["GET"]),
         Route("/v1/accounts/{account_id}/transactions", w(bank.transactions), methods=["GET"]),
         Route("/sca/{consent_id}", w(bank.sca_page, api=False), methods=["GET", "POST"], name="sca_page"),
+        Route("/statements/{account_id}", download_statement, methods=["GET"]),
     ]
     app = Starlette(routes=routes)
     app.state.bank = bank

@@ -17,6 +17,8 @@ BANK_SCENARIOS: dict[str, str] = {
     "and balances answer 404 RESOURCE_UNKNOWN",
     "noids": "rows carry no transactionId/entryReference (Handelsbanken-style)",
     "rejected": "the PSU refuses SCA: decoupled ends failed; the consent becomes rejected",
+    "dropped": "the feed leaves out one booked row a month and gives balances after each row; "
+    "GET /sandbox/bank/statements/{account}?format=camt053|csv_swedbank has the full statement",
 }
 """PSU id (the part before the first ``-``, so ``flaky-2`` is a second flaky PSU) -> what happens.
 Any other PSU id is a normal PSU with a business, a private and a savings account."""

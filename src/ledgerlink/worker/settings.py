@@ -30,6 +30,7 @@ def load_all_tasks() -> None:
     import ledgerlink.closing.tasks
     import ledgerlink.events.tasks
     import ledgerlink.fortnox.tasks
+    import ledgerlink.statements.tasks
     import ledgerlink.sync.tasks  # noqa: F401
 
 

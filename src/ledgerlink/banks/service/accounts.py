@@ -50,6 +50,7 @@ from ledgerlink.models.bank import (
 )
 from ledgerlink.models.inbox import TodoType
 from ledgerlink.pagination import Instant, Keyset
+from ledgerlink.statements.service import reconciliation_of, reconciliations_of
 
 ACCOUNTS_KEYSET = Keyset("bank-accounts", Instant, uuid.UUID)
 
@@ -291,7 +292,9 @@ class BankAccountService:
     ) -> BankAccountRead:
         account = await self._get(session, principal, account_id)
         counts = await TransactionRepository(session).unbooked_counts(principal, [account.id])
-        return account_read(account, counts.get(account.id, 0))
+        read = account_read(account, counts.get(account.id, 0))
+        read.reconciliation = await reconciliation_of(session, account.id)
+        return read
 
     async def list_page(
         self, session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None
@@ -304,7 +307,11 @@ class BankAccountService:
             rows = rows[:limit]
             next_cursor = ACCOUNTS_KEYSET.encode(rows[-1].created_at, rows[-1].id)
         counts = await TransactionRepository(session).unbooked_counts(principal, [a.id for a in rows])
-        return [account_read(a, counts.get(a.id, 0)) for a in rows], next_cursor
+        checks = await reconciliations_of(session, [a.id for a in rows])
+        reads = [account_read(a, counts.get(a.id, 0)) for a in rows]
+        for read in reads:
+            read.reconciliation = checks[read.id]
+        return reads, next_cursor
 
     async def delete(self, session: AsyncSession, principal: Principal, account_id: uuid.UUID) -> None:
         """Stop syncing; the account's transactions stay."""

@@ -32,6 +32,7 @@ from ledgerlink.db.session import session_scope
 from ledgerlink.inbox.repository import TransactionRepository, TransactionRow
 from ledgerlink.models.bank import AccountStatus, BankAccount, SyncRun, SyncStatus, SyncTrigger
 from ledgerlink.money import round_to_ore
+from ledgerlink.statements.service import adopt_statement_rows
 from ledgerlink.sync.errors import AccountNotSyncable, SyncInProgress
 from ledgerlink.sync.repository import SyncRunRepository
 from ledgerlink.worker.enqueue import enqueue
@@ -243,6 +244,8 @@ async def write_transactions(
     for start in starts:
         async with session_scope(sessionmaker) as session:
             repo = TransactionRepository(session)
+            # a row a statement brought in takes the feed's identity: one row, two sources
+            await adopt_statement_rows(session, account_id, rows[start : start + batch_size])
             inserted, updated = await repo.upsert(
                 company_id, account_id, rows[start : start + batch_size], at
             )

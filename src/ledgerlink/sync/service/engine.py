@@ -72,6 +72,7 @@ from ledgerlink.models.bank import (
 )
 from ledgerlink.models.inbox import TodoType
 from ledgerlink.runtime import ServiceEnv
+from ledgerlink.statements.service import record_bank_balance
 from ledgerlink.sync.repository import SyncRunRepository, UnattendedReadRepository
 from ledgerlink.sync.service.common import (
     WriteResult,
@@ -537,6 +538,14 @@ async def _succeed(
             account.balance_amount = balance.amount
             account.balance_currency = balance.currency
             account.balance_as_of = balance.as_of or today_stockholm(at)
+            await record_bank_balance(  # the balance check (statements feature)
+                session,
+                account,
+                amount=balance.amount,
+                currency=balance.currency,
+                as_of=account.balance_as_of,
+                at=at,
+            )
         await TodoRepository(session).resolve(account.company_id, TodoType.sync_failed, str(account.id))
         unbooked = await TransactionRepository(session).unbooked_count(account.id)
         payload = {

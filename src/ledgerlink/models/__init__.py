@@ -34,6 +34,7 @@ from ledgerlink.models.company import Company, Plan
 from ledgerlink.models.events import IdempotencyRecord, OutboxEvent, WebhookDelivery, WebhookEndpoint
 from ledgerlink.models.fortnox import FortnoxConnection as FortnoxConnection
 from ledgerlink.models.inbox import Todo
+from ledgerlink.models.matching import BgmaxImport, BookingMemory, BookingRule, OpenItem, TransactionPart
 
 __all__ = [
     "AccountStatus",
@@ -43,6 +44,9 @@ __all__ = [
     "BankConnection",
     "BankTransaction",
     "Base",
+    "BgmaxImport",
+    "BookingMemory",
+    "BookingRule",
     "Closing",
     "ClosingAccount",
     "ClosingExport",
@@ -59,12 +63,14 @@ __all__ = [
     "IdempotencyRecord",
     "JobStatus",
     "OAuthState",
+    "OpenItem",
     "OutboxEvent",
     "Plan",
     "SyncRun",
     "SyncStatus",
     "SyncTrigger",
     "Todo",
+    "TransactionPart",
     "TransactionStatus",
     "UnattendedRead",
     "WebhookDelivery",

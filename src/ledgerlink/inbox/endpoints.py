@@ -14,6 +14,7 @@ from ledgerlink.db.session import ReadSessionDep, SessionDep
 from ledgerlink.errors import responses
 from ledgerlink.inbox.schemas import BulkStatus, BulkStatusResult, TodoList, TransactionPatch, TransactionRead
 from ledgerlink.inbox.service import inbox
+from ledgerlink.matching.service import matching
 from ledgerlink.models.bank import TransactionStatus
 from ledgerlink.pagination import Cursor, Limit, Page
 
@@ -32,6 +33,9 @@ async def list_transactions(
     q: str | None = Query(
         default=None, max_length=200, description="Text in counterparty, description or reference"
     ),
+    include: Literal["suggestion"] | None = Query(
+        default=None, description="suggestion: the best one per row"
+    ),
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Response:
@@ -48,6 +52,7 @@ async def list_transactions(
         limit=limit,
         cursor=cursor,
     )
+    await matching.annotate(session, principal.company_id, page["items"], suggestion=include == "suggestion")
     # The page is built as JSON values in the shape of Page[TransactionRead] (the declared
     # response_model, which documents it); rendered once here instead of validated and dumped again.
     return Response(content=_dumps(page), media_type="application/json")
@@ -63,7 +68,9 @@ def _dumps(value: Any) -> bytes:
 async def patch_transaction(
     transaction_id: uuid.UUID, data: TransactionPatch, principal: BankingPrincipal, session: SessionDep
 ) -> TransactionRead:
-    """Mark a transaction booked (optionally with its voucher), ignored or unbooked again."""
+    """Mark a transaction booked (optionally with its voucher and `booking` feedback), ignored or unbooked
+    again."""
+    await matching.record_booking(session, principal.company_id, transaction_id, data.status, data.booking)
     items = await inbox.set_status(
         session, principal.company_id, [transaction_id], TransactionStatus(data.status), data.voucher_ref
     )

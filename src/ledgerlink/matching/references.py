@@ -57,8 +57,13 @@ def normalize_org_number(number: str) -> str:
 
 _ORG = re.compile(r"(?<!\d)(\d{6})-?(\d{4})(?!\d)")
 _DIGIT_RUN = re.compile(r"(?<![\d])\d(?:[\d ]*\d)?(?![\d])")
-_INVOICE = re.compile(r"(?i)\b(?:faktura(?:nr|nummer)?|fakt|inv(?:oice)?|fnr|nr)\.?\s*[:#]?\s*([A-Z0-9-]{1,20})")
-_NAME_NOISE = re.compile(r"(?i)\b(?:bg|pg|bankgiro|plusgiro|ocr|swish|kortköp|överföring|betalning)\b")
+_INVOICE = re.compile(
+    r"(?i)\b(?:faktura(?:nr|nummer)?|fakt|inv(?:oice)?|fnr|nr)\.?\s*[:#]?\s*([A-Z0-9-]{1,20})"
+)
+_NAME_NOISE = re.compile(
+    r"(?i)\b(?:bg|pg|bankgiro|plusgiro|ocr|swish|kortköp|köp|överföring|betalning|inbetalning|inbet|"
+    r"utbetalning|faktura|fakt|fa|lev|leverantörsbetalning|autogiro|ag)\b"
+)
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,12 @@ def counterparty_key(name: str | None) -> str:
     text = re.sub(r"\b(?:ab|aktiebolag|hb|kb|ek för|publ)\b", " ", text)
     text = re.sub(r"[^a-zåäöéü ]+", " ", text)
     return " ".join(text.split())[:200]
+
+
+def history_token(name: str | None) -> str:
+    """The word a counterparty's history is filed under: the first word of its comparable name."""
+    key = counterparty_key(name)
+    return key.split(" ", 1)[0] if key else ""
 
 
 def names_match(a: str | None, b: str | None) -> bool:

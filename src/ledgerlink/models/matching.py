@@ -7,7 +7,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledgerlink.db.base import MONEY, Base, IDMixin, JSONType, TimestampMixin
@@ -34,6 +34,7 @@ class OpenItem(IDMixin, TimestampMixin, Base):
     invoice_date: Mapped[dt.date] = mapped_column(Date)
     due_date: Mapped[dt.date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(8))  # open | closed
+    credit_note: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class BookingRule(IDMixin, TimestampMixin, Base):

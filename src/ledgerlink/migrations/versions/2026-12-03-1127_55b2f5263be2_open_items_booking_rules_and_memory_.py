@@ -74,6 +74,7 @@ def upgrade() -> None:
         sa.Column("invoice_date", sa.Date(), nullable=False),
         sa.Column("due_date", sa.Date(), nullable=False),
         sa.Column("status", sa.String(length=8), nullable=False),
+        sa.Column("credit_note", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.Column("modified_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),

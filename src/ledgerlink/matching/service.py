@@ -205,9 +205,8 @@ class MatchingService:
         parts = await LumpSumRepository(session).parts_of(company_id, ids)
         best: dict[uuid.UUID, list[dict[str, Any]]] = {}
         if suggestion and ids:
-            best = await self._suggest(
-                session, company_id, await TransactionLookup(session).with_ledger(company_id, ids)
-            )
+            rows = await TransactionLookup(session).with_ledger(company_id, ids)
+            best = await self._suggest(session, company_id, rows, write=False)
         for item, id_ in zip(items, ids, strict=True):
             item["parts"] = [part_read(p) for p in parts.get(id_, [])]
             ranked = best.get(id_) or []

@@ -227,3 +227,45 @@ async def test_another_company_sees_none_of_it(
     assert (await client.get(f"/v1/transactions/{tid}/suggestions", headers=other)).status_code == 404
     closing = (await client.get("/v1/open-items", headers=auth_headers)).json()["items"]
     assert [i["external_id"] for i in closing] == ["secret"]
+
+
+async def test_bgmax_splits_the_lump_sum_row_and_a_resent_file_doubles_nothing(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], company_id: uuid.UUID, sessionmaker: Any
+) -> None:
+    from ledgerlink.bgmax.writer import DepositIn, PaymentIn, write
+
+    o1, o2 = make_ocr("7001"), make_ocr("7002")
+    account_id = await seed_rows(sessionmaker, company_id, [
+        tx("1900.00", 13, "lump", "BG INSÄTTNING"), tx("1900.00", 20, "later", "BG INSÄTTNING"),
+    ])  # fmt: skip
+    await client.post("/v1/open-items/batch", headers=auth_headers, json={"items": [
+        open_item("a", "1000.00", ocr=o1), open_item("b", "1400.00", ocr=o2, counterparty_name="Annan AB"),
+    ]})  # fmt: skip
+    content = write([DepositIn(dt.date(2026, 3, 12), [
+        PaymentIn(Decimal("1000.00"), o1, "Kund AB"), PaymentIn(Decimal("1400.00"), o2, "Annan AB"),
+        PaymentIn(Decimal("-500.00"), o2)])])  # fmt: skip
+    url = f"/v1/bank-accounts/{account_id}/bgmax"
+    first = await client.post(url, files={"file": ("bg.txt", content)}, headers=auth_headers)
+    assert first.status_code == 201, first.text
+    ids = await ids_by_provider(sessionmaker)
+    (deposit,) = first.json()["deposits"]
+    assert deposit == {"date": "2026-03-12", "amount": "1900.00", "payment_count": 3,
+                       "transaction_id": str(ids["lump"])}  # fmt: skip
+    again = await client.post(url, files={"file": ("bg.txt", content)}, headers=auth_headers)
+    assert again.status_code == 200 and again.json() == first.json()
+    listed = (
+        await client.get("/v1/transactions", params={"include": "suggestion"}, headers=auth_headers)
+    ).json()
+    row = next(i for i in listed["items"] if i["id"] == str(ids["lump"]))
+    assert [(p["amount"], p["ocr_valid"]) for p in row["parts"]] == [("1000.00", True), ("1400.00", True),
+                                                                     ("-500.00", True)]  # fmt: skip
+    assert {a["open_item_external_id"] for a in row["suggestion"]["allocations"]} == {"a", "b"}
+    later = next(i for i in listed["items"] if i["id"] == str(ids["later"]))
+    assert later["parts"] == []
+    broken = content.replace(b"000000000000100000", b"000000000000100100", 1)
+    bad = await client.post(url, files={"file": ("bg.txt", broken)}, headers=auth_headers)
+    assert (
+        bad.status_code == 422 and "line" in bad.json()["detail"] and bad.json()["line"] == 8
+    )  # 01 05 20 26 20 26 21 then the deposit 15
+    not_bgmax = await client.post(url, files={"file": ("x.se", b"#FLAGGA 0\r\n")}, headers=auth_headers)
+    assert not_bgmax.status_code == 422 and "line 1" in not_bgmax.json()["detail"]

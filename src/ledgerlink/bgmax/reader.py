@@ -68,7 +68,7 @@ class Deposit:
 def _ore(field_: str, line: int, what: str) -> Decimal:
     if not field_.isdigit():
         raise BgmaxError(line, f"{what} is not a number of öre: {field_!r}")
-    return Decimal(int(field_)) / 100
+    return Decimal(int(field_)).scaleb(-2)
 
 
 def _count(field_: str, line: int, what: str) -> int:

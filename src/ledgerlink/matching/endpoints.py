@@ -6,14 +6,16 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, File, Path, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from ledgerlink.auth.dependencies import BankingPrincipal
 from ledgerlink.db.session import SessionDep
-from ledgerlink.errors import responses
+from ledgerlink.errors import PayloadTooLarge, responses
 from ledgerlink.idempotency.service import IdempotencyKey, idempotency
+from ledgerlink.matching.lumpsums import import_bgmax
 from ledgerlink.matching.schemas import (
+    BgmaxImportRead,
     OpenItemBatch,
     OpenItemBatchResult,
     OpenItemRead,
@@ -117,3 +119,33 @@ async def delete_booking_rule(
 ) -> Response:
     await matching.delete_rule(session, principal.company_id, rule_id)
     return Response(status_code=204)
+
+
+@router.post(
+    "/bank-accounts/{bank_account_id}/bgmax",
+    status_code=201,
+    response_model=BgmaxImportRead,
+    responses={
+        200: {
+            "model": BgmaxImportRead,
+            "description": "The same file again: the first result, nothing doubled",
+        },
+        **responses(401, 403, 404, 413, 422),
+    },
+)
+async def upload_bgmax(
+    request: Request,
+    bank_account_id: uuid.UUID,
+    principal: BankingPrincipal,
+    session: SessionDep,
+    file: UploadFile = File(description="A BgMax file (Bankgiro incoming payments)"),
+) -> JSONResponse:
+    """Read a BgMax file: each deposit is paired with the bank row carrying its lump sum, and that row
+    gains `parts`. The same file again answers 200 with the same result and changes nothing."""
+    limit = request.app.state.settings.limits.max_upload_bytes
+    content = await file.read(limit + 1)
+    if len(content) > limit:
+        raise PayloadTooLarge(f"the file is larger than {limit} bytes")
+    result, new = await import_bgmax(session, principal.company_id, bank_account_id, content)
+    body = BgmaxImportRead.model_validate(result).model_dump(mode="json")
+    return JSONResponse(body, status_code=201 if new else 200)

@@ -257,3 +257,15 @@ class TransactionPartRead(BaseModel):
     ocr_valid: bool
     payer: str | None
     payer_org_number: str | None = None
+
+
+class DepositRead(BaseModel):
+    date: dt.date
+    amount: str
+    payment_count: int
+    transaction_id: uuid.UUID | None = Field(description="The bank row carrying the lump sum, when found")
+
+
+class BgmaxImportRead(BaseModel):
+    id: uuid.UUID
+    deposits: list[DepositRead]

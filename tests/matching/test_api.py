@@ -269,3 +269,54 @@ async def test_bgmax_splits_the_lump_sum_row_and_a_resent_file_doubles_nothing(
     )  # 01 05 20 26 20 26 21 then the deposit 15
     not_bgmax = await client.post(url, files={"file": ("x.se", b"#FLAGGA 0\r\n")}, headers=auth_headers)
     assert not_bgmax.status_code == 422 and "line 1" in not_bgmax.json()["detail"]
+
+
+def sie_with_bank_vouchers() -> bytes:
+    """A SIE 4 year with three Telia bills paid from 1930 (6212 + VAT) and one customer payment."""
+    head = ['#FLAGGA 0', '#FORMAT PC8', '#SIETYP 4', '#PROGRAM "test" 1', '#FNAMN "Historik AB"',
+            '#RAR 0 20250101 20251231', '#KONTO 1930 "Bank"', '#KONTO 6212 "Telefon"',
+            '#KONTO 2641 "Ingående moms"', '#KONTO 1510 "Kundfordringar"']  # fmt: skip
+    vouchers = []
+    for n, day in enumerate(("20250115", "20250215", "20250315"), start=1):
+        vouchers += [f'#VER A {n} {day} "Telia Sverige faktura"', "{", "#TRANS 6212 {} 400.00",
+                     "#TRANS 2641 {} 100.00", "#TRANS 1930 {} -500.00", "}"]  # fmt: skip
+    vouchers += [
+        '#VER A 4 20250320 "Kund AB inbetalning"',
+        "{",
+        "#TRANS 1930 {} 900.00",
+        "#TRANS 1510 {} -900.00",
+        "}",
+    ]
+    return ("\r\n".join(head + vouchers) + "\r\n").encode("cp437")
+
+
+async def test_history_seeded_from_an_imported_sie_closing(
+    client: httpx.AsyncClient,
+    auth_headers: dict[str, str],
+    company_id: uuid.UUID,
+    sessionmaker: Any,
+    run_jobs: Any,
+) -> None:
+    await seed_rows(sessionmaker, company_id, [tx("-625.00", 15, "tel", "TELIA SVERIGE AB")])
+    created = await client.post("/v1/closings", headers=auth_headers, json={
+        "financial_year_start": "2025-01-01", "financial_year_end": "2025-12-31", "data_source": "sie"})  # fmt: skip
+    assert created.status_code == 201, created.text
+    started = await client.post(f"/v1/closings/{created.json()['id']}/imports/sie",
+                                files={"file": ("h.se", sie_with_bank_vouchers())}, headers=auth_headers)  # fmt: skip
+    assert started.status_code == 202, started.text
+    await run_jobs()
+    tid = (await ids_by_provider(sessionmaker))["tel"]
+    listed = (
+        await client.get("/v1/transactions", params={"include": "suggestion"}, headers=auth_headers)
+    ).json()
+    from_list = listed["items"][0]["suggestion"]
+    items = (await client.get(f"/v1/transactions/{tid}/suggestions", headers=auth_headers)).json()["items"]
+    history = next(s for s in items if s["kind"] == "history")
+    assert history["unambiguous"] is True and "3 of the last 3" in history["reason"]
+    assert [(x["account"], x["debit"]) for x in history["lines"][1:]] == [
+        ("6212", "500.00"),
+        ("2641", "125.00"),
+    ]
+    assert from_list["reason"] == items[0]["reason"]
+    again = (await client.get(f"/v1/transactions/{tid}/suggestions", headers=auth_headers)).json()["items"]
+    assert again == items  # stored once, not counted twice

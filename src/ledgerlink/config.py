@@ -101,6 +101,12 @@ class LimitSettings(BaseModel):
     max_upload_bytes: int = 200 * 1_048_576
 
 
+class MatchingSettings(BaseModel):
+    """Invoice matching."""
+
+    date_window_days: int = Field(default=10, ge=0, le=90)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LEDGERLINK_",
@@ -132,6 +138,7 @@ class Settings(BaseSettings):
     fortnox: FortnoxSettings = FortnoxSettings()
     webhooks: WebhookSettings = WebhookSettings()
     limits: LimitSettings = LimitSettings()
+    matching: MatchingSettings = MatchingSettings()
 
     @field_validator("allowed_redirect_uris", mode="before")
     @classmethod

@@ -123,3 +123,10 @@ def test_parts_are_each_matched() -> None:
     best = suggest(lump, items, [], [])[0]
     assert {a["open_item_external_id"] for a in best["allocations"]} == {"p1", "p2"}
     assert best["unambiguous"] is True and balanced(best)
+
+
+def test_the_date_window_is_a_setting() -> None:
+    late = [item("a", "480.00", due=DAY - dt.timedelta(days=12))]
+    assert suggest(row("480.00"), late, [], []) == []
+    widened = suggest(row("480.00"), late, [], [], window_days=15)
+    assert widened[0]["allocations"][0]["open_item_external_id"] == "a"

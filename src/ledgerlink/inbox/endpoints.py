@@ -7,7 +7,7 @@ import json
 import uuid
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from ledgerlink.auth.dependencies import BankingPrincipal
 from ledgerlink.db.session import ReadSessionDep, SessionDep
@@ -23,6 +23,7 @@ router = APIRouter(tags=["inbox"])
 
 @router.get("/transactions", response_model=Page[TransactionRead], responses=responses(401, 403, 422))
 async def list_transactions(
+    request: Request,
     principal: BankingPrincipal,
     session: ReadSessionDep,
     bank_account_id: uuid.UUID | None = None,
@@ -52,7 +53,10 @@ async def list_transactions(
         limit=limit,
         cursor=cursor,
     )
-    await matching.annotate(session, principal.company_id, page["items"], suggestion=include == "suggestion")
+    window = request.app.state.settings.matching.date_window_days
+    await matching.annotate(
+        session, principal.company_id, page["items"], suggestion=include == "suggestion", window_days=window
+    )
     # The page is built as JSON values in the shape of Page[TransactionRead] (the declared
     # response_model, which documents it); rendered once here instead of validated and dumped again.
     return Response(content=_dumps(page), media_type="application/json")

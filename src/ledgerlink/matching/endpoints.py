@@ -69,10 +69,11 @@ async def delete_open_item(
     responses=responses(401, 403, 404),
 )
 async def list_suggestions(
-    transaction_id: uuid.UUID, principal: BankingPrincipal, session: SessionDep
+    request: Request, transaction_id: uuid.UUID, principal: BankingPrincipal, session: SessionDep
 ) -> SuggestionList:
     """Ranked booking suggestions for a row, best first, each with its source and reason."""
-    items = await matching.suggestions(session, principal.company_id, transaction_id)
+    window = request.app.state.settings.matching.date_window_days
+    items = await matching.suggestions(session, principal.company_id, transaction_id, window_days=window)
     return SuggestionList.model_validate({"items": items})
 
 

@@ -25,7 +25,7 @@ ZERO = Decimal("0.00")
 ROUNDING_LIMIT = Decimal("1.00")
 #: The statutory reminder fee (påminnelseavgift) a customer may add to a late payment.
 REMINDER_FEES = frozenset({Decimal("60.00")})
-#: Days around the due date in which an amount + counterparty match counts.
+#: Days around the due date in which an amount + counterparty match counts (the default of the setting).
 DATE_WINDOW_DAYS = 10
 #: Bounds of the combination search: the counterparty's items considered, and subsets tried.
 COMBINATION_MAX_ITEMS = 12
@@ -149,7 +149,12 @@ def _same_party(row_name: str | None, refs: References, item: Item) -> bool:
 
 
 def match_payment(
-    paid: Decimal, date: dt.date, texts: Sequence[str | None], name: str | None, items: Sequence[Item]
+    paid: Decimal,
+    date: dt.date,
+    texts: Sequence[str | None],
+    name: str | None,
+    items: Sequence[Item],
+    window_days: int = DATE_WINDOW_DAYS,
 ) -> Match | None:
     """Match one payment (a positive amount) to open items, in the order: reference (OCR or invoice
     number) with the open amount; amount + counterparty near the due date; a combination of one
@@ -198,7 +203,7 @@ def match_payment(
     window = [
         i
         for i in party
-        if abs(i.signed - paid) <= ROUNDING_LIMIT and abs((date - i.due_date).days) <= DATE_WINDOW_DAYS
+        if abs(i.signed - paid) <= ROUNDING_LIMIT and abs((date - i.due_date).days) <= window_days
     ]
     if window:
         best = min(abs(i.signed - paid) for i in window)
@@ -489,7 +494,7 @@ def _invoice_suggestion(row: Row, match: Match) -> dict[str, Any]:
     )
 
 
-def _parts_match(row: Row, items: Sequence[Item]) -> Match | None:
+def _parts_match(row: Row, items: Sequence[Item], window_days: int) -> Match | None:
     """A lump sum: each part matched as a payment of its own, together one suggestion."""
     allocations: list[tuple[Item, Decimal]] = []
     reasons: list[str] = []
@@ -498,7 +503,7 @@ def _parts_match(row: Row, items: Sequence[Item]) -> Match | None:
     confidence = 1.0
     for part in row.parts:
         left = [i for i in items if all(i.external_id != a.external_id for a, _ in allocations)]
-        m = match_payment(part.amount, row.date, [part.reference], part.payer, left)
+        m = match_payment(part.amount, row.date, [part.reference], part.payer, left, window_days)
         if m is None:
             unmatched += part.amount
             continue
@@ -525,7 +530,12 @@ def _parts_match(row: Row, items: Sequence[Item]) -> Match | None:
 
 
 def suggest(
-    row: Row, items: Sequence[Item], rules: Sequence[Rule], history: Sequence[Memory]
+    row: Row,
+    items: Sequence[Item],
+    rules: Sequence[Rule],
+    history: Sequence[Memory],
+    *,
+    window_days: int = DATE_WINDOW_DAYS,
 ) -> list[dict[str, Any]]:
     """Ranked suggestions for ``row``, best first. ``items`` are the open items of the row's
     currency; ``history`` the company's past bookings for this row's counterparty (:func:`history_key`)."""
@@ -533,10 +543,15 @@ def suggest(
     candidates = [i for i in items if i.kind == kind]
     out: list[dict[str, Any]] = []
     match = (
-        _parts_match(row, candidates)
+        _parts_match(row, candidates, window_days)
         if row.parts
         else match_payment(
-            abs(row.amount), row.date, [row.reference, row.description], row.counterparty, candidates
+            abs(row.amount),
+            row.date,
+            [row.reference, row.description],
+            row.counterparty,
+            candidates,
+            window_days,
         )
     )
     if match is not None:

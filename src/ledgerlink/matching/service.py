@@ -190,15 +190,23 @@ class MatchingService:
     # --- suggestions ----------------------------------------------------------------------------
 
     async def suggestions(
-        self, session: AsyncSession, company_id: uuid.UUID, transaction_id: uuid.UUID
+        self, session: AsyncSession, company_id: uuid.UUID, transaction_id: uuid.UUID, *, window_days: int
     ) -> list[dict[str, Any]]:
         found = await TransactionLookup(session).with_ledger(company_id, [transaction_id])
         if not found:
             raise TransactionNotFound(f"no transaction {transaction_id}")
-        return (await self._suggest(session, company_id, found, write=True))[transaction_id]
+        return (await self._suggest(session, company_id, found, write=True, window_days=window_days))[
+            transaction_id
+        ]
 
     async def annotate(
-        self, session: AsyncSession, company_id: uuid.UUID, items: list[dict[str, Any]], *, suggestion: bool
+        self,
+        session: AsyncSession,
+        company_id: uuid.UUID,
+        items: list[dict[str, Any]],
+        *,
+        suggestion: bool,
+        window_days: int = engine.DATE_WINDOW_DAYS,
     ) -> None:
         """Give each listed row (JSON values) its ``parts`` and, when asked, its best ``suggestion``."""
         ids = [uuid.UUID(i["id"]) for i in items]
@@ -206,7 +214,7 @@ class MatchingService:
         best: dict[uuid.UUID, list[dict[str, Any]]] = {}
         if suggestion and ids:
             rows = await TransactionLookup(session).with_ledger(company_id, ids)
-            best = await self._suggest(session, company_id, rows, write=False)
+            best = await self._suggest(session, company_id, rows, write=False, window_days=window_days)
         for item, id_ in zip(items, ids, strict=True):
             item["parts"] = [part_read(p) for p in parts.get(id_, [])]
             ranked = best.get(id_) or []
@@ -219,6 +227,7 @@ class MatchingService:
         rows: Sequence[tuple[BankTransaction, str | None]],
         *,
         write: bool,
+        window_days: int,
     ) -> dict[uuid.UUID, list[dict[str, Any]]]:
         """``write=False`` on read-only sessions: closing history not stored yet is used, not stored."""
         seeded = await self.closing_history(session, company_id)
@@ -271,7 +280,7 @@ class MatchingService:
                 if r.currency == tx.currency
             ]
             history = memory.get((history_token(tx.counterparty or tx.description), row.direction), [])
-            out[tx.id] = engine.suggest(row, items, rules, history)
+            out[tx.id] = engine.suggest(row, items, rules, history, window_days=window_days)
         return out
 
     # --- learning -------------------------------------------------------------------------------

@@ -86,6 +86,7 @@ from ledgerlink.sandbox.bank_data import (
     sandbox_rows,
     sandbox_transactions,
 )
+from ledgerlink.sandbox.open_items import bgmax_file
 
 PAGE_SIZE = 50
 MAX_VALIDITY_DAYS = 90
@@ -661,6 +662,7 @@ def create_sandbox_bank_app(
         Route("/v1/accounts/{account_id}/balances", w(bank.balances), methods=["GET"]),
         Route("/v1/accounts/{account_id}/transactions", w(bank.transactions), methods=["GET"]),
         Route("/sca/{consent_id}", w(bank.sca_page, api=False), methods=["GET", "POST"], name="sca_page"),
+        Route("/bgmax", bgmax_file, methods=["GET"]),  # the deposits of the business account as BgMax
     ]
     app = Starlette(routes=routes)
     app.state.bank = bank

@@ -130,3 +130,20 @@ def test_the_date_window_is_a_setting() -> None:
     assert suggest(row("480.00"), late, [], []) == []
     widened = suggest(row("480.00"), late, [], [], window_days=15)
     assert widened[0]["allocations"][0]["open_item_external_id"] == "a"
+
+
+def test_many_rows_against_many_items_stay_fast() -> None:
+    """One index for 20,000 open items; 2,000 rows each look up their candidates instead of scanning."""
+    items = engine.OpenItems(
+        item(f"i{n}", f"{100 + n}.00", name=f"Kund {n % 3000} AB", ocr=make_ocr(str(500000 + n)))
+        for n in range(20000)
+    )
+    rows = [
+        row(f"{100 + n * 7}.00", cp=f"Kund {n % 3000} AB", ref=make_ocr(str(500000 + n * 7)))
+        for n in range(2000)
+    ]
+    started = time.perf_counter()
+    results = [suggest(r, items, [], []) for r in rows]
+    elapsed = time.perf_counter() - started
+    assert all(r[0]["kind"] == "invoice" and r[0]["unambiguous"] for r in results)
+    assert elapsed < 5.0, f"{len(rows) / elapsed:.0f} rows/s"

@@ -131,21 +131,62 @@ def classify(open_amount: Decimal, paid: Decimal) -> tuple[str, Decimal]:
     return ("overpayment", diff) if diff > 0 else ("partial_payment", -diff)
 
 
-def _reference_hits(refs: References, items: Iterable[Item]) -> list[tuple[Item, str]]:
-    hits: list[tuple[Item, str]] = []
-    numbers = set(refs.invoice_numbers) | {d for d in refs.digits if len(d) >= 3} | set(refs.ocr)
-    for item in items:
-        if item.ocr and item.ocr in refs.ocr:
-            hits.append((item, f"OCR {_ocr_display(item.ocr)}"))
-        elif item.number.upper() in numbers:
-            hits.append((item, f"invoice number {item.number}"))
-    return hits
+def _keys_match(ka: str, kb: str) -> bool:
+    """:func:`names_match` on names already made comparable."""
+    return bool(ka and kb) and (ka == kb or (min(len(ka), len(kb)) >= 4 and (ka in kb or kb in ka)))
 
 
-def _same_party(row_name: str | None, refs: References, item: Item) -> bool:
-    if item.counterparty_org_number and item.counterparty_org_number in refs.org_numbers:
-        return True
-    return names_match(row_name, item.counterparty_name)
+class OpenItems:
+    """Open items indexed once for many rows: per kind by OCR, invoice number, the first word of the
+    counterparty's name and org number, so a row looks up its candidates instead of scanning them all."""
+
+    def __init__(self, items: Iterable[Item]) -> None:
+        self.items = list(items)
+        self.by_ocr: dict[str, list[Item]] = {}
+        self.by_number: dict[str, list[Item]] = {}
+        self.by_word: dict[str, list[Item]] = {}
+        self.by_org: dict[str, list[Item]] = {}
+        self.keys: dict[str, str] = {}
+        self._kinds: dict[str, OpenItems] = {}
+        for item in self.items:
+            key = counterparty_key(item.counterparty_name)
+            self.keys[item.external_id] = key
+            if item.ocr:
+                self.by_ocr.setdefault(item.ocr, []).append(item)
+            self.by_number.setdefault(item.number.upper(), []).append(item)
+            if key:
+                self.by_word.setdefault(key.split(" ", 1)[0], []).append(item)
+            if item.counterparty_org_number:
+                self.by_org.setdefault(item.counterparty_org_number, []).append(item)
+
+    def by_kind(self, kind: str) -> OpenItems:
+        """The items of one kind, indexed (once per kind and index)."""
+        if kind not in self._kinds:
+            self._kinds[kind] = OpenItems(i for i in self.items if i.kind == kind)
+        return self._kinds[kind]
+
+    def reference_hits(self, refs: References, exclude: frozenset[str]) -> list[tuple[Item, str]]:
+        hits: dict[str, tuple[Item, str]] = {}
+        for ocr in refs.ocr:
+            for item in self.by_ocr.get(ocr, []):
+                hits.setdefault(item.external_id, (item, f"OCR {_ocr_display(ocr)}"))
+        numbers = [*refs.invoice_numbers, *(d for d in refs.digits if len(d) >= 3), *refs.ocr]
+        for number in numbers:
+            for item in self.by_number.get(number.upper(), []):
+                hits.setdefault(item.external_id, (item, f"invoice number {item.number}"))
+        return [h for k, h in hits.items() if k not in exclude]
+
+    def of_party(self, name: str | None, refs: References, exclude: frozenset[str]) -> list[Item]:
+        key = counterparty_key(name)
+        found: dict[str, Item] = {}
+        for org in refs.org_numbers:
+            for item in self.by_org.get(org, []):
+                found[item.external_id] = item
+        if key:
+            for item in self.by_word.get(key.split(" ", 1)[0], []):
+                if _keys_match(key, self.keys[item.external_id]):
+                    found[item.external_id] = item
+        return [i for k, i in found.items() if k not in exclude]
 
 
 def match_payment(
@@ -153,15 +194,17 @@ def match_payment(
     date: dt.date,
     texts: Sequence[str | None],
     name: str | None,
-    items: Sequence[Item],
+    items: OpenItems | Sequence[Item],
     window_days: int = DATE_WINDOW_DAYS,
+    exclude: frozenset[str] = frozenset(),
 ) -> Match | None:
     """Match one payment (a positive amount) to open items, in the order: reference (OCR or invoice
     number) with the open amount; amount + counterparty near the due date; a combination of one
     counterparty's items (credit notes included) summing to the payment."""
+    index = items if isinstance(items, OpenItems) else OpenItems(items)
     refs = extract(name, *texts)
     # 1. the reference
-    hits = _reference_hits(refs, items)
+    hits = index.reference_hits(refs, exclude)
     if hits:
         exact = [(i, how) for i, how in hits if i.signed == paid]
         if len(exact) == 1:
@@ -198,7 +241,7 @@ def match_payment(
                 kind,
                 rest,
             )
-    party = [i for i in items if _same_party(name, refs, i)]
+    party = index.of_party(name, refs, exclude)
     # 2. amount + counterparty near the due date
     window = [
         i
@@ -494,7 +537,7 @@ def _invoice_suggestion(row: Row, match: Match) -> dict[str, Any]:
     )
 
 
-def _parts_match(row: Row, items: Sequence[Item], window_days: int) -> Match | None:
+def _parts_match(row: Row, items: OpenItems, window_days: int) -> Match | None:
     """A lump sum: each part matched as a payment of its own, together one suggestion."""
     allocations: list[tuple[Item, Decimal]] = []
     reasons: list[str] = []
@@ -502,8 +545,8 @@ def _parts_match(row: Row, items: Sequence[Item], window_days: int) -> Match | N
     unambiguous = True
     confidence = 1.0
     for part in row.parts:
-        left = [i for i in items if all(i.external_id != a.external_id for a, _ in allocations)]
-        m = match_payment(part.amount, row.date, [part.reference], part.payer, left, window_days)
+        used = frozenset(a.external_id for a, _ in allocations)
+        m = match_payment(part.amount, row.date, [part.reference], part.payer, items, window_days, used)
         if m is None:
             unmatched += part.amount
             continue
@@ -531,16 +574,18 @@ def _parts_match(row: Row, items: Sequence[Item], window_days: int) -> Match | N
 
 def suggest(
     row: Row,
-    items: Sequence[Item],
+    items: OpenItems | Sequence[Item],
     rules: Sequence[Rule],
     history: Sequence[Memory],
     *,
     window_days: int = DATE_WINDOW_DAYS,
 ) -> list[dict[str, Any]]:
     """Ranked suggestions for ``row``, best first. ``items`` are the open items of the row's
-    currency; ``history`` the company's past bookings for this row's counterparty (:func:`history_key`)."""
+    currency (index them once with :class:`OpenItems` for many rows); ``history`` the company's past bookings for this row's counterparty
+    (:func:`history_key`)."""
     kind = "customer_invoice" if row.direction == "in" else "supplier_invoice"
-    candidates = [i for i in items if i.kind == kind]
+    index = items if isinstance(items, OpenItems) else OpenItems(items)
+    candidates = index.by_kind(kind)
     out: list[dict[str, Any]] = []
     match = (
         _parts_match(row, candidates, window_days)

@@ -250,6 +250,7 @@ class MatchingService:
                 lines = tuple((x["account"], Decimal(x["share"]), x.get("vat_code")) for x in e["lines"])
                 memory.setdefault((e["key"], e["direction"]), []).append(engine.Memory(lines, e["booked_on"]))
         out: dict[uuid.UUID, list[dict[str, Any]]] = {}
+        indexes: dict[str, engine.OpenItems] = {}
         for tx, ledger in rows:
             row = engine.Row(
                 amount=tx.amount,
@@ -264,21 +265,23 @@ class MatchingService:
                     for p in parts.get(tx.id, [])
                 ],
             )
-            items = [
-                engine.Item(
-                    r.external_id,
-                    r.kind,
-                    r.number,
-                    r.ocr,
-                    r.counterparty_name,
-                    r.counterparty_org_number,
-                    r.amount_open,
-                    r.due_date,
-                    r.credit_note,
+            items = indexes.get(tx.currency)
+            if items is None:
+                items = indexes[tx.currency] = engine.OpenItems(
+                    engine.Item(
+                        r.external_id,
+                        r.kind,
+                        r.number,
+                        r.ocr,
+                        r.counterparty_name,
+                        r.counterparty_org_number,
+                        r.amount_open,
+                        r.due_date,
+                        r.credit_note,
+                    )
+                    for r in open_rows
+                    if r.currency == tx.currency
                 )
-                for r in open_rows
-                if r.currency == tx.currency
-            ]
             history = memory.get((history_token(tx.counterparty or tx.description), row.direction), [])
             out[tx.id] = engine.suggest(row, items, rules, history, window_days=window_days)
         return out

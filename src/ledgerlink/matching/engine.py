@@ -421,7 +421,8 @@ def _history_suggestion(row: Row, history: Sequence[Memory]) -> dict[str, Any] |
     accounts = ", ".join(top)
     agreement = count / total
     if agreement >= HISTORY_AGREEMENT:
-        confidence = round(min(0.88, 0.55 + 0.35 * agreement * min(total, 8) / 8), 2)
+        # the company's own bookings outrank the generic defaults from the first one on
+        confidence = round(min(0.88, 0.66 + 0.22 * agreement * (min(total, 5) - 1) / 4), 2)
         reason = f"{count} of the last {total} rows from {who} went to {accounts}"
         return _suggestion("history", confidence, True, reason, _share_lines(row, list(example.lines)))
     reason = (
@@ -462,7 +463,7 @@ DEFAULTS: tuple[Default, ...] = (
         None,
         (("1630", D(1), None),),
         "Payments to and from Skatteverket go through the tax account (1630)",
-        0.7,
+        0.65,
     ),
     Default(
         re.compile(r"(?i)bankavgift|avgift|prisavisering|årsavgift|kontoavgift|bank ?fee"),

@@ -20,12 +20,14 @@ def _money(value: str, field: str, *, allow_negative: bool = False) -> str:
         amount = Decimal(value)
     except InvalidOperation as exc:
         raise ValueError(f"{field} is not a decimal amount") from exc
-    if not amount.is_finite() or amount != amount.quantize(Decimal("0.01")):
+    if not amount.is_finite():
+        raise ValueError(f"{field} is not a decimal amount")
+    if abs(amount) >= Decimal("1e15"):
+        raise ValueError(f"{field} is too large")
+    if amount.as_tuple().exponent < -2 and amount != round(amount, 2):  # type: ignore[operator]
         raise ValueError(f"{field} must be a decimal amount with at most two decimals")
     if amount < 0 and not allow_negative:
         raise ValueError(f"{field} must not be negative")
-    if abs(amount) >= Decimal("1e15"):
-        raise ValueError(f"{field} is too large")
     return value
 
 
@@ -139,6 +141,8 @@ class RuleLine(BaseModel):
             raise ValueError("share is not a decimal fraction") from exc
         if not share.is_finite() or not Decimal(0) < share <= Decimal(1):
             raise ValueError("share must be a fraction in (0, 1]")
+        if share.as_tuple().exponent < -6:  # type: ignore[operator]
+            raise ValueError("share has more than six decimals")
         return value
 
 

@@ -325,3 +325,22 @@ async def test_history_seeded_from_an_imported_sie_closing(
     assert from_list["reason"] == items[0]["reason"]
     again = (await client.get(f"/v1/transactions/{tid}/suggestions", headers=auth_headers)).json()["items"]
     assert again == items  # stored once, not counted twice
+
+
+async def test_two_bookings_of_one_row_at_once_pay_the_invoice_once(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], company_id: uuid.UUID, sessionmaker: Any
+) -> None:
+    import asyncio
+
+    await seed_rows(sessionmaker, company_id, [tx("60.00", 5, "r", "Kund AB")])
+    tid = (await ids_by_provider(sessionmaker))["r"]
+    await client.post(
+        "/v1/open-items/batch", json={"items": [open_item("k", "100.00")]}, headers=auth_headers
+    )
+    body = {"status": "booked", "booking": {"open_item_external_ids": ["k"]}}
+    answers = await asyncio.gather(
+        *(client.patch(f"/v1/transactions/{tid}", json=body, headers=auth_headers) for _ in range(2))
+    )
+    assert [a.status_code for a in answers] == [200, 200]
+    (item,) = (await client.get("/v1/open-items", headers=auth_headers)).json()["items"]
+    assert item["amount_open"] == "40.00" and item["status"] == "open"

@@ -159,14 +159,18 @@ class TransactionLookup(RepositoryBase[BankTransaction]):
     model = BankTransaction
 
     async def with_ledger(
-        self, company_id: uuid.UUID, ids: Sequence[uuid.UUID]
+        self, company_id: uuid.UUID, ids: Sequence[uuid.UUID], *, for_update: bool = False
     ) -> list[tuple[BankTransaction, str | None]]:
+        """The rows with their account's ledger account; ``for_update`` locks the rows (not the
+        accounts) so that two bookings of one row take turns."""
         base: Select[Any] = select(BankTransaction, BankAccount.ledger_account)  # type: ignore[assignment]
         stmt = (
             scoped(base, BankTransaction, company_id)
             .outerjoin(BankAccount, BankAccount.id == BankTransaction.account_id)
             .where(BankTransaction.id.in_(list(ids)))
         )
+        if for_update:
+            stmt = stmt.with_for_update(of=BankTransaction)
         return [(row[0], row[1]) for row in (await self.session.execute(stmt)).all()]
 
     async def account(self, company_id: uuid.UUID, account_id: uuid.UUID) -> BankAccount | None:

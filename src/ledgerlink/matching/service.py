@@ -335,7 +335,7 @@ class MatchingService:
             return
         if status != TransactionStatus.booked.value:
             raise Unprocessable("booking is only accepted with status booked", loc=["body", "booking"])
-        found = await TransactionLookup(session).with_ledger(company_id, [transaction_id])
+        found = await TransactionLookup(session).with_ledger(company_id, [transaction_id], for_update=True)
         if not found:
             return  # the status change answers 404
         tx, ledger = found[0]

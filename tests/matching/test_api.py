@@ -344,3 +344,24 @@ async def test_two_bookings_of_one_row_at_once_pay_the_invoice_once(
     assert [a.status_code for a in answers] == [200, 200]
     (item,) = (await client.get("/v1/open-items", headers=auth_headers)).json()["items"]
     assert item["amount_open"] == "40.00" and item["status"] == "open"
+
+
+async def test_the_same_bgmax_file_sent_twice_at_once_splits_the_row_once(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], company_id: uuid.UUID, sessionmaker: Any
+) -> None:
+    import asyncio
+
+    from ledgerlink.bgmax.writer import DepositIn, PaymentIn, write
+    from ledgerlink.models import TransactionPart
+
+    account_id = await seed_rows(sessionmaker, company_id, [tx("300.00", 13, "lump", "BG INSÄTTNING")])
+    content = write([DepositIn(dt.date(2026, 3, 12), [PaymentIn(Decimal("100.00"), make_ocr("1")),
+                                                      PaymentIn(Decimal("200.00"), make_ocr("2"))])])  # fmt: skip
+    url = f"/v1/bank-accounts/{account_id}/bgmax"
+    answers = await asyncio.gather(
+        *(client.post(url, files={"file": ("bg.txt", content)}, headers=auth_headers) for _ in range(3))
+    )
+    assert sorted(a.status_code for a in answers) == [200, 200, 201], [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    async with sessionmaker() as s:
+        assert len((await s.execute(select(TransactionPart))).scalars().all()) == 2

@@ -131,7 +131,7 @@ async def delete_booking_rule(
             "model": BgmaxImportRead,
             "description": "The same file again: the first result, nothing doubled",
         },
-        **responses(401, 403, 404, 413, 422),
+        **responses(401, 403, 404, 409, 413, 422),
     },
 )
 async def upload_bgmax(

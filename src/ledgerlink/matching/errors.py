@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ledgerlink.errors import NotFound, Unprocessable
+from ledgerlink.errors import Conflict, NotFound, Unprocessable
 
 
 class OpenItemNotFound(NotFound):
@@ -31,3 +31,7 @@ class UnknownOpenItems(Unprocessable):
 
 class InvalidBgmax(Unprocessable):
     code = "invalid_bgmax"
+
+
+class BgmaxConflict(Conflict):
+    code = "bgmax_conflict"

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledgerlink.bgmax import BgmaxError, read
-from ledgerlink.matching.errors import BankAccountNotFound, InvalidBgmax
+from ledgerlink.matching.errors import BankAccountNotFound, BgmaxConflict, InvalidBgmax
 from ledgerlink.matching.references import normalize_org_number, ocr_valid, org_number_valid
 from ledgerlink.matching.repository import LumpSumRepository, TransactionLookup
 from ledgerlink.models.matching import BgmaxImport, TransactionPart
@@ -90,7 +90,9 @@ async def import_bgmax(
     except IntegrityError:  # the same file sent twice at once: the other request's result
         existing = await repo.find(company_id, account_id, digest)
         if existing is None:
-            raise
+            raise BgmaxConflict(
+                "another BgMax upload for this account is being saved; send the file again"
+            ) from None
         return _out(existing), False
     return _out(job), True
 

@@ -181,7 +181,7 @@ class TransactionLookup(RepositoryBase[BankTransaction]):
     async def carrying(
         self, company_id: uuid.UUID, account_id: uuid.UUID, amount: Decimal, day: dt.date, slack_days: int
     ) -> Sequence[BankTransaction]:
-        """Incoming rows of the account with this amount booked within ``slack_days`` of ``day``."""
+        """Incoming rows of the account with this amount booked within ``slack_days`` of ``day``, locked."""
         stmt = scoped(select(BankTransaction), BankTransaction, company_id).where(
             BankTransaction.account_id == account_id,
             BankTransaction.amount == amount,
@@ -189,7 +189,10 @@ class TransactionLookup(RepositoryBase[BankTransaction]):
                 day - dt.timedelta(days=slack_days), day + dt.timedelta(days=slack_days)
             ),
         )
-        return await self.all(stmt.order_by(BankTransaction.booking_date, BankTransaction.id))
+        # locked: two files paying the same row take turns, and the second sees the first's parts
+        return await self.all(
+            stmt.order_by(BankTransaction.booking_date, BankTransaction.id).with_for_update()
+        )
 
 
 class LumpSumRepository(RepositoryBase[BgmaxImport]):

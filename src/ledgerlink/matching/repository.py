@@ -8,13 +8,13 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, select
+from sqlalchemy import Select, delete, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.repository import RepositoryBase, scoped
-from ledgerlink.models.bank import BankAccount, BankTransaction
+from ledgerlink.models.bank import BankAccount, BankTransaction, TransactionStatus
 from ledgerlink.models.closing import Closing, ClosingVoucher, ClosingVoucherRow
 from ledgerlink.models.matching import BgmaxImport, BookingMemory, BookingRule, OpenItem, TransactionPart
 
@@ -172,6 +172,24 @@ class TransactionLookup(RepositoryBase[BankTransaction]):
         if for_update:
             stmt = stmt.with_for_update(of=BankTransaction)
         return [(row[0], row[1]) for row in (await self.session.execute(stmt)).all()]
+
+    async def claim_booking(self, company_id: uuid.UUID, transaction_id: uuid.UUID) -> bool:
+        """Mark a booked-status row booked now, atomically: True for the one request that changed it.
+        A conditional UPDATE is the claim on PostgreSQL (a second one waits for the row and then
+        finds it booked) and on SQLite (writers take turns), so open items are paid once."""
+        stmt = (
+            update(BankTransaction)
+            .where(
+                BankTransaction.company_id == company_id,
+                BankTransaction.id == transaction_id,
+                BankTransaction.booking_status == "booked",
+                BankTransaction.status != TransactionStatus.booked,
+            )
+            .values(status=TransactionStatus.booked, status_changed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        result: Any = await self.session.execute(stmt)
+        return bool(result.rowcount)
 
     async def account(self, company_id: uuid.UUID, account_id: uuid.UUID) -> BankAccount | None:
         stmt = scoped(select(BankAccount), BankAccount, company_id).where(BankAccount.id == account_id)

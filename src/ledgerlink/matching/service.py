@@ -373,8 +373,8 @@ class MatchingService:
                 loc=["body", "booking", "open_item_external_ids"],
                 extra={"external_ids": missing},
             )
-        if tx.status == TransactionStatus.booked:
-            return
+        if not await TransactionLookup(session).claim_booking(company_id, tx.id):
+            return  # booked already (or pending: the status change answers 422): paid once only
         left = abs(tx.amount)
         ordered = sorted((items[x] for x in wanted), key=lambda i: not i.credit_note)  # credit notes first
         for item in ordered:

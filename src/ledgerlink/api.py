@@ -10,6 +10,7 @@ from ledgerlink.companies.endpoints import router as companies_router
 from ledgerlink.events.endpoints import router as events_router
 from ledgerlink.fortnox.endpoints import router as fortnox_router
 from ledgerlink.inbox.endpoints import router as inbox_router
+from ledgerlink.matching.endpoints import router as matching_router
 from ledgerlink.statements.endpoints import router as statements_router
 from ledgerlink.sync.endpoints import router as sync_router
 
@@ -21,6 +22,7 @@ def build_v1_router() -> APIRouter:
         banks_router,
         sync_router,
         inbox_router,
+        matching_router,
         events_router,
         fortnox_router,
         closing_router,

@@ -185,6 +185,28 @@ def _cmd_seed_dev(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sandbox_open_items(args: argparse.Namespace) -> int:
+    from ledgerlink.config import get_settings
+    from ledgerlink.sandbox.open_items import push_open_items
+
+    items, deposits = asyncio.run(
+        push_open_items(get_settings(), args.company_id, args.psu, args.date_from, args.date_to)
+    )
+    sys.stdout.write(
+        f"pushed {items} open items ({deposits} Bankgiro deposits in the sandbox's BgMax file)\n"
+    )
+    return 0
+
+
+def _date(value: str) -> Any:
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from exc
+
+
 def _cmd_sie_summary(args: argparse.Namespace) -> int:
     from ledgerlink.sie.cli import summary_command
 
@@ -239,6 +261,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--company-id", type=_uuid, default=DEV_COMPANY_ID, help="id of the company (default: %(default)s)"
     )
     seed.set_defaults(fn=_cmd_seed_dev)
+
+    push = sub.add_parser(
+        "sandbox-open-items", help="push the sandbox bank's invoices as open items of a company (dev)"
+    )
+    push.add_argument("--company-id", type=_uuid, default=DEV_COMPANY_ID, help="default: %(default)s")
+    push.add_argument("--psu", default="demo", help="the sandbox bank user (default: %(default)s)")
+    push.add_argument("--from", dest="date_from", type=_date, required=True, help="first day (YYYY-MM-DD)")
+    push.add_argument("--to", dest="date_to", type=_date, required=True, help="last day (YYYY-MM-DD)")
+    push.set_defaults(fn=_cmd_sandbox_open_items)
 
     sie = sub.add_parser("sie", help="SIE 4 tools")
     sie_sub = sie.add_subparsers(dest="sie_command", required=True, metavar="COMMAND")

@@ -117,6 +117,12 @@ class LimitSettings(BaseModel):
     sie_max_field_length: int = 1_000
 
 
+class MatchingSettings(BaseModel):
+    """Invoice matching."""
+
+    date_window_days: int = Field(default=10, ge=0, le=90)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LEDGERLINK_",
@@ -150,6 +156,7 @@ class Settings(BaseSettings):
     fortnox: FortnoxSettings = FortnoxSettings()
     webhooks: WebhookSettings = WebhookSettings()
     limits: LimitSettings = LimitSettings()
+    matching: MatchingSettings = MatchingSettings()
 
     @model_validator(mode="after")
     def _no_dev_secrets_in_production(self) -> Settings:

@@ -53,6 +53,8 @@ OWN_OR_CATALOGUE = {
     "create_closing",
     "create_bank_connection",
     "create_webhook_endpoint",
+    "upsert_open_items",
+    "create_booking_rule",
 }
 #: Collections: B sees its own (empty) list, never A's items.
 COLLECTIONS = {
@@ -63,6 +65,8 @@ COLLECTIONS = {
     "list_todos",
     "list_webhook_endpoints",
     "list_closings",
+    "list_open_items",
+    "list_booking_rules",
 }
 #: ``PUT /v1/companies/{id}`` is billing's admin route: the admin scope acts across companies by
 #: design (it is how plans are set), so it is excluded from the foreign-id check, not from scopes.
@@ -286,6 +290,16 @@ async def populate(
         headers=h,
     )
     export_id = export.json()["id"] if export.status_code == 202 else str(uuid.uuid4())
+    item = {"external_id": "a-secret-invoice", "kind": "customer_invoice", "number": "1", "counterparty_name": "X",
+            "amount_open": "10.00", "invoice_date": "2026-01-01", "due_date": "2026-01-31"}  # fmt: skip
+    assert (await client.post("/v1/open-items/batch", json={"items": [item]}, headers=h)).status_code == 200
+    rule_body = {
+        "name": "Fees",
+        "conditions": {"text_contains": "avgift"},
+        "lines": [{"account": "6570", "share": "1"}],
+    }
+    rule = await client.post("/v1/booking-rules", json=rule_body, headers=h)
+    assert rule.status_code == 201, rule.text
     a.ids.update(
         connection_id=connection_id,
         bank_account_id=account_id,
@@ -297,6 +311,8 @@ async def populate(
         adjustment_id=adjustment.json()["id"],
         export_id=export_id,
         company_id=str(a.company_id),
+        external_id="a-secret-invoice",
+        rule_id=rule.json()["id"],
     )
     a.names += ["Company A secret adjustment", "hooks.company-a.test", first["external_id"]]
     if first.get("iban"):
@@ -343,7 +359,13 @@ def call_for(name: str, a: Tenant) -> tuple[dict[str, Any], dict[str, Any]]:
             "rows": [{"account": "1510", "debit": "1.00"}, {"account": "2440", "credit": "1.00"}],
         },
         "start_export": {"target": "fortnox", "voucher_series": "A"},
-    }
+        "upsert_open_items": {"items": [{"external_id": "b-own", "kind": "customer_invoice", "number": "2",
+            "counterparty_name": "Y", "amount_open": "1.00", "invoice_date": "2026-01-01",
+            "due_date": "2026-01-31"}]},
+        "create_booking_rule": {"name": "Bank fees", "conditions": {"text_contains": "avgift"},
+            "lines": [{"account": "6570", "share": "1"}]},
+        "update_booking_rule": {"priority": 1},
+    }  # fmt: skip
     queries: dict[str, dict[str, Any]] = {
         "list_transactions": {"bank_account_id": ids["bank_account_id"]},
         "list_vouchers": {"account": "1510"},
@@ -364,6 +386,8 @@ async def send(client: httpx.AsyncClient, route: Any, a: Tenant, headers: dict[s
     if route.name == "create_statement_import":
         statement = "Bokföringsdag;Belopp;Avsändare;Mottagare;Namn;Rubrik;Saldo;Valuta\n2026/01/05;-1,00;;;;Avgift;9,00;SEK\n"
         return await client.post(url, files={"file": ("s.csv", statement.encode())}, headers=headers)
+    if route.name == "upload_bgmax":
+        return await client.post(url, files={"file": ("b.txt", b"01BGMAX")}, headers=headers)
     kwargs: dict[str, Any] = {"params": query, "headers": headers}
     if method in ("POST", "PUT", "PATCH"):
         kwargs["json"] = body
@@ -378,7 +402,7 @@ def test_every_route_has_a_call(app: Any) -> None:
         params = set(re.findall(r"\{(\w+)\}", route.path))
         known = {
             "connection_id", "bank_account_id", "account_id", "transaction_id", "endpoint_id",
-            "closing_id", "import_id", "adjustment_id", "export_id", "company_id",
+            "closing_id", "import_id", "adjustment_id", "export_id", "company_id", "external_id", "rule_id",
         }  # fmt: skip
         assert params <= known, route.path
         if not params:
@@ -463,7 +487,7 @@ async def test_every_route_is_403_without_its_scope(
     me = await tenant(sessionmaker, settings, "Scoped AB")
     ids = {k: str(uuid.uuid4()) for k in (
         "connection_id", "bank_account_id", "account_id", "transaction_id", "endpoint_id",
-        "closing_id", "import_id", "adjustment_id", "export_id",
+        "closing_id", "import_id", "adjustment_id", "export_id", "rule_id", "external_id",
     )} | {"company_id": str(me.company_id)}  # fmt: skip
     me.ids = ids
     scoped = 0

@@ -7,13 +7,14 @@ import json
 import uuid
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from ledgerlink.auth.dependencies import BankingPrincipal
 from ledgerlink.db.session import ReadSessionDep, SessionDep
 from ledgerlink.errors import responses
 from ledgerlink.inbox.schemas import BulkStatus, BulkStatusResult, TodoList, TransactionPatch, TransactionRead
 from ledgerlink.inbox.service import inbox
+from ledgerlink.matching.service import matching
 from ledgerlink.models.bank import TransactionStatus
 from ledgerlink.pagination import Cursor, Limit, Page
 
@@ -22,6 +23,7 @@ router = APIRouter(tags=["inbox"])
 
 @router.get("/transactions", response_model=Page[TransactionRead], responses=responses(401, 403, 422))
 async def list_transactions(
+    request: Request,
     principal: BankingPrincipal,
     session: ReadSessionDep,
     bank_account_id: uuid.UUID | None = None,
@@ -31,6 +33,9 @@ async def list_transactions(
     to: dt.date | None = None,
     q: str | None = Query(
         default=None, max_length=200, description="Text in counterparty, description or reference"
+    ),
+    include: Literal["suggestion"] | None = Query(
+        default=None, description="suggestion: the best one per row"
     ),
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -48,6 +53,10 @@ async def list_transactions(
         limit=limit,
         cursor=cursor,
     )
+    window = request.app.state.settings.matching.date_window_days
+    await matching.annotate(
+        session, principal.company_id, page["items"], suggestion=include == "suggestion", window_days=window
+    )
     # The page is built as JSON values in the shape of Page[TransactionRead] (the declared
     # response_model, which documents it); rendered once here instead of validated and dumped again.
     return Response(content=_dumps(page), media_type="application/json")
@@ -63,7 +72,9 @@ def _dumps(value: Any) -> bytes:
 async def patch_transaction(
     transaction_id: uuid.UUID, data: TransactionPatch, principal: BankingPrincipal, session: SessionDep
 ) -> TransactionRead:
-    """Mark a transaction booked (optionally with its voucher), ignored or unbooked again."""
+    """Mark a transaction booked (optionally with its voucher and `booking` feedback), ignored or unbooked
+    again."""
+    await matching.record_booking(session, principal.company_id, transaction_id, data.status, data.booking)
     items = await inbox.set_status(
         session, principal.company_id, [transaction_id], TransactionStatus(data.status), data.voucher_ref
     )

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from ledgerlink.matching.schemas import BookingFeedback, Suggestion, TransactionPartRead
 from ledgerlink.models.inbox import TodoType
 from ledgerlink.timestamps import Timestamp
 
@@ -28,11 +29,18 @@ class TransactionRead(BaseModel):
     status: StatusValue
     ledger_account: str | None
     voucher_ref: str | None = None
+    parts: list[TransactionPartRead] = Field(
+        default_factory=list, description="A Bankgiro lump sum's payments"
+    )
+    suggestion: Suggestion | None = Field(
+        default=None, description="The best suggestion (?include=suggestion)"
+    )
 
 
 class TransactionPatch(BaseModel):
     status: StatusValue
     voucher_ref: str | None = Field(default=None, max_length=100)
+    booking: BookingFeedback | None = None
 
 
 class BulkStatus(BaseModel):

@@ -34,6 +34,7 @@ from ledgerlink.models.company import Company, Plan
 from ledgerlink.models.events import IdempotencyRecord, OutboxEvent, WebhookDelivery, WebhookEndpoint
 from ledgerlink.models.fortnox import FortnoxConnection as FortnoxConnection
 from ledgerlink.models.inbox import Todo, TodoType
+from ledgerlink.models.matching import BgmaxImport, BookingMemory, BookingRule, OpenItem, TransactionPart
 from ledgerlink.models.statements import (
     BankBalanceSnapshot,
     BankReconciliation,
@@ -50,6 +51,9 @@ __all__ = [
     "BankConnection",
     "BankReconciliation",
     "Base",
+    "BgmaxImport",
+    "BookingMemory",
+    "BookingRule",
     "Closing",
     "ClosingAccount",
     "ClosingExport",
@@ -67,6 +71,7 @@ __all__ = [
     "ImportedTransaction",
     "JobStatus",
     "OAuthState",
+    "OpenItem",
     "OutboxEvent",
     "Plan",
     "StatementImport",
@@ -76,6 +81,7 @@ __all__ = [
     "SyncTrigger",
     "Todo",
     "TodoType",
+    "TransactionPart",
     "TransactionStatus",
     "UnattendedRead",
     "WebhookDelivery",

@@ -88,6 +88,7 @@ from ledgerlink.sandbox.bank_state import (
     scenario_of,
     tpp_error,
 )
+from ledgerlink.sandbox.open_items import bgmax_file
 from ledgerlink.sandbox.scenarios import bank_scenarios_html
 from ledgerlink.sandbox.statements import download_statement, drop_rows
 
@@ -569,6 +570,7 @@ def create_sandbox_bank_app(
         Route("/v1/accounts/{account_id}/transactions", w(bank.transactions), methods=["GET"]),
         Route("/sca/{consent_id}", w(bank.sca_page, api=False), methods=["GET", "POST"], name="sca_page"),
         Route("/statements/{account_id}", download_statement, methods=["GET"]),
+        Route("/bgmax", bgmax_file, methods=["GET"]),  # the deposits of the business account as BgMax
     ]
     app = Starlette(routes=routes)
     app.state.bank = bank

@@ -1,0 +1,1 @@
+"""From bank row to bookkeeping: open items, references, invoice matching, suggestions, rules."""

@@ -21,9 +21,9 @@ from ledgerlink.models import (
     AccountStatus,
     BankAccount,
     BankConnection,
-    BankTransaction,
     Company,
     ConnectionStatus,
+    ImportedTransaction,
     Plan,
     SyncRun,
     SyncStatus,
@@ -140,7 +140,7 @@ async def seed(sessionmaker: async_sessionmaker[AsyncSession], company_id: uuid.
             for i in range(2)
         )  # fmt: skip
         s.add_all(
-            BankTransaction(
+            ImportedTransaction(
                 company_id=company_id, account_id=accounts[0].id, identity=f"t{i}", booking_status="booked",
                 booking_date=dt.date(2026, 1, 10 + i), amount=Decimal("-1.00"), currency="SEK",
                 status=TransactionStatus.unbooked, first_seen_at=now, last_seen_at=now,

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from ledgerlink.banks.adapters.base import BankTransaction, BookingStatus
 from ledgerlink.matching.references import make_ocr
 from ledgerlink.models import AccountStatus, BankAccount, BankConnection, ConnectionStatus, OpenItem
-from ledgerlink.models import BankTransaction as TxRow
+from ledgerlink.models import ImportedTransaction as TxRow
 from ledgerlink.sync.service import write_transactions
 from tests.conftest import make_token
 

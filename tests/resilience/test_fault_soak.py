@@ -59,7 +59,7 @@ from tests.resilience.conftest import FULL, OUTPUT_DIR
 from tests.resilience.procs import Proc, free_port, serve, service_env, start_worker
 from tests.sync.factories import SimClock, make_account, make_company
 
-pytestmark = pytest.mark.resilience
+pytestmark = [pytest.mark.resilience, pytest.mark.soak]
 
 N_ACCOUNTS = int(os.environ.get("LEDGERLINK_SOAK_ACCOUNTS", 2000 if FULL else 500))
 NIGHTS = 4 if FULL else 2

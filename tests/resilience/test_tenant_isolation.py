@@ -78,6 +78,19 @@ CROSS_COMPANY_BY_DESIGN = {"put_company"}
 #: Webhooks are for internal services: ``admin``, as billing's plan route. The sync schedule is part of
 #: bank import: ``banking``.
 EXPECTED_SCOPES: dict[str, str | None] = {
+    "commit_statement_import": "banking",
+    "create_booking_rule": "banking",
+    "create_statement_import": "banking",
+    "delete_booking_rule": "banking",
+    "delete_open_item": "banking",
+    "get_booking_rule": "banking",
+    "get_statement_import": "banking",
+    "list_booking_rules": "banking",
+    "list_open_items": "banking",
+    "list_suggestions": "banking",
+    "update_booking_rule": "banking",
+    "upload_bgmax": "banking",
+    "upsert_open_items": "banking",
     "get_company": None,
     "put_company": "admin",
     "list_banks": "banking",

@@ -19,9 +19,9 @@ from ledgerlink.models import (
     AccountStatus,
     BankAccount,
     BankConnection,
-    BankTransaction,
     Company,
     ConnectionStatus,
+    ImportedTransaction,
     Plan,
     StatementImport,
     Todo,
@@ -101,7 +101,7 @@ async def count_rows(sm: async_sessionmaker[AsyncSession], account_id: uuid.UUID
     async with sm() as s:
         return int(
             (
-                await s.execute(select(func.count()).where(BankTransaction.account_id == account_id))
+                await s.execute(select(func.count()).where(ImportedTransaction.account_id == account_id))
             ).scalar_one()
         )
 

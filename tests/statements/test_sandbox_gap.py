@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from ledgerlink.banks.adapters.base import BookingStatus
 from ledgerlink.db.session import session_scope
-from ledgerlink.models import BankTransaction, SyncTrigger, Todo
+from ledgerlink.models import ImportedTransaction, SyncTrigger, Todo
 from ledgerlink.sandbox.bank_data import sandbox_rows
 from ledgerlink.sandbox.statements import dropped_idents
 from ledgerlink.sync.service import schedule_sync
@@ -38,7 +38,7 @@ async def sync(sessionmaker: Any, clock: SimClock, job_ctx: Any, account: Any) -
 async def held(sessionmaker: Any, account_id: uuid.UUID) -> int:
     async with sessionmaker() as s:
         stmt = select(func.count()).where(
-            BankTransaction.account_id == account_id, BankTransaction.booking_status == "booked"
+            ImportedTransaction.account_id == account_id, ImportedTransaction.booking_status == "booked"
         )
         return int((await s.execute(stmt)).scalar_one())
 

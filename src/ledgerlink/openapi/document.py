@@ -54,6 +54,10 @@ LOCATIONS: dict[str, str] = {
     "upload_sie": "/v1/closings/{closing_id}/imports/{id}",
     "create_adjustment": "/v1/closings/{closing_id}/adjustments/{id}",
     "start_export": "/v1/closings/{closing_id}/exports/{id}",
+    "create_booking_rule": "/v1/booking-rules/{id}",
+    "create_statement_import": "/v1/bank-accounts/{bank_account_id}/statement-imports/{id}",
+    # a BgMax file has no read of its own: its deposits show on the account's transactions
+    "upload_bgmax": "/v1/transactions?bank_account_id={bank_account_id}",
 }
 
 
@@ -111,6 +115,12 @@ class FortnoxExportCompletedData(BaseModel):
     )
 
 
+class BankAccountBalanceGapData(BaseModel):
+    bank_account_id: uuid.UUID
+    amount: str = Field(description="Bank balance minus opening balance plus booked rows, decimal string")
+    since: dt.date | None = Field(description="The first bank day the gap shows")
+
+
 WEBHOOK_PAYLOADS: dict[str, type[BaseModel]] = {
     "transactions.available": TransactionsAvailableData,
     "bank_account.synced": BankAccountSyncedData,
@@ -118,6 +128,7 @@ WEBHOOK_PAYLOADS: dict[str, type[BaseModel]] = {
     "bank_connection.consent_expiring": BankConnectionConsentExpiringData,
     "fortnox.import.completed": FortnoxImportCompletedData,
     "fortnox.export.completed": FortnoxExportCompletedData,
+    "bank_account.balance_gap": BankAccountBalanceGapData,
 }
 
 WEBHOOK_DESCRIPTION = (

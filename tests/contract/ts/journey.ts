@@ -70,6 +70,10 @@ export async function todoLines(api: Api): Promise<string[]> {
         return "upgrade to Business";
       case "fortnox_expiring":
         return `Fortnox expires ${todo.expires_at}`;
+      case "balance_gap":
+        return `balance out by ${todo.amount} since ${todo.since ?? "unknown"}`;
+      case "sync_stalled":
+        return `no rows for ${todo.days_without_rows} days`;
       default: {
         const unhandled: never = todo;
         return unhandled;

@@ -1,4 +1,4 @@
-"""Run the benchmarks: ``uv run python -m bench [--only ingest,api,fleet,sie,fortnox] [--quick]``.
+"""Run the benchmarks: ``uv run python -m bench [--only ingest,api,fleet,sie,fortnox,matching] [--quick]``.
 
 Each benchmark runs the real code path and, in the same run, the limit it is compared with; the figures
 (medians of the repetitions) go to ``bench/results/latest.json`` and the table in ``bench/README.md``.
@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench import api, fleet, fortnox, ingest, sie
+from bench import api, fleet, fortnox, ingest, matching, sie
 from bench.common import ROOT, log, machine, server_versions
 from bench.report import render_table, update_readme
 
@@ -27,6 +27,7 @@ FULL: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
     "fleet": lambda: fleet.run(accounts=2000),
     "sie": lambda: sie.run(sizes=(10, 100), runs=3),
     "fortnox": lambda: fortnox.run(small=1_000, large=100_000),
+    "matching": lambda: matching.run(rows=10_000, items=20_000, repetitions=3, memory_sizes=(5_000, 10_000)),
 }
 QUICK: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
     "ingest": lambda: ingest.run(rows=20_000, repetitions=1),
@@ -34,6 +35,7 @@ QUICK: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
     "fleet": lambda: fleet.run(accounts=40),
     "sie": lambda: sie.run(sizes=(2, 4), runs=1),
     "fortnox": lambda: fortnox.run(small=200, large=1_000),
+    "matching": lambda: matching.run(rows=1_000, items=2_000, repetitions=1, memory_sizes=(500, 1_000)),
 }
 
 

@@ -99,6 +99,37 @@ def _rows(b: dict[str, Any]) -> list[list[str]]:
                 _yes(fx["met"]),
             ]
         )
+    mt = b.get("matching")
+    if mt:
+        q, sp = mt["quality"], mt["speed"]
+        curve = q["curve"]
+        rows.append(
+            [
+                f"Matching quality ({q['company']}, months {q['held_out_months'][0]}–12 scored, "
+                f"{curve[next(iter(curve))]['rows']} rows)",
+                "best suggestion right after learning "
+                + ", ".join(f"{n} mo {p['right_share']:.1%}" for n, p in curve.items()),
+                "wrongly unambiguous "
+                + ", ".join(f"{n} mo {p['wrongly_unambiguous']}" for n, p in curve.items()),
+                "–",
+                "0 wrongly unambiguous",
+                _yes(all(p["wrongly_unambiguous"] == 0 for p in curve.values())),
+            ]
+        )
+        mem = ", ".join(
+            f"{n:,} rows +{m['peak_rss_growth_mib']} MiB"
+            for n, m in ((int(k), v) for k, v in sp["memory"].items())
+        )
+        rows.append(
+            [
+                f"Matching speed ({sp['rows']:,} rows × {sp['open_items']:,} open items)",
+                f"{sp['engine_rows_per_s']:,} rows/s; peak RSS growth {mem}",
+                f"bare OCR dict loop {sp['bare_rows_per_s']:,} rows/s",
+                f"{sp['ratio']}",
+                "memory flat",
+                _yes(sp["memory_flat"]),
+            ]
+        )
     return rows
 
 

@@ -98,6 +98,10 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.check:
         return _check_worker_health(settings.redis_url, settings.queue_name)
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port)  # the jobs' figures live in this process
     run_worker(build_worker_settings(settings), health_check_interval=WORKER_HEALTH_INTERVAL_SECONDS)
     return 0
 
@@ -228,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--check",
         action="store_true",
         help="do not run a worker: exit 0 if one of this queue is alive, else 1 (container healthcheck)",
+    )
+    worker.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=None,
+        help="serve this process's Prometheus metrics (sync runs, jobs, webhooks) on this port at /metrics",
     )
     worker.set_defaults(fn=_cmd_worker)
 

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ledgerlink import metrics
 from ledgerlink.config import Settings
 from ledgerlink.db.base import utcnow
 from ledgerlink.events.errors import WebhookEndpointNotFound, WebhookTargetRefused
@@ -291,6 +292,7 @@ async def deliver(
     if endpoint is None or event is None or endpoint.disabled_at is not None:
         delivery.status, delivery.next_attempt_at = "failed", None
         delivery.last_error = "endpoint removed"
+        metrics.WEBHOOK_DELIVERIES.labels("dropped").inc()
         await session.flush()
         return delivery
     body = event_body(event)
@@ -337,6 +339,9 @@ async def deliver(
         delivery.status, delivery.next_attempt_at = "failed", None
     else:
         delivery.next_attempt_at = started + retry_delay(delivery.attempts)
+    metrics.WEBHOOK_DELIVERIES.labels(
+        "delivered" if error is None else "failed" if delivery.status == "failed" else "retrying"
+    ).inc()
     log.info(
         "events.delivery.attempt",
         delivery_id=str(delivery.id),

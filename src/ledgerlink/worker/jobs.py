@@ -6,6 +6,8 @@ the worker's business (:mod:`ledgerlink.worker.settings`), so this module import
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -13,6 +15,7 @@ from typing import Any, TypedDict
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ledgerlink import metrics
 from ledgerlink.clock import Clock, system_clock
 from ledgerlink.config import Settings
 from ledgerlink.runtime import ServiceEnv
@@ -97,3 +100,22 @@ class RetryLater(Exception):
     def __init__(self, defer_seconds: float) -> None:
         super().__init__(f"retry in {defer_seconds:.0f}s")
         self.defer_seconds = defer_seconds
+
+
+async def run_measured(name: str, fn: TaskFn, ctx: JobContext, kwargs: dict[str, Any]) -> Any:
+    """One attempt of job ``name``, timed and counted (``ledgerlink_job_duration_seconds``,
+    ``ledgerlink_jobs{task,outcome}``) the same way under arq and the in-process runner."""
+    started = time.perf_counter()
+    outcome = "failed"
+    try:
+        result = await fn(ctx, **kwargs)
+        outcome = "succeeded"
+        return result
+    except RetryLater:
+        outcome = "retry"
+        raise
+    except (asyncio.CancelledError, TimeoutError):
+        outcome = "cancelled"
+        raise
+    finally:
+        metrics.job_finished(name, outcome, time.perf_counter() - started)

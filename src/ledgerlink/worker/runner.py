@@ -15,7 +15,7 @@ from arq.connections import ArqRedis
 
 from ledgerlink.logging import get_logger
 from ledgerlink.worker.enqueue import PendingJob
-from ledgerlink.worker.jobs import CRONS, TASKS, JobContext, RetryLater, TaskDef
+from ledgerlink.worker.jobs import CRONS, TASKS, JobContext, RetryLater, TaskDef, run_measured
 
 log = get_logger(__name__)
 
@@ -74,7 +74,9 @@ class InProcessRunner:
                 await asyncio.sleep(delay)
             ctx: JobContext = {**self.ctx, "job_id": job_id, "job_try": attempt}
             try:
-                await asyncio.wait_for(definition.fn(ctx, **kwargs), timeout=definition.timeout_seconds)
+                await asyncio.wait_for(
+                    run_measured(name, definition.fn, ctx, kwargs), timeout=definition.timeout_seconds
+                )
                 return
             except RetryLater as retry:
                 delay = retry.defer_seconds

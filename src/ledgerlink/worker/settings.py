@@ -16,7 +16,7 @@ from ledgerlink.config import Settings
 from ledgerlink.db.session import create_engine, create_sessionmaker
 from ledgerlink.logging import configure_logging, get_logger
 from ledgerlink.worker.enqueue import set_dispatcher
-from ledgerlink.worker.jobs import CRONS, TASKS, JobContext, RetryLater, TaskFn
+from ledgerlink.worker.jobs import CRONS, TASKS, JobContext, RetryLater, TaskFn, run_measured
 from ledgerlink.worker.runner import ArqDispatcher
 
 log = get_logger(__name__)
@@ -44,7 +44,7 @@ def _job_ctx(ctx: dict[str, Any]) -> JobContext:
 def _adapt(name: str, fn: TaskFn) -> Any:
     async def run(ctx: dict[str, Any], **kwargs: Any) -> Any:
         try:
-            return await fn(_job_ctx(ctx), **kwargs)
+            return await run_measured(name, fn, _job_ctx(ctx), kwargs)
         except RetryLater as retry:
             raise arq.Retry(defer=retry.defer_seconds) from retry
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ledgerlink import metrics
 from ledgerlink.banks.adapters.base import (
     STOCKHOLM,
     AccountVanished,
@@ -142,6 +143,18 @@ async def execute_run(ctx: ServiceEnv, run_id: uuid.UUID, *, psu_ip_address: str
     if isinstance(plan_or_outcome, Outcome):
         return plan_or_outcome
     plan = plan_or_outcome
+    outcome = await _read_and_write(ctx, plan, settings)
+    if outcome.status != "done":
+        metrics.sync_run_finished(plan.bank_id, _OUTCOME_LABELS.get(outcome.status, outcome.status))
+    return outcome
+
+
+#: :class:`Outcome` status → the ``outcome`` label of ``ledgerlink_sync_runs`` ("queued": backing off).
+_OUTCOME_LABELS = {"queued": "retrying"}
+
+
+async def _read_and_write(ctx: ServiceEnv, plan: ClaimedRun, settings: Settings) -> Outcome:
+    run_id = plan.run_id
     try:
         transactions, window = await _fetch(ctx, plan)
         result = await write_transactions(
@@ -201,6 +214,7 @@ async def _claim(ctx: ServiceEnv, run_id: uuid.UUID, psu_ip_address: str | None)
             connection.status != ConnectionStatus.active
         ):
             run.status, run.finished_at = SyncStatus.failed, at
+            metrics.sync_run_finished(account.bank_id, "failed")
             _error(run, "account_not_active", f"The account is {account.status.value}.", retryable=False)
             return Outcome("failed")
         entitlement = bank_import_entitlement(
@@ -209,6 +223,7 @@ async def _claim(ctx: ServiceEnv, run_id: uuid.UUID, psu_ip_address: str | None)
         if not entitlement.enabled and not run.user_present:
             await pause_for_plan(session, account, at, settings.sync)
             run.status, run.finished_at = SyncStatus.failed, at
+            metrics.sync_run_finished(account.bank_id, "failed")
             _error(run, "upgrade_required", "Automatic bank import needs the Business plan.", retryable=False)
             return Outcome("failed")
         window = plan_window(account, run, today, settings.sync.overlap_days)
@@ -259,6 +274,7 @@ async def spend_read(ctx: ServiceEnv, plan: ClaimedRun, endpoint: str, *, defer:
         reads = UnattendedReadRepository(session)
         used = await reads.count_since(plan.account_id, endpoint, since)
         if used >= settings.sync.unattended_reads_per_day:
+            metrics.UNATTENDED_REFUSED.labels(plan.bank_id, endpoint).inc()
             if not defer:
                 return False
             oldest = await reads.oldest_since(plan.account_id, endpoint, since) or at
@@ -576,5 +592,6 @@ async def _succeed(
                 },
                 at=at,
             )
+    metrics.rows_ingested(plan.bank_id, inserted=result.inserted, updated=result.updated)
     log.info("sync.run.succeeded", run_id=str(plan.run_id), fetched=result.fetched, inserted=result.inserted)
     return Outcome("succeeded")

@@ -67,14 +67,20 @@ def test_a_naive_timestamp_from_sqlite_is_utc() -> None:
     assert keyset.decode(keyset.encode(naive)) == (naive.replace(tzinfo=dt.UTC),)
 
 
+# fixed values: the test ids must be the same in every xdist worker
+FIXED_ID = "1f1ce091-0bbe-4178-bca7-85b7171a0019"
+
+
 @pytest.mark.parametrize(
     "cursor",
     [
-        Keyset("other-list", Instant, uuid.UUID).encode(dt.datetime.now(dt.UTC), uuid.uuid4()),
-        legacy(["2026-01-01T00:00:00+00:00", str(uuid.uuid4())]),
-        legacy({"l": "things", "v": ["2026-01-01", str(uuid.uuid4())]}),
-        legacy({"l": "things", "v": [12, str(uuid.uuid4())]}),
-        legacy({"l": "things", "v": ["0001-01-01T00:00:00+14:00", str(uuid.uuid4())]}),
+        Keyset("other-list", Instant, uuid.UUID).encode(
+            dt.datetime(2026, 1, 1, tzinfo=dt.UTC), uuid.UUID(FIXED_ID)
+        ),
+        legacy(["2026-01-01T00:00:00+00:00", FIXED_ID]),
+        legacy({"l": "things", "v": ["2026-01-01", FIXED_ID]}),
+        legacy({"l": "things", "v": [12, FIXED_ID]}),
+        legacy({"l": "things", "v": ["0001-01-01T00:00:00+14:00", FIXED_ID]}),
         legacy({"l": "things", "v": ["2026-01-01T00:00:00+00:00", "not-a-uuid"]}),
         legacy({"l": "things", "v": ["2026-01-01T00:00:00+00:00"]}),
         legacy({"l": "things", "v": [["nested"], {"x": 1}]}),

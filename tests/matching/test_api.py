@@ -101,6 +101,7 @@ async def test_bad_open_items_are_422_naming_the_field_and_write_nothing(
         (open_item("a", "10.00", ocr=bad_ocr), "ocr"),
         (open_item("a", "-10.00"), "amount_open"),
         (open_item("a", "10.001"), "amount_open"),
+        (open_item("a", "1e999999999"), "amount_open"),
         (open_item("a", "10.00", counterparty_org_number="556036-0794"), "counterparty_org_number"),
     ]
     for item, field in cases:
@@ -116,6 +117,20 @@ async def test_bad_open_items_are_422_naming_the_field_and_write_nothing(
     assert dup.status_code == 422
     async with sessionmaker() as s:
         assert (await s.execute(select(OpenItem))).scalars().all() == []
+
+
+async def test_a_rule_amount_beyond_any_money_is_422_naming_it(
+    client: httpx.AsyncClient, auth_headers: dict[str, str]
+) -> None:
+    rule = {
+        "name": "huge",
+        "priority": 1,
+        "conditions": {"amount_min": "1e999999999"},
+        "lines": [{"account": "6212", "share": "1"}],
+    }
+    response = await client.post("/v1/booking-rules", json=rule, headers=auth_headers)
+    assert response.status_code == 422, response.text
+    assert any("amount_min" in [str(x) for x in e["loc"]] for e in response.json()["errors"]), response.text
 
 
 async def test_booking_rules_crud_and_shares(client: httpx.AsyncClient, auth_headers: dict[str, str]) -> None:

@@ -22,7 +22,7 @@ def _money(value: str, field: str, *, allow_negative: bool = False) -> str:
         raise ValueError(f"{field} is not a decimal amount") from exc
     if not amount.is_finite():
         raise ValueError(f"{field} is not a decimal amount")
-    if abs(amount) >= Decimal("1e15"):
+    if amount.adjusted() >= 15:  # compared by exponent: abs() of "1e999999999" overflows the context
         raise ValueError(f"{field} is too large")
     if amount.as_tuple().exponent < -2 and amount != round(amount, 2):  # type: ignore[operator]
         raise ValueError(f"{field} must be a decimal amount with at most two decimals")

@@ -22,7 +22,8 @@ _MONEY = re.compile(MONEY_PATTERN)
 _MAX_MONEY = Decimal(10) ** MONEY_INTEGER_DIGITS
 
 
-def _money(value: Any) -> Decimal:
+def parse_money(value: Any) -> Decimal:
+    """The one check of money sent by a client (see the module docstring); ValueError names the rule."""
     if isinstance(value, Decimal):  # from Python code (tests, internal callers), never from JSON
         if not value.is_finite() or abs(value) >= _MAX_MONEY or value != round(value, 2):
             raise ValueError("money must be finite, with at most 2 decimals and 16 integer digits")
@@ -39,7 +40,7 @@ def _money(value: Any) -> Decimal:
 
 MoneyIn = Annotated[
     Decimal,
-    BeforeValidator(_money),
+    BeforeValidator(parse_money),
     WithJsonSchema(
         {
             "type": "string",

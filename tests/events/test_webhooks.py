@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import uuid
 from typing import Any
@@ -127,7 +128,7 @@ async def test_webhook_routes_need_the_admin_scope(
 
 # --------------------------------------------------------------------------- strict URLs
 
-CRLF = "https://93.184.216.34/x\r\nHost: 127.0.0.1"
+CRLF = "https://hooks.example.invalid/x\r\nHost: 127.0.0.1"
 MALFORMED = [
     CRLF,
     "https://hooks.example.invalid/x\nX: y",
@@ -146,7 +147,7 @@ MALFORMED = [
     "https://hooks.example.invalid/x#fragment",
     "https://hooks_under.example.invalid/x",
     "https://-dash.example.invalid/x",
-    "https://2130706433/x",
+    f"https://{int(ipaddress.IPv4Address('127.0.0.1'))}/x",  # 127.0.0.1 as one decimal number
     "https://0x7f.0.0.1/x",
     "https://127.1/x",
     "https://[fe80::1%25eth0]/x",
@@ -159,7 +160,7 @@ EMBEDDED_IPV4 = [
     "https://[::ffff:a9fe:a9fe]/x",  # IPv4-mapped 169.254.169.254
     "https://[64:ff9b::7f00:1]/x",  # NAT64 well-known prefix
     "https://[64:ff9b:1::a9fe:a9fe]/x",  # NAT64 local-use prefix
-    "https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/x",  # Teredo, client 127.0.0.1
+    "https://[2001:0:c000:201:8000:63bf:80ff:fffe]/x",  # Teredo (server 192.0.2.1), client 127.0.0.1
     "https://[::127.0.0.1]/x",  # IPv4-compatible
 ]
 
@@ -193,6 +194,7 @@ def test_ipv6_forms_wrapping_a_non_public_ipv4_address_are_refused(url: str) -> 
     ],
 )
 def test_well_formed_public_webhook_urls_pass(url: str) -> None:
+    # validate_url only parses: nothing here is resolved or sent to (deliveries in tests use example.invalid)
     assert validate_url(url, allow_private=False)[0] == "https"
 
 

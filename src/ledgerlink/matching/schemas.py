@@ -10,22 +10,19 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ledgerlink.matching.references import normalize_org_number, ocr_valid, org_number_valid
+from ledgerlink.schema_types import parse_money
 
 AccountNumber = str
 ACCOUNT_PATTERN = r"^[1-8]\d{3}$"
 
 
 def _money(value: str, field: str, *, allow_negative: bool = False) -> str:
+    """``value`` checked by the API's one money rule (:func:`ledgerlink.schema_types.parse_money`), and
+    not negative unless ``allow_negative``; the string is kept as sent."""
     try:
-        amount = Decimal(value)
-    except InvalidOperation as exc:
-        raise ValueError(f"{field} is not a decimal amount") from exc
-    if not amount.is_finite():
-        raise ValueError(f"{field} is not a decimal amount")
-    if amount.adjusted() >= 15:  # compared by exponent: abs() of "1e999999999" overflows the context
-        raise ValueError(f"{field} is too large")
-    if amount.as_tuple().exponent < -2 and amount != round(amount, 2):  # type: ignore[operator]
-        raise ValueError(f"{field} must be a decimal amount with at most two decimals")
+        amount = parse_money(value)
+    except ValueError as exc:
+        raise ValueError(f"{field}: {exc}") from exc
     if amount < 0 and not allow_negative:
         raise ValueError(f"{field} must not be negative")
     return value

@@ -271,6 +271,8 @@ FEATURES = tuple(
         "companies",
         "oauth",
         "statements",
+        "matching",
+        "bgmax",
     )
 )
 

@@ -46,7 +46,7 @@ run: install ## Migrate, seed the dev company and serve the API on :8000 with th
 
 test: install ## Run the whole test suite against real PostgreSQL and Redis (started if installed but stopped)
 	@bash scripts/test-services
-	@$(UV) run pytest -q -p no:cacheprovider -m "not soak" $(TEST_PARALLEL); status=$$?; \
+	@$(UV) run pytest -q -p no:cacheprovider $(TEST_PARALLEL); status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$status
 
 soak: install ## Run the resilience suite at full size

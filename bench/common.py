@@ -4,10 +4,12 @@ subprocesses and the machine description."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import os
 import platform
+import secrets
 import socket
 import statistics
 import subprocess
@@ -21,7 +23,7 @@ from typing import Any
 
 import asyncpg
 
-from ledgerlink.config import Settings
+from ledgerlink.config import AuthSettings, SecuritySettings, Settings
 from ledgerlink.db.migrate import upgrade
 
 PG_ADMIN_DSN = os.environ.get("LEDGERLINK_TEST_PG_DSN", "postgresql://postgres@localhost:5432/postgres")
@@ -73,12 +75,20 @@ def unique_queue() -> str:
     return f"ledgerlink-bench:{uuid.uuid4().hex[:8]}"
 
 
+#: Production refuses the development secrets: a bench run has a JWT secret and an encryption key of its
+#: own, the same for this process (:func:`bench_settings`) and the servers it starts (:func:`server_env`).
+RUN_JWT_SECRET = secrets.token_urlsafe(32)
+RUN_ENCRYPTION_KEYS = f"bench:{base64.b64encode(secrets.token_bytes(32)).decode()}"
+
+
 def bench_settings(db: ScratchDb, queue_name: str, **overrides: Any) -> Settings:
     """Settings for the scratch database and a queue of our own (no .env, no LEDGERLINK_* leaking in
     from the Makefile's SQLite default: every field that matters is given)."""
     values: dict[str, Any] = {
         "_env_file": None,
         "env": "production",
+        "auth": AuthSettings(jwt_secret=RUN_JWT_SECRET),
+        "security": SecuritySettings(encryption_keys=RUN_ENCRYPTION_KEYS),
         "database_url": db.url,
         "redis_url": REDIS_URL,
         "queue_name": queue_name,
@@ -100,6 +110,8 @@ def server_env(db: ScratchDb, queue_name: str, **extra: str) -> dict[str, str]:
             "LEDGERLINK_REDIS_URL": REDIS_URL,
             "LEDGERLINK_QUEUE_NAME": queue_name,
             "LEDGERLINK_LOG_LEVEL": "WARNING",
+            "LEDGERLINK_AUTH__JWT_SECRET": RUN_JWT_SECRET,
+            "LEDGERLINK_SECURITY__ENCRYPTION_KEYS": RUN_ENCRYPTION_KEYS,
             "PYTHONPATH": str(ROOT),
         }
     )

@@ -1,12 +1,11 @@
 """The real arq worker in burst mode (``ledgerlink.worker.settings.build_worker_settings``), settings from
 the environment; prints its CPU seconds and wall time as JSON when the queue is empty.
 
-    python -m bench.fleet_worker          (BENCH_PROFILE=/tmp/worker.prof: also dump a cProfile)
+    python -m bench.fleet_worker          (BENCH_PROFILE=/tmp/worker-{pid}.prof: also dump a cProfile)
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import resource
@@ -17,7 +16,7 @@ from typing import Any
 from arq import Worker
 
 from ledgerlink.config import Settings
-from ledgerlink.worker.settings import build_worker_settings
+from ledgerlink.worker.settings import build_worker_settings, worker_event_loop
 
 
 async def main() -> dict[str, Any]:
@@ -45,13 +44,16 @@ async def main() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    profile_to = os.environ.get("BENCH_PROFILE")  # a cProfile dump of the worker, for digging
+    # a cProfile dump of the worker, for digging ("{pid}" in the path: one file per worker process)
+    profile_to = os.environ.get("BENCH_PROFILE", "").replace("{pid}", str(os.getpid()))
+    loop = worker_event_loop()  # the loop ``ledgerlink worker`` runs on
     if profile_to:
         import cProfile
 
         with cProfile.Profile() as profiler:
-            result = asyncio.run(main())
+            result = loop.run_until_complete(main())
         profiler.dump_stats(profile_to)
     else:
-        result = asyncio.run(main())
+        result = loop.run_until_complete(main())
+    loop.close()
     sys.stdout.write(json.dumps(result) + "\n")

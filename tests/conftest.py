@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import hypothesis
 import pytest
 from arq import Worker
 from arq.connections import RedisSettings, create_pool
@@ -40,6 +41,11 @@ def _asyncpg_dsn(db: str) -> str:
 def _sqlalchemy_url(db: str) -> str:
     return _asyncpg_dsn(db).replace("postgresql://", "postgresql+asyncpg://", 1)
 
+
+# Property tests assert behaviour, never time: Hypothesis's default 200 ms deadline per example turns a
+# loaded machine (the whole suite under xdist beside the fault soak) into failures, so it is off.
+hypothesis.settings.register_profile("ledgerlink", deadline=None)
+hypothesis.settings.load_profile("ledgerlink")
 
 #: Under pytest-xdist (``make test``) these run first, longest first, so the long ones overlap the many
 #: short ones instead of trailing at the end; a file listed with a group runs as one unit on one worker.
@@ -251,7 +257,11 @@ async def arq_redis(settings: Settings) -> AsyncIterator[Any]:
 async def run_jobs(
     settings: Settings, arq_redis: Any, transports: dict[str, Any], service_clock: Clock
 ) -> Any:
-    """Run every queued job to completion with a real arq worker in burst mode; returns the worker."""
+    """Run every queued job to completion with a real arq worker in burst mode; returns the worker.
+
+    Each worker has a Redis pool of its own, as a worker process has: arq's ``Worker.close`` closes its
+    pool's connections, which would cut off another worker running beside it (two at once, in tests of
+    concurrent workers) in the middle of a command."""
 
     async def run(**overrides: Any) -> Worker:
         kwargs = build_worker_settings(
@@ -260,7 +270,7 @@ async def run_jobs(
         kwargs.update(burst=True, poll_delay=0.0, max_jobs=kwargs.get("max_jobs", 10), handle_signals=False)
         kwargs.pop("redis_settings")
         kwargs.update(overrides)
-        worker = Worker(redis_pool=arq_redis, **kwargs)
+        worker = Worker(redis_pool=await create_pool(RedisSettings.from_dsn(REDIS_URL)), **kwargs)
         try:
             await worker.main()
         finally:

@@ -42,6 +42,16 @@ def _port(value: str) -> int:
     return port
 
 
+def _workers(value: str) -> int:
+    try:
+        workers = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of processes: {value!r}") from None
+    if not 1 <= workers <= 256:
+        raise argparse.ArgumentTypeError(f"workers out of range 1-256: {workers}")
+    return workers
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -67,7 +77,9 @@ def uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
         "host": host,
         "port": port,
         "log_level": "warning",
-        "proxy_headers": True,
+        # Off: the user's address is resolved by the app from LEDGERLINK_TRUSTED_PROXIES
+        # (ledgerlink.client_address); uvicorn's own rewrite trusts 127.0.0.1 by default.
+        "proxy_headers": False,
         "timeout_keep_alive": settings.http_keep_alive_seconds,
     }
 
@@ -78,7 +90,18 @@ def _cmd_api(args: argparse.Namespace) -> int:
     _quiet_third_party_warnings()
     from ledgerlink.config import get_settings
 
-    uvicorn.run("ledgerlink.main:create_app", **uvicorn_options(get_settings(), args.host, args.port))
+    settings = get_settings()
+    if args.workers > 1 and not settings.redis_url:
+        # Without Redis, jobs and the cron run inside the API process: N processes would run them N times.
+        sys.stderr.write(
+            "--workers above 1 needs LEDGERLINK_REDIS_URL (without it jobs run inside the API process, "
+            "which must then be the only one).\n"
+        )
+        return EXIT_USAGE
+    options = uvicorn_options(settings, args.host, args.port)
+    if args.workers > 1:
+        options["workers"] = args.workers
+    uvicorn.run("ledgerlink.main:create_app", **options)
     return 0
 
 
@@ -88,7 +111,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     _quiet_third_party_warnings()
 
     from ledgerlink.config import get_settings
-    from ledgerlink.worker.settings import build_worker_settings
+    from ledgerlink.worker.settings import build_worker_settings, worker_event_loop
 
     settings = get_settings()
     if not settings.redis_url:
@@ -98,11 +121,11 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.check:
         return _check_worker_health(settings.redis_url, settings.queue_name)
-    if args.metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(args.metrics_port)  # the jobs' figures live in this process
-    run_worker(build_worker_settings(settings), health_check_interval=WORKER_HEALTH_INTERVAL_SECONDS)
+    worker_event_loop()
+    run_worker(
+        build_worker_settings(settings, metrics_port=args.metrics_port),
+        health_check_interval=WORKER_HEALTH_INTERVAL_SECONDS,
+    )
     return 0
 
 
@@ -225,6 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
     api = sub.add_parser("api", help="serve the HTTP API with uvicorn (one process per core)")
     api.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
     api.add_argument("--port", type=_port, default=8000, help="TCP port to listen on (default: %(default)s)")
+    api.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="API processes sharing the port; run one per core (default: %(default)s; above 1 needs "
+        "LEDGERLINK_REDIS_URL)",
+    )
     api.set_defaults(fn=_cmd_api)
 
     worker = sub.add_parser("worker", help="run the arq worker (needs LEDGERLINK_REDIS_URL)")
@@ -237,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port",
         type=_port,
         default=None,
-        help="serve this process's Prometheus metrics (sync runs, jobs, webhooks) on this port at /metrics",
+        help="serve this process's Prometheus metrics (sync runs, jobs, webhooks, and the scrape-time "
+        "gauges) on this port at /metrics, on every interface",
     )
     worker.set_defaults(fn=_cmd_worker)
 

@@ -33,6 +33,15 @@ def system_clock() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def on_service_clock(wall: dt.datetime, now: dt.datetime) -> dt.datetime:
+    """The wall-clock instant ``wall`` (an arq deferral, a bank's Retry-After) on the service clock whose
+    current instant is ``now``: the same delay from ``now``, never before it. Identical under the wall
+    clock; under a simulation it keeps what is stored on the service clock comparable with it (a run's
+    ``next_attempt_at``, which the stale-run sweep reads), instead of an instant the simulation never
+    reaches or passed long ago."""
+    return now + max(wall - system_clock(), dt.timedelta(0))
+
+
 def today_stockholm(at: dt.datetime | Clock | None = None) -> dt.date:
     """The Stockholm date at the instant ``at``, or now by the clock ``at``; by the wall clock when None."""
     if at is None:

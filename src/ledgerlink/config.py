@@ -10,11 +10,18 @@ import datetime as dt
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-secret-change-me-0123456789abcdef"
 DEV_ENCRYPTION_KEY = "ZGV2LWtleS1kby1ub3QtdXNlLWluLXByb2R1Y3Rpb24="  # base64 of a 32-byte dev key
+
+
+def split_commas(value: object) -> object:
+    """A comma-separated setting (``a,b``) as a list of its non-empty items."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
 
 
 class AuthSettings(BaseModel):
@@ -56,10 +63,28 @@ class SyncSettings(BaseModel):
     max_attempts: int = 5
     backoff_base_seconds: float = 30.0
     backoff_max_seconds: float = 3600.0
-    consent_expiry_warning_days: int = 7
+    #: ``consent_expiring`` reminders this many days before a consent ends, once per threshold and consent
+    consent_reminder_days: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [14, 3])
     lock_ttl_seconds: int = 900
     #: a statement row matches a held row of the same amount and text up to this many days apart
     statement_match_days: int = 3
+
+    @field_validator("consent_reminder_days", mode="before")
+    @classmethod
+    def _split_days(cls, value: object) -> object:
+        return split_commas(value)
+
+    @field_validator("consent_reminder_days")
+    @classmethod
+    def _positive_days(cls, value: list[int]) -> list[int]:
+        if any(days < 1 for days in value):
+            raise ValueError("consent reminder days must be 1 or more")
+        return sorted(set(value), reverse=True)
+
+    @property
+    def consent_reminder_horizon(self) -> dt.timedelta:
+        """How far ahead consent expiry is watched: the largest reminder threshold (none: nothing)."""
+        return dt.timedelta(days=max(self.consent_reminder_days, default=0))
 
 
 class BankEndpointSettings(BaseModel):
@@ -133,6 +158,14 @@ class Settings(BaseSettings):
 
     env: Literal["development", "testing", "production"] = "development"
     database_url: str = "sqlite+aiosqlite:///./var/ledgerlink.db"
+    # PostgreSQL connections each API process keeps open (no overflow: a request never pays a connect;
+    # more concurrent requests than this wait for one). Size it so that API processes × this + workers
+    # stay under PostgreSQL's max_connections. Not used with SQLite.
+    database_pool_size: int = Field(default=16, ge=1, le=500)
+    # SQLite only (`make run`): it has one writer, so a write waits this long for another to finish before
+    # its request is answered 503 `database_busy` (SQLite's own default, 5 s, is shorter than a 100 MB
+    # SIE upload's store on a busy disk).
+    database_sqlite_busy_timeout_seconds: float = Field(default=30, gt=0, le=600)
     redis_url: str | None = None
     queue_name: str = "arq:queue"
     sandbox: bool = False
@@ -148,6 +181,11 @@ class Settings(BaseSettings):
     allowed_redirect_uris: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://localhost:3000/callback", "http://127.0.0.1:8000/sandbox/callback"]
     )
+
+    # The proxies whose X-Forwarded-For is believed (CIDRs or addresses, comma-separated): the user's
+    # address is the socket peer unless that peer is one of these (ledgerlink.client_address). Empty:
+    # no proxy is trusted and a forwarded header is ignored.
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(default_factory=list)
 
     auth: AuthSettings = AuthSettings()
     security: SecuritySettings = SecuritySettings()
@@ -180,12 +218,10 @@ class Settings(BaseSettings):
             raise ValueError("refusing to start with LEDGERLINK_ENV=production: " + "; ".join(refused))
         return self
 
-    @field_validator("allowed_redirect_uris", mode="before")
+    @field_validator("allowed_redirect_uris", "trusted_proxies", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
+        return split_commas(value)
 
     def bank(self, bank_id: str) -> BankEndpointSettings:
         return self.banks.get(bank_id) or BankEndpointSettings()

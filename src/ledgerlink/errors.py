@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
@@ -114,6 +115,34 @@ class ServiceUnavailable(AppError):
     status, code, title = 503, "service_unavailable", "Service unavailable"
 
 
+#: Retry-After of a request that met a dead or busy database connection pool: a retry gets a fresh
+#: connection (or the database is down and the retry says so again).
+RECONNECT_RETRY_AFTER = "1"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """A pooled connection was found dead when used (the API's pool does not ping on checkout: a
+    killed backend, a database restart); the pool has dropped it."""
+
+    code = "database_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the database connection was lost; retry the request",
+            headers={"Retry-After": RECONNECT_RETRY_AFTER},
+        )
+
+
+class DatabaseBusy(ServiceUnavailable):
+    """Every pooled connection stayed busy for the pool's timeout (the API's pool has no overflow), or,
+    on SQLite, another write held the database for the busy timeout (SQLite has one writer)."""
+
+    code = "database_busy"
+
+    def __init__(self, detail: str = "no database connection was free in time; retry the request") -> None:
+        super().__init__(detail, headers={"Retry-After": RECONNECT_RETRY_AFTER})
+
+
 class BadGateway(AppError):
     status, code, title = 502, "upstream_error", "Upstream error"
 
@@ -171,15 +200,7 @@ def _loc(value: Any) -> list[str | int]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JSONResponse:
-        return problem_response(
-            request,
-            exc.instance_status,
-            exc.instance_code,
-            exc.detail,
-            title=exc.title,
-            extra=exc.extra,
-            headers=exc.headers,
-        )
+        return _app_error_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -219,8 +240,20 @@ def install_error_handlers(app: FastAPI) -> None:
         }.get(exc.status_code, "http_error")
         return problem_response(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
 
+    @app.exception_handler(PoolTimeout)
+    async def _pool_timeout(request: Request, exc: PoolTimeout) -> JSONResponse:
+        return _app_error_response(request, DatabaseBusy())
+
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        # A connection found dead when used: 503 with a short Retry-After, never a 500.
+        if exc.connection_invalidated:
+            return _app_error_response(request, DatabaseUnavailable())
+        if _sqlite_busy(exc):
+            return _app_error_response(
+                request,
+                DatabaseBusy("another write held the database for too long; retry the request"),
+            )
         # Text PostgreSQL cannot store (a NUL character, in text or JSONB) is the client's input, not a
         # server fault: 422. Every other database error stays an unexpected 500.
         if _sqlstate(exc) in _UNSTORABLE_TEXT:
@@ -235,12 +268,42 @@ def install_error_handlers(app: FastAPI) -> None:
     # Unexpected exceptions are rendered by RequestContextMiddleware (it knows the request id).
 
 
+def _app_error_response(request: Request, exc: AppError) -> JSONResponse:
+    return problem_response(
+        request,
+        exc.instance_status,
+        exc.instance_code,
+        exc.detail,
+        title=exc.title,
+        extra=exc.extra,
+        headers=exc.headers,
+    )
+
+
 #: character_not_in_repertoire (NUL in text), untranslatable_character (\u0000 in JSONB).
 _UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
 
 
+#: SQLite's primary result codes for "the database is locked" (SQLITE_BUSY, SQLITE_LOCKED): the low byte
+#: of an extended code such as SQLITE_BUSY_SNAPSHOT.
+_SQLITE_BUSY_CODES = frozenset({5, 6})
+
+
+def _driver_errors(exc: DBAPIError) -> tuple[object, object]:
+    """The driver's error and what it wraps (asyncpg and aiosqlite errors come adapted by SQLAlchemy)."""
+    return exc.orig, getattr(exc.orig, "__cause__", None)
+
+
+def _sqlite_busy(exc: DBAPIError) -> bool:
+    for candidate in _driver_errors(exc):
+        code = getattr(candidate, "sqlite_errorcode", None)
+        if isinstance(code, int):
+            return code & 0xFF in _SQLITE_BUSY_CODES
+    return False
+
+
 def _sqlstate(exc: DBAPIError) -> str | None:
-    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
+    for candidate in _driver_errors(exc):
         code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
         if isinstance(code, str):
             return code

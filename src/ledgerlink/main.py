@@ -18,7 +18,9 @@ from ledgerlink.api import build_v1_router
 from ledgerlink.auth.tokens import TokenVerifier
 from ledgerlink.clock import Clock, system_clock
 from ledgerlink.config import Settings, get_settings
-from ledgerlink.db.session import create_engine, create_sessionmaker
+from ledgerlink.db import idle_ping
+from ledgerlink.db.idle_ping import ping_when_idle
+from ledgerlink.db.session import api_pool_options, create_engine, create_sessionmaker
 from ledgerlink.errors import install_error_handlers
 from ledgerlink.idempotency.service import idempotency
 from ledgerlink.logging import configure_logging, get_logger
@@ -63,7 +65,18 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, json=settings.log_json)
-        engine = create_engine(settings.database_url)
+        engine = create_engine(
+            settings.database_url,
+            **api_pool_options(
+                settings.database_url,
+                settings.database_pool_size,
+                settings.database_sqlite_busy_timeout_seconds,
+            ),
+        )
+        if engine.dialect.name == "postgresql":
+            # a connection that sat idle is pinged on checkout (a restart in a quiet hour costs no
+            # request); one busy within the last second is not (a round trip saved per request)
+            ping_when_idle(engine, idle_ping.IDLE_PING_SECONDS)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.redis = None

@@ -3,11 +3,13 @@
 Declared once, here (foundation: imports nothing of ledgerlink); the features call the small helpers
 where the event happens. Every name starts with ``ledgerlink_``; labels are closed sets (bank id, task
 name, outcome), never ids. HTTP figures are in :mod:`ledgerlink.ops.metrics`, Fortnox calls in
-:mod:`ledgerlink.fortnox.client.metrics`. The two gauges are set at scrape time by ``GET /metrics``
-(:func:`ledgerlink.ops.endpoints.metrics`).
+:mod:`ledgerlink.fortnox.client.metrics`. The gauges are set at scrape time, by the API's ``GET /metrics``
+and the worker's metrics server alike (:mod:`ledgerlink.ops.scrape`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -55,6 +57,30 @@ CONSENTS_EXPIRING = Gauge(
     "Active bank connections whose consent expires within 7 days, counted at scrape time",
 )
 
+UNATTENDED_REMAINING = Gauge(
+    "ledgerlink_sync_unattended_reads_remaining",
+    "Unattended reads the active accounts of a bank may still make of an endpoint (PSD2: 4 per account "
+    "a day), summed over the accounts, counted at scrape time",
+    ["bank", "endpoint"],
+)
+ALLOWANCE_SPENT_ACCOUNTS = Gauge(
+    "ledgerlink_sync_accounts_allowance_spent",
+    "Active accounts of a bank with no unattended read of an endpoint left right now, counted at scrape time",
+    ["bank", "endpoint"],
+)
+
+_SERIES: dict[Gauge, set[tuple[str, ...]]] = {}
+
+
+def replace_series(gauge: Gauge, values: Mapping[tuple[str, ...], float]) -> None:
+    """Set a labelled gauge to exactly ``values``: a series not among them any more is removed (a bank
+    whose last account went away stops reporting rather than keep its last figure)."""
+    for labels in _SERIES.get(gauge, set()) - values.keys():
+        gauge.remove(*labels)
+    for labels, value in values.items():
+        gauge.labels(*labels).set(value)
+    _SERIES[gauge] = set(values)
+
 
 def sync_run_finished(bank: str, outcome: str) -> None:
     SYNC_RUNS.labels(bank, outcome).inc()
@@ -71,6 +97,7 @@ def job_finished(task: str, outcome: str, seconds: float) -> None:
 
 
 __all__ = [
+    "ALLOWANCE_SPENT_ACCOUNTS",
     "CONSENTS_EXPIRING",
     "JOB_DURATION",
     "JOB_OUTCOMES",
@@ -79,8 +106,10 @@ __all__ = [
     "ROWS_INGESTED",
     "SYNC_RUNS",
     "UNATTENDED_REFUSED",
+    "UNATTENDED_REMAINING",
     "WEBHOOK_DELIVERIES",
     "job_finished",
+    "replace_series",
     "rows_ingested",
     "sync_run_finished",
 ]

@@ -1,8 +1,8 @@
 """Lists: ``?limit=`` (1..500, default 50) and an opaque keyset ``?cursor=``; ``{items, next_cursor}``.
 
 Every list pages through ONE codec, :class:`Keyset`: a list declares the kinds of its keyset values
-once (``Keyset("closings", Instant, uuid.UUID)``), makes its ``next_cursor`` with :meth:`Keyset.encode`
-and reads ``?cursor=`` with :meth:`Keyset.decode`. A cursor names the list that made it, so a cursor of
+once (``Keyset("closings", Instant, uuid.UUID)``), cuts a page and makes its ``next_cursor`` with
+:meth:`Keyset.cut` and reads ``?cursor=`` with :meth:`Keyset.decode`. A cursor names the list that made it, so a cursor of
 another list, one we did not make, or one of the right list with values of the wrong type or out of
 range is a 422 naming the ``cursor`` parameter, never a value that reaches the database.
 """
@@ -14,6 +14,7 @@ import binascii
 import datetime as dt
 import json
 import uuid
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
@@ -22,6 +23,7 @@ from pydantic import BaseModel
 from ledgerlink.errors import Unprocessable
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size (1..500)")]
 Cursor = Annotated[str | None, Query(max_length=500, description="Opaque cursor from next_cursor")]
@@ -102,6 +104,15 @@ class Keyset:
         document = {"l": self.list_name, "v": [_dump(k, v) for k, v in zip(self.kinds, values, strict=True)]}
         raw = json.dumps(document, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def cut(
+        self, rows: Sequence[R], limit: int, key: Callable[[R], tuple[Any, ...]]
+    ) -> tuple[list[R], str | None]:
+        """A page of ``rows`` read with ``limit + 1`` (the one more tells whether a page follows): the
+        first ``limit`` rows and the cursor after the last of them (``key`` gives its keyset values),
+        or None when nothing follows."""
+        page = list(rows[:limit])
+        return page, self.encode(*key(page[-1])) if len(rows) > limit else None
 
     def decode(self, cursor: str | None) -> tuple[Any, ...] | None:
         """The keyset values of ``cursor`` (None for the first page); 422 for any cursor this list did

@@ -17,6 +17,7 @@ import random
 import time
 import uuid
 from collections import deque
+from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
 from redis.asyncio import Redis
@@ -56,29 +57,22 @@ class Limiter(Protocol):
     async def acquire(self) -> None: ...
 
 
+@dataclass(eq=False)
 class _Window:
     """The budget both limiters enforce, and how they wait for it."""
 
-    def __init__(
-        self,
-        key: str,
-        limit: int,
-        window_seconds: float,
-        *,
-        margin_seconds: float = 0.25,
-        min_interval_seconds: float = 0.0,
-        max_jitter_seconds: float = 0.0,
-    ) -> None:
-        if limit < 1:
+    key: str
+    limit: int
+    window_seconds: float
+    margin_seconds: float = field(default=0.25, kw_only=True)
+    min_interval_seconds: float = field(default=0.0, kw_only=True)
+    max_jitter_seconds: float = field(default=0.0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        if self.limit < 1:
             raise ValueError("limit must be at least 1")
-        if window_seconds <= 0 or margin_seconds < 0 or min_interval_seconds < 0:
+        if self.window_seconds <= 0 or self.margin_seconds < 0 or self.min_interval_seconds < 0:
             raise ValueError("window must be positive and margins non-negative")
-        self.key = key
-        self.limit = limit
-        self.window_seconds = window_seconds
-        self.margin_seconds = margin_seconds
-        self.min_interval_seconds = min_interval_seconds
-        self.max_jitter_seconds = max_jitter_seconds
 
     @property
     def effective_window_seconds(self) -> float:
@@ -103,25 +97,10 @@ class SlidingWindowLimiter(_Window):
     script and sleeps for the time it reports (plus a little jitter so waiters do not stampede).
     """
 
-    def __init__(
-        self,
-        redis: Redis,
-        key: str,
-        limit: int,
-        window_seconds: float,
-        *,
-        margin_seconds: float = 0.25,
-        min_interval_seconds: float = 0.0,
-        max_jitter_seconds: float = 0.02,
-    ) -> None:
-        super().__init__(
-            key,
-            limit,
-            window_seconds,
-            margin_seconds=margin_seconds,
-            min_interval_seconds=min_interval_seconds,
-            max_jitter_seconds=max_jitter_seconds,
-        )
+    def __init__(self, redis: Redis, key: str, limit: int, window_seconds: float, **budget: float) -> None:
+        """``budget``: ``margin_seconds``, ``min_interval_seconds`` and ``max_jitter_seconds`` (0.02 here:
+        waiters on a shared budget do not stampede)."""
+        super().__init__(key, limit, window_seconds, **{"max_jitter_seconds": 0.02, **budget})
         self.redis = redis
         self._script = redis.register_script(_ACQUIRE)
 
@@ -148,23 +127,9 @@ class InProcessLimiter(_Window):
 
     _windows: ClassVar[dict[str, deque[float]]] = {}
 
-    def __init__(
-        self,
-        key: str,
-        limit: int,
-        window_seconds: float,
-        *,
-        margin_seconds: float = 0.25,
-        min_interval_seconds: float = 0.0,
-    ) -> None:
-        super().__init__(
-            key,
-            limit,
-            window_seconds,
-            margin_seconds=margin_seconds,
-            min_interval_seconds=min_interval_seconds,
-        )
-        self._starts = self._windows.setdefault(key, deque())
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._starts = self._windows.setdefault(self.key, deque())
 
     def try_acquire(self) -> float:
         """Take a slot if one is free and return 0.0, else return the seconds to wait before retrying."""

@@ -1,4 +1,5 @@
-"""Value types shared by request schemas: what a client may send, checked once at the edge.
+"""Value types shared by request schemas (what a client may send, checked once at the edge), and
+:func:`read_model`, how an answer's schema is filled from the row it shows.
 
 - :data:`MoneyIn`: money in a request is a decimal STRING (``"-125.50"``) with at most two decimals and
   at most 16 integer digits, what a ``NUMERIC(18, 2)`` column holds. A JSON number (``0.1``: a binary
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BeforeValidator, Field, StringConstraints, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, WithJsonSchema
+
+M = TypeVar("M", bound=BaseModel)
 
 MONEY_INTEGER_DIGITS = 16
 MONEY_PATTERN = rf"^-?[0-9]{{1,{MONEY_INTEGER_DIGITS}}}(\.[0-9]{{1,2}})?$"
@@ -36,6 +39,18 @@ def parse_money(value: Any) -> Decimal:
             f"{MONEY_INTEGER_DIGITS} integer digits, no exponent"
         )
     return Decimal(value)
+
+
+def money_text(value: str, field: str, *, allow_negative: bool = False) -> str:
+    """``value`` checked by :func:`parse_money` (the ValueError names ``field``) and not negative unless
+    ``allow_negative``; returned as sent, for schemas that keep the client's string."""
+    try:
+        amount = parse_money(value)
+    except ValueError as exc:
+        raise ValueError(f"{field}: {exc}") from exc
+    if amount < 0 and not allow_negative:
+        raise ValueError(f"{field} must not be negative")
+    return value
 
 
 MoneyIn = Annotated[
@@ -60,3 +75,17 @@ AccountNumberIn = Annotated[
     Field(examples=["1930"], description="An account number in ASCII digits"),
 ]
 """A bookkeeping account number in a request body: 1 to 10 ASCII digits."""
+
+#: A BAS account of the chart (1000–8999) in ASCII digits: what voucher lines and booking rules book to.
+BAS_ACCOUNT_PATTERN = r"^[1-8][0-9]{3}$"
+
+
+def read_model(model: type[M], source: object, **computed: Any) -> M:
+    """``model`` filled from ``source`` (an ORM row, a catalogue entry) field by field name; ``computed``
+    gives the fields that ``source`` does not hold under the same name. Validated as the model says."""
+    fields = {
+        name: getattr(source, name)
+        for name in model.model_fields
+        if name not in computed and hasattr(source, name)
+    }
+    return model.model_validate({**fields, **computed}, by_name=True)

@@ -77,10 +77,14 @@ async def start_connection(client: httpx.AsyncClient, headers: dict[str, str], *
 
 
 async def connect_sandbox(
-    client: httpx.AsyncClient, headers: dict[str, str], transport: httpx.ASGITransport, psu: str = "anna"
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    transport: httpx.ASGITransport,
+    psu: str = "anna",
+    **body: Any,
 ) -> dict[str, Any]:
     """Redirect connection to the sandbox bank, approved and completed; returns the active connection."""
-    created = await start_connection(client, headers, psu_id=psu)
+    created = await start_connection(client, headers, psu_id=psu, **body)
     assert created.status_code == 201, created.text
     back = await approve_at_bank(transport, created.json()["authorization"]["url"], psu)
     done = await client.post(
@@ -203,7 +207,8 @@ async def test_decoupled_refused_at_the_bank_fails_the_connection(
         (await client.get(f"/v1/bank-connections/{cid}", headers=auth_headers)).json() for _ in range(3)
     ]
     assert statuses[-1]["status"] == "failed"
-    assert statuses[-1]["last_error"]
+    assert statuses[-1]["last_error"]["code"] == "authorization_failed"
+    assert statuses[-1]["last_error"]["message"]
 
 
 async def test_decoupled_gives_up_after_the_state_expires(
@@ -223,7 +228,8 @@ async def test_decoupled_gives_up_after_the_state_expires(
         await s.commit()
     shown = await client.get(f"/v1/bank-connections/{cid}", headers=auth_headers)
     assert shown.json()["status"] == "failed"
-    assert "timed out" in shown.json()["last_error"]
+    assert shown.json()["last_error"]["code"] == "authorization_timed_out"
+    assert "timed out" in shown.json()["last_error"]["message"]
 
 
 # --------------------------------------------------------------------------- state

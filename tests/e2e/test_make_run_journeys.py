@@ -11,12 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -29,19 +28,17 @@ import pytest
 
 from ledgerlink.sandbox.bank_data import sandbox_transactions
 from ledgerlink.sie import read_document
+from tests.e2e.user import REDIRECT_URI, ROOT, make_run
+from tests.e2e.user import browser_approves as _browser_approves
+from tests.e2e.user import free_port as _free_port
+from tests.e2e.user import logged_errors as _logged_errors
+from tests.e2e.user import ok as _ok
+from tests.e2e.user import poll as _poll
+from tests.e2e.user import wait_healthy as _wait_healthy
 
-ROOT = Path(__file__).resolve().parents[2]
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
-REDIRECT_URI = "http://localhost:3000/callback"  # on the default allow-list
-POLL_SECONDS = 60.0
 
 pytestmark = pytest.mark.sqlite
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(tmp: Path, port: int) -> dict[str, str]:
@@ -65,20 +62,6 @@ def _cli(env: dict[str, str], *args: str) -> str:
         timeout=120,
     )
     return done.stdout
-
-
-def _wait_healthy(base: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"the API exited with {server.returncode}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail("the API did not start")
 
 
 @dataclass
@@ -113,14 +96,6 @@ def _stop_api(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
-def _logged_errors(log_path: Path) -> list[str]:
-    return [
-        line
-        for line in log_path.read_text(errors="replace").splitlines()
-        if '"level": "error"' in line or "Traceback" in line
-    ]
-
-
 def _prepare(tmp: Path) -> tuple[dict[str, str], int, str]:
     """``ledgerlink migrate``, ``seed-dev`` and ``dev-token`` as ``make run`` does them."""
     port = _free_port()
@@ -142,15 +117,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         _stop_api(proc)
         errors = _logged_errors(tmp / "server.log")
         assert not errors, "the server logged errors:\n" + "\n".join(errors[:5])
-
-
-def _poll(fetch: Callable[[], dict[str, Any]], done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    deadline = time.monotonic() + POLL_SECONDS
-    while True:
-        value = fetch()
-        if done(value) or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
 
 
 def _import_latest_year(c: httpx.Client, years: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
@@ -176,13 +142,6 @@ def _import_latest_year(c: httpx.Client, years: list[dict[str, Any]]) -> tuple[s
     return cid, imported
 
 
-def _ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, (
-        f"{response.request.method} {response.request.url}: {response.text}"
-    )
-    return response.json()
-
-
 def _all_pages(c: httpx.Client, path: str, **params: Any) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     cursor: str | None = None
@@ -192,19 +151,6 @@ def _all_pages(c: httpx.Client, path: str, **params: Any) -> list[dict[str, Any]
         cursor = page["next_cursor"]
         if not cursor:
             return items
-
-
-def _browser_approves(url: str, **extra: str) -> dict[str, str]:
-    """What a browser does on an approve button: GET the page with ``approve=1``; the 302 goes back to
-    the redirect URI with ``code`` and ``state``."""
-    page = httpx.get(url, timeout=30)
-    assert page.status_code == 200 and "approve" in page.text.lower()
-    back = httpx.get(url, params={**dict(parse_qs(urlsplit(url).query)), "approve": "1", **extra}, timeout=30)
-    assert back.status_code == 302, back.text
-    location = back.headers["location"]
-    assert location.startswith(REDIRECT_URI)
-    query = parse_qs(urlsplit(location).query)
-    return {"code": query["code"][0], "state": query["state"][0]}
 
 
 def _ground_truth_key(
@@ -222,10 +168,17 @@ def test_redirect_journey_imports_the_window_and_the_next_sync_adds_only_new_row
         sandbox = next(b for b in banks if b["id"] == "sandbox")
         assert "redirect" in sandbox["sca_methods"]
 
+        # each journey of this module is another person of the one dev company (psu_id): one connection
+        # per bank and person, so they do not replace each other
         connection = _ok(
             c.post(
                 "/v1/bank-connections",
-                json={"bank_id": "sandbox", "account_type": "business", "redirect_uri": REDIRECT_URI},
+                json={
+                    "bank_id": "sandbox",
+                    "account_type": "business",
+                    "redirect_uri": REDIRECT_URI,
+                    "psu_id": "e2e-redirect",
+                },
             ),
             201,
         )
@@ -323,7 +276,12 @@ def test_sync_now_while_one_is_queued_or_running_is_409_naming_that_run(server: 
         connection = _ok(
             c.post(
                 "/v1/bank-connections",
-                json={"bank_id": "sandbox", "account_type": "business", "redirect_uri": REDIRECT_URI},
+                json={
+                    "bank_id": "sandbox",
+                    "account_type": "business",
+                    "redirect_uri": REDIRECT_URI,
+                    "psu_id": "slow-e2e",
+                },
             ),
             201,
         )
@@ -554,27 +512,12 @@ def test_docs_offer_every_v1_route_behind_the_bearer_authorize_button(server: Se
 
 
 def test_make_run_prints_the_docs_url_and_a_working_token_and_allows_its_own_callback(tmp_path: Path) -> None:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERLINK_")}
-    env["LEDGERLINK_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/ledgerlink.db"
-    out_path = tmp_path / "make-run.out"
-    with out_path.open("wb") as out:
-        proc = subprocess.Popen(
-            ["make", "--no-print-directory", "run", f"PORT={port}"],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # make, its shell and the API in one process group of our own
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(base, proc)
-        lines = [line.strip() for line in out_path.read_text().splitlines()]
+    with make_run(tmp_path, _free_port()) as running:
+        base = running.base
+        lines = running.lines()
         assert f"API docs:  {base}/docs   (click Authorize and paste the token)" in lines
-        tokens = [line for line in lines if line.count(".") == 2 and line.startswith("eyJ")]
-        assert len(tokens) == 1, lines
-        company = httpx.get(f"{base}/v1/company", headers={"Authorization": f"Bearer {tokens[0]}"})
+        token = running.token()
+        company = httpx.get(f"{base}/v1/company", headers={"Authorization": f"Bearer {token}"})
         assert company.status_code == 200 and company.json()["name"] == "Demo AB"
         assert not any("Warning" in line for line in lines), lines
         # The sandbox callback page on the port it serves is allow-listed, as the output says.
@@ -583,20 +526,13 @@ def test_make_run_prints_the_docs_url_and_a_working_token_and_allows_its_own_cal
         started = httpx.post(
             f"{base}/v1/fortnox/authorization",
             json={"redirect_uri": callback},
-            headers={"Authorization": f"Bearer {tokens[0]}"},
+            headers={"Authorization": f"Bearer {token}"},
         )
         assert started.status_code == 200, started.text
         back = httpx.get(started.json()["authorization_url"] + "&approve=1")
         assert back.status_code == 302 and back.headers["location"].startswith(callback)
         page = httpx.get(back.headers["location"])
         assert page.status_code == 200 and started.json()["state"] in page.text
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 def test_a_sync_interrupted_by_stopping_make_run_finishes_after_the_restart(tmp_path: Path) -> None:
@@ -676,7 +612,7 @@ def test_a_sync_interrupted_by_stopping_make_run_finishes_after_the_restart(tmp_
             assert truth
     finally:
         _stop_api(proc)
-    assert not _logged_errors(log_path)
+    assert (errors := _logged_errors(log_path)) == [], "\n".join(errors[:3])
 
 
 def test_a_fortnox_connection_still_works_after_restarting_make_run(tmp_path: Path) -> None:
@@ -708,4 +644,4 @@ def test_a_fortnox_connection_still_works_after_restarting_make_run(tmp_path: Pa
             assert _ok(c.get("/v1/fortnox/connection"))["status"] == "active"
     finally:
         _stop_api(proc)
-    assert not _logged_errors(log_path)
+    assert (errors := _logged_errors(log_path)) == [], "\n".join(errors[:3])

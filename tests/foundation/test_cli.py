@@ -79,6 +79,8 @@ def test_every_option_and_argument_has_help() -> None:
         (["seed-dev", "--company-id", "42"], "--company-id"),
         (["frobnicate"], "frobnicate"),
         (["api", "--no-such-option"], "--no-such-option"),
+        (["api", "--workers", "0"], "--workers"),
+        (["api", "--workers", "many"], "--workers"),
         ([], "COMMAND"),
     ],
 )
@@ -89,6 +91,13 @@ def test_a_bad_argument_is_one_line_on_stderr_and_exit_2(args: list[str], names:
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
     assert names in lines[0] and "Traceback" not in done.stderr
+
+
+def test_api_workers_above_one_without_redis_is_refused_in_one_line() -> None:
+    """Without Redis the jobs and the cron run inside the API process: two processes would run them twice."""
+    done = ledgerlink("api", "--workers", "2", "--port", "1")
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "LEDGERLINK_REDIS_URL" in done.stderr
 
 
 def test_a_setting_that_does_not_parse_is_one_line_naming_it_and_exit_2() -> None:

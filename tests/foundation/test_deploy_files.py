@@ -26,7 +26,7 @@ def test_compose_has_the_five_services_with_health_checks_and_commands() -> None
         assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert services["migrate"]["command"] == ["ledgerlink", "migrate"]
     assert services["api"]["command"][:2] == ["ledgerlink", "api"]
-    assert services["worker"]["command"] == ["ledgerlink", "worker"]
+    assert services["worker"]["command"][:2] == ["ledgerlink", "worker"]
     assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert "/healthz" in " ".join(services["api"]["healthcheck"]["test"])
 
@@ -69,6 +69,24 @@ def test_the_worker_has_a_healthcheck_the_cli_answers() -> None:
     assert test[1] == "ledgerlink" and args.command == "worker" and args.check is True
     interval = int(worker["healthcheck"]["interval"].removesuffix("s"))
     assert interval >= WORKER_HEALTH_INTERVAL_SECONDS  # the key (TTL interval + 1 s) outlives a check period
+
+
+def test_the_worker_serves_its_metrics_on_the_port_compose_publishes() -> None:
+    """The worker's command parses with the CLI's own parser, asks for a metrics port, and that port is
+    the container side of a published port (where Prometheus scrapes it, beside the API's :8000)."""
+    from ledgerlink.cli import build_parser
+
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    command = services["worker"]["command"]
+    assert command[0] == "ledgerlink"
+    args = build_parser().parse_args(command[1:])
+    assert args.command == "worker" and args.check is False
+    assert args.metrics_port is not None
+    published = [str(p).rsplit(":", 1)[-1] for p in services["worker"].get("ports", [])]
+    assert str(args.metrics_port) in published
+    api = build_parser().parse_args(services["api"]["command"][1:])
+    assert args.metrics_port != api.port
+    assert str(api.port) in [str(p).rsplit(":", 1)[-1] for p in services["api"]["ports"]]
 
 
 def _dockerignore_excludes(path: str, patterns: list[str]) -> bool:

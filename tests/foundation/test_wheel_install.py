@@ -71,15 +71,13 @@ def installed_wheel(tmp_path: Path) -> Path:
         cwd=ROOT,
         env=env,
     )
-    requirements = tmp_path / "requirements.txt"
-    requirements.write_text(
-        _run(
-            [UV, "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes", "--quiet"],
-            cwd=ROOT,
-            env=env,
-        )
+    # The locked runtime dependencies by their locked URLs (what the Dockerfile's `uv sync` does), then the
+    # wheel alone: neither needs the package index, so the uv cache is enough offline.
+    _run(
+        [UV, "sync", "--frozen", "--no-dev", "--no-install-project", "--offline", "--quiet"],
+        cwd=ROOT,
+        env={**env, "UV_PROJECT_ENVIRONMENT": str(venv), "UV_PYTHON": sys.executable},
     )
-    _run([UV, "venv", "--quiet", "--python", sys.executable, venv], cwd=tmp_path, env=env)
     (wheel,) = dist.glob("ledgerlink-*.whl")
     _run(
         [
@@ -88,10 +86,9 @@ def installed_wheel(tmp_path: Path) -> Path:
             "install",
             "--quiet",
             "--offline",
+            "--no-deps",
             "--python",
             venv / "bin" / "python",
-            "-r",
-            requirements,
             wheel,
         ],
         cwd=tmp_path,

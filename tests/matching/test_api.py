@@ -207,6 +207,28 @@ async def test_suggestions_match_invoices_and_learn_from_feedback(
     assert "1 of the last 1" in history["reason"]
 
 
+async def test_history_learned_from_one_counterparty_is_not_lent_to_another_sharing_its_first_word(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], company_id: uuid.UUID, sessionmaker: Any
+) -> None:
+    await seed_rows(sessionmaker, company_id, [
+        tx("-250.00", 5, "shb1", "Svenska Handelsbanken AB"),
+        tx("-250.00", 6, "shb2", "SVENSKA HANDELSBANKEN"),
+        tx("-250.00", 7, "skn", "Svenska Kraftnät"),
+    ])  # fmt: skip
+    ids = await ids_by_provider(sessionmaker)
+    booking = {"lines": [{"account": "1940", "credit": "250.00"}, {"account": "6570", "debit": "250.00"}]}
+    booked = await client.patch(f"/v1/transactions/{ids['shb1']}", json={"status": "booked", "booking": booking},
+                                headers=auth_headers)  # fmt: skip
+    assert booked.status_code == 200, booked.text
+
+    async def kinds(pid: str) -> list[str]:
+        answer = await client.get(f"/v1/transactions/{ids[pid]}/suggestions", headers=auth_headers)
+        return [s["kind"] for s in answer.json()["items"]]
+
+    assert "history" in await kinds("shb2")  # the same bank, written in capitals without "AB"
+    assert "history" not in await kinds("skn")  # "Svenska" is all the two names share
+
+
 async def test_booking_feedback_bad_input(
     client: httpx.AsyncClient, auth_headers: dict[str, str], company_id: uuid.UUID, sessionmaker: Any
 ) -> None:
@@ -223,6 +245,25 @@ async def test_booking_feedback_bad_input(
     assert ignored.status_code == 422
     async with sessionmaker() as s:
         assert (await s.get(TxRow, tid)).status.value == "unbooked"  # type: ignore[union-attr]
+
+
+async def test_an_account_in_non_ascii_digits_is_422_in_booking_lines_and_rules(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], company_id: uuid.UUID, sessionmaker: Any
+) -> None:
+    await seed_rows(sessionmaker, company_id, [tx("-100.00", 5, "r", "Telia")])
+    tid = (await ids_by_provider(sessionmaker))["r"]
+    wide = "6\uff12\uff11\uff12"  # "6212" with full-width digits: str.isdigit() says yes, BAS says no
+    booking = {"lines": [{"account": wide, "debit": "100.00"}, {"account": "1930", "credit": "100.00"}]}
+    booked = await client.patch(f"/v1/transactions/{tid}", json={"status": "booked", "booking": booking},
+                                headers=auth_headers)  # fmt: skip
+    assert booked.status_code == 422 and "account" in str(booked.json()["errors"]), booked.text
+    rule = {
+        "name": "wide",
+        "conditions": {"counterparty": "Telia"},
+        "lines": [{"account": wide, "share": "1"}],
+    }
+    created = await client.post("/v1/booking-rules", json=rule, headers=auth_headers)
+    assert created.status_code == 422 and "account" in str(created.json()["errors"]), created.text
 
 
 async def test_another_company_sees_none_of_it(

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from ledgerlink.matching.references import (
     counterparty_key,
     extract,
+    history_key,
     luhn_digit,
     luhn_ok,
     make_ocr,
@@ -72,3 +73,29 @@ def test_names() -> None:
     assert counterparty_key("Telia Sverige AB") == "telia sverige"
     assert names_match("TELIA SVERIGE AB", "Telia Sverige")
     assert not names_match("ICA", "Telia")
+
+
+def test_history_keys_tell_counterparties_that_share_a_first_word_apart() -> None:
+    assert history_key("Svenska Handelsbanken AB") != history_key("Svenska Kraftnät")
+    assert history_key("ICA Supermarket Hornstull") != history_key("ICA Kvantum Malmborgs")
+    assert history_key("Telia Sverige AB") != history_key("Telia Finance AB")
+
+
+def test_history_keys_fold_case_diacritics_legal_forms_and_punctuation() -> None:
+    same = ["Svenska Kraftnät", "SVENSKA KRAFTNAT", "Svenska Kraftnät AB", "Svenska Kraftnät Aktiebolag"]
+    assert {history_key(name) for name in same} == {"svenska kraftnat"}
+    assert history_key("Nordlund Konsult HB") == history_key("Nordlund Konsult Handelsbolag")
+    assert history_key("Kaffe & Co KB") == history_key("Kaffe & Co. Kommanditbolaget") == "kaffe co"
+    assert history_key("Telia Sverige AB (publ)") == history_key("telia sverige ab") == "telia sverige"
+
+
+def test_history_keys_prefer_an_org_number_and_fall_back_to_the_text_stem() -> None:
+    # an org number written in the counterparty or the text is the identity, whatever the name says
+    assert history_key("Telia", "Org.nr 556036-0793 faktura") == "org:556036-0793"
+    assert history_key("Telia Sverige AB 556036-0793") == history_key("TELIA", "556036-0793")
+    # a bare run of ten digits is an OCR or account number more often than an org number
+    assert history_key(None, "Skattekonto 16 5560360793") == "skattekonto"
+    # no counterparty: the first words of the text, without payment words, digits and months
+    assert history_key(None, "TELIA SVERIGE AB faktura mars 2026") == "telia sverige"
+    assert history_key(None, "Lön april") == history_key(None, "Lön maj") == "lon"
+    assert history_key(None, None) == history_key("", "12345") == ""

@@ -14,7 +14,7 @@ from arq.worker import run_worker
 
 from ledgerlink.cli import main
 from ledgerlink.config import get_settings
-from ledgerlink.worker.settings import build_worker_settings
+from ledgerlink.worker.settings import build_worker_settings, worker_event_loop
 
 
 def _file_clock(clock_file: Path) -> dt.datetime:
@@ -26,6 +26,7 @@ def run() -> int:
     if not path:
         return main(["worker"])
     clock_file = Path(path)
+    worker_event_loop()  # as ``ledgerlink worker`` runs it
     run_worker(build_worker_settings(get_settings(), clock=lambda: _file_clock(clock_file)))
     return 0
 

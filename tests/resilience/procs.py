@@ -100,5 +100,10 @@ def start_worker(env: dict[str, str], log: Path) -> Proc:
     return Proc([sys.executable, "-m", "tests.resilience.clocked_worker"], env, log)
 
 
-def start_api(env: dict[str, str], log: Path, port: int) -> Proc:
-    return Proc([sys.executable, "-m", "ledgerlink.cli", "api", "--port", str(port)], env, log)
+def start_api(env: dict[str, str], log: Path, port: int, *, workers: int = 1) -> Proc:
+    """``ledgerlink api``; ``workers`` > 1 runs that many processes (``--workers``, needs Redis)."""
+    return Proc(
+        [sys.executable, "-m", "ledgerlink.cli", "api", "--port", str(port), "--workers", str(workers)],
+        env,
+        log,
+    )

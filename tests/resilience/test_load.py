@@ -4,7 +4,8 @@ in a subprocess; the clients in another, :mod:`tests.resilience.load_client`) wh
 (a third) keeps syncing accounts from the sandbox bank. No 5xx, no connection errors, and every sync finishes (no deadlock). The latency p99 is reported
 (stdout and a JSON file in the suite's output directory), not asserted.
 
-Size: 40 clients for 15 s (CI); 200 clients for 60 s with ``LEDGERLINK_SOAK=full``."""
+The API runs as operators are told to run it, one process per core (``LEDGERLINK_LOAD_API_PROCESSES``
+to change). Size: 40 clients for 15 s (CI); 200 clients for 60 s with ``LEDGERLINK_SOAK=full``."""
 
 from __future__ import annotations
 
@@ -47,16 +48,30 @@ pytestmark = pytest.mark.resilience
 CLIENTS = 200 if FULL else 40
 SECONDS = 60.0 if FULL else 15.0
 COMPANIES = 10
+#: The API as operators are told to run it: one process per core (``ledgerlink api --workers N``).
+API_PROCESSES = int(os.environ.get("LEDGERLINK_LOAD_API_PROCESSES", os.cpu_count() or 1))
 ACCOUNTS_PER_COMPANY = 4
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (Linux /proc; 0.0 elsewhere)."""
+def _stat(pid: int) -> list[str] | None:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU so far of a process and its live children (uvicorn's worker processes; Linux
+    /proc, 0.0 elsewhere)."""
+    pids = [pid]
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None and fields[1] == str(pid):
+            pids.append(int(entry.name))
+    ticks = 0
+    for each in pids:
+        if (fields := _stat(each)) is not None:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -117,7 +132,7 @@ async def test_read_endpoints_under_load_while_the_worker_syncs(
                             sync_from=dt.date.today() - dt.timedelta(days=60),
                         )
                     )
-            procs.append(start_api(env, tmp_path / "api.log", api_port))
+            procs.append(start_api(env, tmp_path / "api.log", api_port, workers=API_PROCESSES))
             procs.append(start_worker(env, tmp_path / "worker.log"))
             await wait_ready(api_url, procs[0])
 
@@ -183,6 +198,7 @@ async def test_read_endpoints_under_load_while_the_worker_syncs(
     report = {
         "size": "full" if FULL else "ci",
         "clients": CLIENTS,
+        "api_processes": API_PROCESSES,
         "seconds": SECONDS,
         "requests": len(latencies),
         "rps": round(len(latencies) / SECONDS, 1),

@@ -14,16 +14,14 @@ import httpx
 import pytest
 
 from tests.e2e.test_make_run_journeys import (
-    REDIRECT_URI,
     Server,
-    _browser_approves,
     _logged_errors,
     _ok,
-    _poll,
     _prepare,
     _start_api,
     _stop_api,
 )
+from tests.e2e.user import import_business_account as _import_business_account
 
 pytestmark = pytest.mark.sqlite
 
@@ -43,43 +41,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def test_a_dropped_row_shows_as_a_gap_and_a_downloaded_statement_closes_it(server: Server) -> None:
     c = server.client()
-    conn = _ok(
-        c.post(
-            "/v1/bank-connections",
-            json={
-                "bank_id": "sandbox",
-                "account_type": "business",
-                "redirect_uri": REDIRECT_URI,
-                "psu_id": "dropped",
-            },
-        ),
-        201,
-    )
-    _ok(
-        c.post(
-            f"/v1/bank-connections/{conn['id']}/authorization",
-            json=_browser_approves(conn["authorization"]["url"]),
-        )
-    )
-    available = _ok(c.get(f"/v1/bank-connections/{conn['id']}/available-accounts"))["items"]
-    business = next(a for a in available if a["external_id"].startswith("ftg-"))
     sync_from = (dt.date.today() - dt.timedelta(days=75)).isoformat()
-    account = _ok(
-        c.post(
-            "/v1/bank-accounts",
-            json={
-                "connection_id": conn["id"],
-                "external_id": business["external_id"],
-                "sync_from": sync_from,
-            },
-        ),
-        201,
-    )
-    aid = account["id"]
-    _ok(c.post(f"/v1/bank-accounts/{aid}/confirmation"), 202)
-    read = _poll(
-        lambda: _ok(c.get(f"/v1/bank-accounts/{aid}")), lambda a: a["last_sync_status"] == "succeeded"
-    )
+    read, external_id = _import_business_account(c, "dropped", sync_from)
+    aid = read["id"]
     check = read["reconciliation"]
     assert check["status"] == "gap", check
     assert Decimal(check["gap"]) != 0 and check["gap_since"] is not None
@@ -88,7 +52,7 @@ def test_a_dropped_row_shows_as_a_gap_and_a_downloaded_statement_closes_it(serve
     assert [(t["amount"], t["since"]) for t in gap_todos] == [(check["gap"], check["gap_since"])]
 
     statement = httpx.get(
-        f"{server.base}/sandbox/bank/statements/{business['external_id']}",
+        f"{server.base}/sandbox/bank/statements/{external_id}",
         params={"dateFrom": sync_from, "format": "camt053"},
         timeout=30,
     )

@@ -119,6 +119,7 @@ async def _deliveries(sessionmaker: Any, company_id: uuid.UUID) -> list[WebhookD
 async def test_consent_expiring_todo_and_event_from_seven_days_ahead_once(
     settings: Any, sessionmaker: Any, transports: Any, clock: SimClock, job_ctx: Any, run_jobs: Any
 ) -> None:
+    settings.sync.consent_reminder_days = [7]  # one reminder, a week ahead (the default is 14 and 3)
     soon = await _account(settings, sessionmaker, transports, clock, psu="anna", consent_days=6.5)
     later = await _account(settings, sessionmaker, transports, clock, psu="bertil", consent_days=7.5)
     receiver = await _subscribe(

@@ -17,7 +17,7 @@ from ledgerlink.db.session import session_scope
 from ledgerlink.models import BankAccount, SyncRun, SyncStatus, SyncTrigger
 from ledgerlink.sync.errors import SyncInProgress
 from ledgerlink.sync.service import schedule_sync
-from ledgerlink.sync.service.cron import recover_stale_runs
+from ledgerlink.sync.service.cron import SLOT_SECONDS, recover_stale_runs, schedule_due_accounts
 from ledgerlink.sync.service.engine import execute_run
 from ledgerlink.sync.service.lock import lock_key, release_lock, take_lock
 from ledgerlink.sync.tasks import sync_account
@@ -128,6 +128,40 @@ async def test_a_dead_workers_lock_lapses_and_its_run_is_recovered(
     assert await recover_stale_runs(service_env(job_ctx)) == 1
     recovered = await _run(sessionmaker, run_id)
     assert (recovered.status, recovered.error_code) == (SyncStatus.failed, "worker_lost")
+
+
+async def test_a_paced_run_whose_worker_died_before_its_claim_is_resent_under_a_simulated_clock(
+    settings: Any, sessionmaker: Any, transports: Any, clock: SimClock, job_ctx: Any, arq_redis: Any
+) -> None:
+    """The fan-out paces a bank's accounts in wall-clock slots (the arq job's deferral) and the run keeps
+    its slot on the service clock. When the worker that took the job dies before the claim (the run stays
+    queued; arq keeps the job "in progress" for an hour), the stale-run sweep re-sends the run once its
+    slot is a lock TTL past, also while the service clock is a simulated night far from the wall clock
+    (the fault soak's runs that never finished after its worker kill)."""
+    settings.sync.per_bank_concurrency = 1  # the bank's second account waits for the next slot
+    accounts = [
+        await _account(settings, sessionmaker, transports, clock, psu=psu) for psu in ("anna", "bertil")
+    ]
+    async with session_scope(sessionmaker) as s:
+        for account in accounts:
+            row = await s.get(BankAccount, account.id)
+            assert row is not None
+            row.next_sync_at = clock.at
+    env = service_env(job_ctx)
+    assert await schedule_due_accounts(env) == 2
+    async with sessionmaker() as s:
+        runs = (await s.execute(select(SyncRun).where(SyncRun.status == SyncStatus.queued))).scalars().all()
+    paced = [run for run in runs if run.next_attempt_at is not None]
+    assert len(runs) == 2 and len(paced) == 1
+    slot = paced[0].next_attempt_at
+    assert slot is not None and clock.at < slot <= clock.at + dt.timedelta(seconds=SLOT_SECONDS)
+
+    # No job ran (their worker died before claiming) and no lock is held: both runs are lost, both re-sent.
+    clock.at += dt.timedelta(seconds=SLOT_SECONDS + settings.sync.lock_ttl_seconds + 1)
+    assert await recover_stale_runs(env) == 2
+    for run in runs:
+        resent = f"sync.account:{run.id}:resent:{int(clock.at.timestamp())}"
+        assert await arq_redis.zscore(settings.queue_name, resent) is not None
 
 
 # ------------------------------------------------------------------------------ PeriodInvalid

@@ -62,6 +62,7 @@ async def start(
             account,
             trigger=SyncTrigger.manual if user_present else SyncTrigger.scheduled,
             user_present=user_present,
+            psu_ip_address="192.0.2.10",  # the user's address, as "sync now" passes it (kept if present)
             clock=clock,
         )
     return run.id
@@ -88,7 +89,8 @@ async def test_expired_consent_flips_connection_to_reauth_required(
     outcome = await execute_run(service_env(job_ctx), run_id)
     assert outcome.status == "failed" and outcome.retry_in is None
     run = await load(sessionmaker, SyncRun, run_id)
-    assert (run.status, run.error_code, run.error_retryable) == (SyncStatus.failed, "reauth_required", False)
+    # the consent reached its end: told apart from other login errors (API: consent_expired)
+    assert (run.status, run.error_code, run.error_retryable) == (SyncStatus.failed, "consent_expired", False)
     assert (
         await load(sessionmaker, BankConnection, account.connection_id)
     ).status == ConnectionStatus.reauth_required
@@ -221,6 +223,33 @@ async def test_allowance_never_exceeded_with_concurrent_sync_now_and_cron(
             )
         ).scalar_one()
     assert reads == settings.sync.unattended_reads_per_day
+
+
+async def test_a_user_present_run_without_the_users_address_spends_the_allowance(
+    settings: Any, sessionmaker: Any, transports: Any, clock: SimClock, job_ctx: Any
+) -> None:
+    """Without ``PSU-IP-Address`` the bank counts a read as unattended, whoever queued the run: such a run
+    spends the allowance and defers at the limit instead of being refused by the bank."""
+    account = await setup(settings, sessionmaker, transports, clock, "anna")
+    per_day = settings.sync.unattended_reads_per_day
+    outcomes = []
+    for _ in range(per_day + 1):
+        async with session_scope(sessionmaker) as s:
+            run = await schedule_sync(s, account, trigger=SyncTrigger.manual, user_present=True, clock=clock)
+        outcomes.append((await execute_run(service_env(job_ctx), run.id)).status)
+    assert outcomes == ["succeeded"] * per_day + ["deferred"]
+    last = await load(sessionmaker, SyncRun, run.id)
+    assert last.error_code != "rate_limited"  # our ledger said no before the bank had to
+    assert last.next_attempt_at is not None and last.next_attempt_at > clock.at + dt.timedelta(hours=23)
+    async with sessionmaker() as s:
+        reads = (
+            await s.execute(
+                select(func.count()).where(
+                    UnattendedRead.account_id == account.id, UnattendedRead.endpoint == "transactions"
+                )
+            )
+        ).scalar_one()
+    assert reads == per_day
 
 
 async def test_interrupted_write_then_new_run_leaves_exactly_the_right_rows(

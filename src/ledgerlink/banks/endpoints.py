@@ -7,7 +7,6 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from ledgerlink.auth.dependencies import BankingPrincipal
 from ledgerlink.banks.adapters.registry import catalogue
@@ -28,39 +27,33 @@ from ledgerlink.banks.schemas import (
     ConnectionCreated,
     ConnectionPage,
     ConnectionRead,
+    LastErrorRead,
     LedgerAccountList,
     ReauthorizationCreate,
 )
 from ledgerlink.banks.service.accounts import ScheduleSync, bank_accounts, ledger_suggestions
 from ledgerlink.banks.service.catalogue import is_configured
 from ledgerlink.banks.service.connections import BankCall, connections
-from ledgerlink.db.session import SessionDep
+from ledgerlink.client_address import client_address
+from ledgerlink.db.session import ReadSessionDep, SessionDep
 from ledgerlink.errors import responses
 from ledgerlink.idempotency.service import IdempotencyKey, idempotency
 from ledgerlink.models.bank import BankConnection
 from ledgerlink.oauth.errors import StateMismatch
 from ledgerlink.pagination import Cursor, Limit
+from ledgerlink.schema_types import read_model
 from ledgerlink.sync.schemas import BankAccountSyncRun, BankAccountUpdated, run_read
 from ledgerlink.sync.service import schedule_sync
 
-router = APIRouter(tags=["banks"])
-
-
-def psu_ip_of(request: Request) -> str | None:
-    """The user's IP (the PSU-IP-Address for the bank): the first X-Forwarded-For hop, else the peer."""
-    forwarded = request.headers.get("x-forwarded-for")
-    if forwarded:
-        first = forwarded.split(",", 1)[0].strip()
-        if first:
-            return first[:64]
-    return request.client.host if request.client else None
+router = APIRouter(tags=["banks"], responses=responses(401, 403))
 
 
 def bank_call(request: Request) -> BankCall:
+    """A bank call made with the user present: it carries the user's address (PSU-IP-Address)."""
     return BankCall(
         settings=request.app.state.settings,
         transports=request.app.state.transports,
-        psu_ip_address=psu_ip_of(request),
+        psu_ip_address=client_address(request),
     )
 
 
@@ -72,27 +65,21 @@ def connection_read(connection: BankConnection) -> ConnectionRead:
         status=connection.status.value,
         consent_expires_at=connection.consent_expires_at,
         created_at=connection.created_at,
-        last_error=connection.last_error,
+        last_error=LastErrorRead.of(connection),
         sca_method="decoupled" if connection.sca_method == "decoupled" else "redirect",
         authorized_at=connection.authorized_at,
     )
 
 
-async def _idempotent(
-    request: Request, session: Any, principal: Any, key: str | None, body: Any
-) -> JSONResponse | None:
-    replay = await idempotency.begin(
-        session, principal.company_id, key, f"{request.method} {request.url.path}", body
-    )
-    if replay is None:
-        return None
-    return replay.response()
+def _keyed(request: Request, body: Any) -> tuple[str, Any]:
+    """What identifies an idempotent POST: its method with the path, and the body."""
+    return f"{request.method} {request.url.path}", body
 
 
 # --------------------------------------------------------------------------- catalogue
 
 
-@router.get("/banks", response_model=BankList, responses=responses(401, 403))
+@router.get("/banks", response_model=BankList)
 async def list_banks(
     request: Request,
     principal: BankingPrincipal,
@@ -101,17 +88,7 @@ async def list_banks(
     """The bank catalogue (the sandbox bank only when the sandbox is on)."""
     settings = request.app.state.settings
     items = [
-        BankRead(
-            id=b.id,
-            name=b.name,
-            bic=b.bic,
-            status=b.status,
-            account_types=list(b.account_types),
-            sca_methods=list(b.sca_methods),
-            max_history_days=b.max_history_days,
-            consent_max_days=b.consent_max_days,
-            configured=is_configured(settings, b),
-        )
+        read_model(BankRead, b, configured=is_configured(settings, b))
         for b in catalogue(include_sandbox=settings.sandbox)
         if account_type is None or account_type in b.account_types
     ]
@@ -125,7 +102,7 @@ async def list_banks(
     "/bank-connections",
     status_code=201,
     response_model=ConnectionCreated,
-    responses=responses(401, 403, 409, 422, 502, 503),
+    responses=responses(409, 422, 502, 503),
 )
 async def create_bank_connection(
     request: Request,
@@ -136,16 +113,17 @@ async def create_bank_connection(
 ) -> Any:
     """Start connecting a bank: creates the consent and answers how the user logs in (redirect URL or
     BankID autostart token). 403 `plan_required` without the Business plan; 409 `bank_unavailable` for
-    a bank that is coming soon; 422 for an unknown bank (`unknown_bank`), an account type the bank does
-    not offer, or a redirect URI not on the allow-list; 502/503 when the bank fails."""
-    if replay := await _idempotent(request, session, principal, idempotency_key, data.model_dump()):
-        return replay
-    created = await connections.create(session, principal, data, bank_call(request))
-    await idempotency.complete(session, principal.company_id, idempotency_key, 201, created)
-    return created
+    a bank that is coming soon; 409 `connection_exists` (naming `connection_id`) when the company is
+    already connected to the bank for the same person, unless `replace_connection_id` names that
+    connection (docs/api.md: one connection per bank and person); 422 for an unknown bank
+    (`unknown_bank`), an account type the bank does not offer, or a redirect URI not on the allow-list;
+    502/503 when the bank fails."""
+    keyed = _keyed(request, data.model_dump())
+    create = functools.partial(connections.create, session, principal, data, bank_call(request))
+    return await idempotency.once(session, principal.company_id, idempotency_key, keyed, 201, create)
 
 
-@router.get("/bank-connections", response_model=ConnectionPage, responses=responses(401, 403, 422))
+@router.get("/bank-connections", response_model=ConnectionPage, responses=responses(422))
 async def list_bank_connections(
     principal: BankingPrincipal, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
 ) -> ConnectionPage:
@@ -155,9 +133,7 @@ async def list_bank_connections(
 
 
 @router.get(
-    "/bank-connections/{connection_id}",
-    response_model=ConnectionRead,
-    responses=responses(401, 403, 404, 502, 503),
+    "/bank-connections/{connection_id}", response_model=ConnectionRead, responses=responses(404, 502, 503)
 )
 async def get_bank_connection(
     request: Request, connection_id: uuid.UUID, principal: BankingPrincipal, session: SessionDep
@@ -171,7 +147,7 @@ async def get_bank_connection(
 @router.post(
     "/bank-connections/{connection_id}/authorization",
     response_model=ConnectionRead,
-    responses=responses(400, 401, 403, 404, 409, 422, 502, 503),
+    responses=responses(400, 404, 409, 422, 502, 503),
 )
 async def complete_bank_authorization(
     request: Request,
@@ -194,7 +170,7 @@ async def complete_bank_authorization(
 @router.get(
     "/bank-connections/{connection_id}/available-accounts",
     response_model=AvailableAccountList,
-    responses=responses(401, 403, 404, 409),
+    responses=responses(404, 409),
 )
 async def list_available_accounts(
     connection_id: uuid.UUID, principal: BankingPrincipal, session: SessionDep
@@ -207,7 +183,7 @@ async def list_available_accounts(
     "/bank-connections/{connection_id}/reauthorization",
     status_code=201,
     response_model=ConnectionCreated,
-    responses=responses(401, 403, 404, 409, 422, 502, 503),
+    responses=responses(404, 409, 422, 502, 503),
 )
 async def reauthorize_bank_connection(
     request: Request,
@@ -220,14 +196,14 @@ async def reauthorize_bank_connection(
     """A new authorization for the same connection. On completion the linked accounts stay the same
     resources (re-bound by IBAN/BBAN), with their history and mapping."""
     data = data or ReauthorizationCreate()
-    if replay := await _idempotent(request, session, principal, idempotency_key, data.model_dump()):
-        return replay
-    created = await connections.reauthorize(session, principal, connection_id, data, bank_call(request))
-    await idempotency.complete(session, principal.company_id, idempotency_key, 201, created)
-    return created
+    keyed = _keyed(request, data.model_dump())
+    start = functools.partial(
+        connections.reauthorize, session, principal, connection_id, data, bank_call(request)
+    )
+    return await idempotency.once(session, principal.company_id, idempotency_key, keyed, 201, start)
 
 
-@router.delete("/bank-connections/{connection_id}", status_code=204, responses=responses(401, 403, 404))
+@router.delete("/bank-connections/{connection_id}", status_code=204, responses=responses(404))
 async def delete_bank_connection(
     request: Request, connection_id: uuid.UUID, principal: BankingPrincipal, session: SessionDep
 ) -> Response:
@@ -240,10 +216,7 @@ async def delete_bank_connection(
 
 
 @router.post(
-    "/bank-accounts",
-    status_code=201,
-    response_model=BankAccountRead,
-    responses=responses(401, 403, 404, 409, 422),
+    "/bank-accounts", status_code=201, response_model=BankAccountRead, responses=responses(404, 409, 422)
 )
 async def create_bank_account(
     request: Request,
@@ -255,25 +228,20 @@ async def create_bank_account(
     """Link an account of an active connection (status `pending_confirmation`). 422 for a `sync_from`
     in the future or older than the bank allows (the detail names the earliest date) and for a ledger
     account outside 1900-1999; 409 when the account is already linked or the ledger account is taken."""
-    if replay := await _idempotent(request, session, principal, idempotency_key, data.model_dump()):
-        return replay
-    created = await bank_accounts.create(session, principal, data, request.app.state.settings)
-    await idempotency.complete(session, principal.company_id, idempotency_key, 201, created)
-    return created
+    keyed = _keyed(request, data.model_dump())
+    create = functools.partial(bank_accounts.create, session, principal, data, request.app.state.settings)
+    return await idempotency.once(session, principal.company_id, idempotency_key, keyed, 201, create)
 
 
-@router.get("/bank-accounts", response_model=BankAccountPage, responses=responses(401, 403, 422))
+@router.get("/bank-accounts", response_model=BankAccountPage, responses=responses(422))
 async def list_bank_accounts(
-    principal: BankingPrincipal, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
+    principal: BankingPrincipal, session: ReadSessionDep, limit: Limit = 50, cursor: Cursor = None
 ) -> BankAccountPage:
     """The company's linked bank accounts with balance and the count of transactions to book."""
-    items, next_cursor = await bank_accounts.list_page(session, principal, limit=limit, cursor=cursor)
-    return BankAccountPage(items=items, next_cursor=next_cursor)
+    return await bank_accounts.list_page(session, principal, limit=limit, cursor=cursor)
 
 
-@router.get(
-    "/bank-accounts/{bank_account_id}", response_model=BankAccountRead, responses=responses(401, 403, 404)
-)
+@router.get("/bank-accounts/{bank_account_id}", response_model=BankAccountRead, responses=responses(404))
 async def get_bank_account(
     bank_account_id: uuid.UUID, principal: BankingPrincipal, session: SessionDep
 ) -> BankAccountRead:
@@ -282,14 +250,15 @@ async def get_bank_account(
 
 
 def _scheduler(request: Request) -> ScheduleSync:
-    """The sync feature's scheduling, on the app's service clock (the bank services get it passed in)."""
-    return functools.partial(schedule_sync, clock=request.app.state.clock)
+    """The sync feature's scheduling, on the app's service clock (the bank services get it passed in);
+    the runs it queues (initial import, backfill) are the user's, so they carry the user's address."""
+    return functools.partial(
+        schedule_sync, clock=request.app.state.clock, psu_ip_address=client_address(request)
+    )
 
 
 @router.patch(
-    "/bank-accounts/{bank_account_id}",
-    response_model=BankAccountUpdated,
-    responses=responses(401, 403, 404, 409, 422),
+    "/bank-accounts/{bank_account_id}", response_model=BankAccountUpdated, responses=responses(404, 409, 422)
 )
 async def update_bank_account(
     request: Request,
@@ -310,7 +279,7 @@ async def update_bank_account(
     "/bank-accounts/{bank_account_id}/confirmation",
     status_code=202,
     response_model=BankAccountSyncRun,
-    responses=responses(401, 403, 404, 409, 422),
+    responses=responses(404, 409, 422),
 )
 async def confirm_bank_account(
     request: Request,
@@ -321,20 +290,18 @@ async def confirm_bank_account(
 ) -> Any:
     """Confirm the import: the account goes `active` and its initial import is queued (the answer is
     that sync run)."""
-    if replay := await _idempotent(
-        request, session, principal, idempotency_key, {"id": str(bank_account_id)}
-    ):
-        return replay
-    run = run_read(
-        await bank_accounts.confirm(
-            session, principal, bank_account_id, request.app.state.settings, _scheduler(request)
+
+    async def confirm() -> BankAccountSyncRun:
+        settings = request.app.state.settings
+        return run_read(
+            await bank_accounts.confirm(session, principal, bank_account_id, settings, _scheduler(request))
         )
-    )
-    await idempotency.complete(session, principal.company_id, idempotency_key, 202, run)
-    return run
+
+    keyed = _keyed(request, {"id": str(bank_account_id)})
+    return await idempotency.once(session, principal.company_id, idempotency_key, keyed, 202, confirm)
 
 
-@router.delete("/bank-accounts/{bank_account_id}", status_code=204, responses=responses(401, 403, 404))
+@router.delete("/bank-accounts/{bank_account_id}", status_code=204, responses=responses(404))
 async def delete_bank_account(
     bank_account_id: uuid.UUID, principal: BankingPrincipal, session: SessionDep
 ) -> Response:
@@ -346,7 +313,7 @@ async def delete_bank_account(
 # --------------------------------------------------------------------------- mapping
 
 
-@router.get("/account-mappings", response_model=AccountMappingList, responses=responses(401, 403))
+@router.get("/account-mappings", response_model=AccountMappingList)
 async def list_account_mappings(principal: BankingPrincipal, session: SessionDep) -> AccountMappingList:
     """Which BAS ledger account each linked bank account is booked against."""
     return AccountMappingList(items=await bank_accounts.mappings(session, principal))
@@ -355,7 +322,7 @@ async def list_account_mappings(principal: BankingPrincipal, session: SessionDep
 @router.put(
     "/account-mappings/{bank_account_id}",
     response_model=AccountMappingRead,
-    responses=responses(401, 403, 404, 409, 422),
+    responses=responses(404, 409, 422),
 )
 async def put_account_mapping(
     bank_account_id: uuid.UUID, data: AccountMappingUpdate, principal: BankingPrincipal, session: SessionDep
@@ -365,7 +332,7 @@ async def put_account_mapping(
     return await bank_accounts.put_mapping(session, principal, bank_account_id, data.ledger_account)
 
 
-@router.get("/ledger-accounts", response_model=LedgerAccountList, responses=responses(401, 403, 422))
+@router.get("/ledger-accounts", response_model=LedgerAccountList, responses=responses(422))
 async def list_ledger_accounts(
     principal: BankingPrincipal,
     account_class: Annotated[

@@ -45,6 +45,13 @@ class BankNotConfigured(Conflict):
     code, title = "bank_not_configured", "Bank not configured"
 
 
+class ConnectionExists(Conflict):
+    """The company already has a connection at the bank (for the same person): a second consent would
+    end the first at a Berlin Group bank. ``connection_id`` names it."""
+
+    code, title = "connection_exists", "Bank already connected"
+
+
 class ConnectionNotActive(Conflict):
     code, title = "connection_not_active", "Bank connection is not active"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select, tuple_, update
 
@@ -16,6 +17,8 @@ from ledgerlink.models.bank import (
     AccountStatus,
     BankAccount,
     BankConnection,
+    ConnectionStatus,
+    LastError,
     SyncRun,
     SyncStatus,
 )
@@ -40,6 +43,18 @@ class BankConnectionRepository(RepositoryBase[BankConnection]):
     async def get_for_update(self, company: CompanyRef, connection_id: uuid.UUID) -> BankConnection | None:
         stmt = self.scoped_select(company).where(BankConnection.id == connection_id).with_for_update()
         return await self.one_or_none(stmt)
+
+    async def at_bank_for_update(
+        self, company: CompanyRef, bank_id: str, statuses: Sequence[ConnectionStatus]
+    ) -> Sequence[BankConnection]:
+        """The company's connections at ``bank_id`` in ``statuses``, newest first, locked."""
+        stmt = (
+            self.scoped_select(company)
+            .where(BankConnection.bank_id == bank_id, BankConnection.status.in_(statuses))
+            .order_by(BankConnection.created_at.desc(), BankConnection.id.desc())
+            .with_for_update()
+        )
+        return await self.all(stmt)
 
 
 class BankAccountRepository(RepositoryBase[BankAccount]):
@@ -149,8 +164,10 @@ class BankAccountRepository(RepositoryBase[BankAccount]):
         *,
         to: AccountStatus,
         only_from: Sequence[AccountStatus] | None = None,
+        error: LastError | None = None,
     ) -> None:
-        """Move the connection's linked accounts to ``to`` (optionally only those in ``only_from``)."""
+        """Move the connection's linked accounts to ``to`` (optionally only those in ``only_from``),
+        recording ``error`` as their last sync error when given."""
         company_id = company.company_id if isinstance(company, Principal) else company
         stmt = update(BankAccount).where(
             BankAccount.company_id == company_id,
@@ -159,4 +176,7 @@ class BankAccountRepository(RepositoryBase[BankAccount]):
         )
         if only_from is not None:
             stmt = stmt.where(BankAccount.status.in_(list(only_from)))
-        await self.session.execute(stmt.values(status=to, modified_at=utcnow()))
+        values: dict[str, Any] = {"status": to, "modified_at": utcnow()}
+        if error is not None:
+            values |= error.columns()
+        await self.session.execute(stmt.values(**values))

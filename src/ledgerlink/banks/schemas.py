@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ledgerlink.models.bank import BankAccount, BankConnection
 from ledgerlink.statements.schemas import ReconciliationRead
 from ledgerlink.timestamps import Timestamp
 
@@ -55,6 +56,13 @@ class ConnectionCreate(BaseModel):
         description="Preferred SCA: `redirect` (default when the bank offers it) or `decoupled` "
         "(Mobile BankID on another device; needs `psu_id`)",
     )
+    replace_connection_id: uuid.UUID | None = Field(
+        default=None,
+        description="Replace this connection at the same bank: once the new one is active, the linked "
+        "accounts its consent covers move to it (same resources, history and mapping), the rest are "
+        "disconnected, and this one is revoked. Without it, starting a connection at a bank the company "
+        "is already connected to (for the same person) is 409 `connection_exists`.",
+    )
 
 
 class ReauthorizationCreate(BaseModel):
@@ -79,6 +87,34 @@ class DecoupledAuthorization(BaseModel):
 
 Authorization = Annotated[RedirectAuthorization | DecoupledAuthorization, Field(discriminator="method")]
 
+
+class LastErrorRead(BaseModel):
+    """Why an account's last sync, or a connection's login or consent, did not succeed."""
+
+    code: str = Field(
+        description="On an account, the sync run's error code: consent_expired (the consent reached its "
+        "end), reauth_required (the bank no longer accepts it), rate_limited, bank_unavailable (an "
+        "outage: the bank could not be reached), invalid_response (an answer we could not read), "
+        "account_vanished, allowance_spent, bank_error, internal_error. On a connection: consent_expired "
+        "or reauth_required (a new login is needed), authorization_failed (the bank or the user refused "
+        "the login), authorization_timed_out (the BankID login was not completed in time), bank_error",
+        examples=["consent_expired"],
+    )
+    message: str = Field(description="For people; never holds a secret")
+    at: Timestamp
+
+    @classmethod
+    def of(cls, row: BankAccount | BankConnection) -> LastErrorRead | None:
+        """The row's ``last_error_*`` columns (None when it has no error)."""
+        if not row.last_error_code:
+            return None
+        return cls(
+            code=row.last_error_code,
+            message=row.last_error_message or "",
+            at=row.last_error_at or row.modified_at,
+        )
+
+
 ConnectionStatusName = Literal["awaiting_authorization", "active", "reauth_required", "revoked", "failed"]
 
 
@@ -89,7 +125,9 @@ class ConnectionRead(BaseModel):
     status: ConnectionStatusName
     consent_expires_at: Timestamp | None
     created_at: Timestamp
-    last_error: str | None
+    last_error: LastErrorRead | None = Field(
+        description="Why the connection needs a login (or its last login failed); null once one succeeds"
+    )
     sca_method: ScaMethodName | None = None
     authorized_at: Timestamp | None = None
 
@@ -179,6 +217,7 @@ class BankAccountRead(BaseModel):
     )
     created_at: Timestamp
     reconciliation: ReconciliationRead = Field(default_factory=ReconciliationRead)
+    last_error: LastErrorRead | None = None
 
 
 class BankAccountPage(BaseModel):

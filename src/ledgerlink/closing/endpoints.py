@@ -7,13 +7,11 @@ import asyncio
 import hashlib
 import io
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, BinaryIO, TypeVar
+from typing import BinaryIO, TypeVar
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledgerlink.auth.dependencies import ClosingPrincipal
 from ledgerlink.closing import service
@@ -36,33 +34,16 @@ from ledgerlink.db.session import SessionDep
 from ledgerlink.errors import PayloadTooLarge, responses
 from ledgerlink.idempotency.service import IdempotencyKey, idempotency
 from ledgerlink.pagination import Cursor, Limit, Page
+from ledgerlink.runtime import app_env
 
-router = APIRouter(tags=["closings"])
+router = APIRouter(tags=["closings"], responses=responses(401, 403))
 # The SIE download is bytes in code page 437; declared as octets first so generated clients read bytes.
 SIE_OCTETS, SIE_TEXT = "application/octet-stream", "text/plain; charset=cp437"
 
 Out = TypeVar("Out", bound=BaseModel)
 
 
-async def _once(
-    session: AsyncSession,
-    key: tuple[uuid.UUID, str | None, str],
-    request_body: dict[str, Any],
-    status: int,
-    make: Callable[[], Awaitable[Out]],
-) -> Out | JSONResponse:
-    """A POST that creates a resource or a job, once per Idempotency-Key: the first answer replayed.
-    ``key`` is the company, the header's key (None: no key) and the method with the path."""
-    company_id, idempotency_key, method_path = key
-    replay = await idempotency.begin(session, company_id, idempotency_key, method_path, request_body)
-    if replay is not None:
-        return replay.response()
-    out = await make()
-    await idempotency.complete(session, company_id, idempotency_key, status, out.model_dump(mode="json"))
-    return out
-
-
-@router.post("/closings", status_code=201, response_model=ClosingOut, responses=responses(401, 403, 422))
+@router.post("/closings", status_code=201, response_model=ClosingOut, responses=responses(422))
 async def create_closing(
     data: ClosingCreate,
     principal: ClosingPrincipal,
@@ -74,11 +55,11 @@ async def create_closing(
     async def create() -> ClosingOut:
         return service.closing_out(await service.create_closing(session, principal.company_id, data))
 
-    key = (principal.company_id, idempotency_key, "POST /v1/closings")
-    return await _once(session, key, data.model_dump(), 201, create)
+    keyed = ("POST /v1/closings", data.model_dump())
+    return await idempotency.once(session, principal.company_id, idempotency_key, keyed, 201, create)
 
 
-@router.get("/closings", response_model=Page[ClosingOut], responses=responses(401, 403, 422))
+@router.get("/closings", response_model=Page[ClosingOut], responses=responses(422))
 async def list_closings(
     principal: ClosingPrincipal, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[ClosingOut]:
@@ -86,12 +67,12 @@ async def list_closings(
     return await service.list_closings(session, principal.company_id, limit, cursor)
 
 
-@router.get("/closings/{closing_id}", response_model=ClosingOut, responses=responses(401, 403, 404))
+@router.get("/closings/{closing_id}", response_model=ClosingOut, responses=responses(404))
 async def get_closing(closing_id: uuid.UUID, principal: ClosingPrincipal, session: SessionDep) -> ClosingOut:
     return service.closing_out(await service.get_closing(session, principal.company_id, closing_id))
 
 
-@router.patch("/closings/{closing_id}", response_model=ClosingOut, responses=responses(401, 403, 404, 422))
+@router.patch("/closings/{closing_id}", response_model=ClosingOut, responses=responses(404, 422))
 async def update_closing(
     closing_id: uuid.UUID, data: ClosingUpdate, principal: ClosingPrincipal, session: SessionDep
 ) -> ClosingOut:
@@ -107,7 +88,7 @@ async def update_closing(
     "/closings/{closing_id}/imports",
     status_code=202,
     response_model=ImportOut,
-    responses=responses(401, 403, 404, 409, 422),
+    responses=responses(404, 409, 422),
 )
 async def start_import(
     closing_id: uuid.UUID,
@@ -122,15 +103,15 @@ async def start_import(
             await service.start_fortnox_import(session, principal.company_id, closing_id)
         )
 
-    key = (principal.company_id, idempotency_key, f"POST /v1/closings/{closing_id}/imports")
-    return await _once(session, key, {}, 202, start)
+    keyed: tuple[str, dict[str, str]] = (f"POST /v1/closings/{closing_id}/imports", {})
+    return await idempotency.once(session, principal.company_id, idempotency_key, keyed, 202, start)
 
 
 @router.post(
     "/closings/{closing_id}/imports/sie",
     status_code=202,
     response_model=ImportOut,
-    responses=responses(401, 403, 404, 409, 413, 422),
+    responses=responses(404, 409, 413, 422),
 )
 async def upload_sie(
     request: Request,
@@ -162,8 +143,8 @@ async def upload_sie(
         )
         return service.import_out(job)
 
-    key = (principal.company_id, idempotency_key, f"POST /v1/closings/{closing_id}/imports/sie")
-    return await _once(session, key, {"file_name": file.filename, "sha256": digest}, 202, start)
+    keyed = (f"POST /v1/closings/{closing_id}/imports/sie", {"file_name": file.filename, "sha256": digest})
+    return await idempotency.once(session, principal.company_id, idempotency_key, keyed, 202, start)
 
 
 def _size_of(stream: BinaryIO) -> int:
@@ -181,9 +162,7 @@ def _sha256_of(stream: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-@router.get(
-    "/closings/{closing_id}/imports/{import_id}", response_model=ImportOut, responses=responses(401, 403, 404)
-)
+@router.get("/closings/{closing_id}/imports/{import_id}", response_model=ImportOut, responses=responses(404))
 async def get_import(
     closing_id: uuid.UUID, import_id: uuid.UUID, principal: ClosingPrincipal, session: SessionDep
 ) -> ImportOut:
@@ -199,7 +178,7 @@ async def get_import(
 @router.get(
     "/closings/{closing_id}/accounts",
     response_model=Page[TrialBalanceRow],
-    responses=responses(401, 403, 404, 409, 422),
+    responses=responses(404, 409, 422),
 )
 async def trial_balance(
     closing_id: uuid.UUID,
@@ -213,9 +192,7 @@ async def trial_balance(
 
 
 @router.get(
-    "/closings/{closing_id}/vouchers",
-    response_model=Page[VoucherOut],
-    responses=responses(401, 403, 404, 409, 422),
+    "/closings/{closing_id}/vouchers", response_model=Page[VoucherOut], responses=responses(404, 409, 422)
 )
 async def list_vouchers(
     closing_id: uuid.UUID,
@@ -230,9 +207,7 @@ async def list_vouchers(
 
 
 @router.get(
-    "/closings/{closing_id}/specifications",
-    response_model=SpecificationList,
-    responses=responses(401, 403, 404, 409),
+    "/closings/{closing_id}/specifications", response_model=SpecificationList, responses=responses(404, 409)
 )
 async def specifications(
     closing_id: uuid.UUID, principal: ClosingPrincipal, session: SessionDep
@@ -252,7 +227,7 @@ async def specifications(
     "/closings/{closing_id}/adjustments",
     status_code=201,
     response_model=AdjustmentOut,
-    responses=responses(401, 403, 404, 422),
+    responses=responses(404, 422),
 )
 async def create_adjustment(
     closing_id: uuid.UUID,
@@ -268,14 +243,12 @@ async def create_adjustment(
     async def create() -> AdjustmentOut:
         return await service.create_adjustment(session, principal.company_id, closing_id, data)
 
-    key = (principal.company_id, idempotency_key, f"POST /v1/closings/{closing_id}/adjustments")
-    return await _once(session, key, data.model_dump(mode="json"), 201, create)
+    keyed = (f"POST /v1/closings/{closing_id}/adjustments", data.model_dump(mode="json"))
+    return await idempotency.once(session, principal.company_id, idempotency_key, keyed, 201, create)
 
 
 @router.get(
-    "/closings/{closing_id}/adjustments",
-    response_model=Page[AdjustmentOut],
-    responses=responses(401, 403, 404, 422),
+    "/closings/{closing_id}/adjustments", response_model=Page[AdjustmentOut], responses=responses(404, 422)
 )
 async def list_adjustments(
     closing_id: uuid.UUID,
@@ -288,9 +261,7 @@ async def list_adjustments(
 
 
 @router.delete(
-    "/closings/{closing_id}/adjustments/{adjustment_id}",
-    status_code=204,
-    responses=responses(401, 403, 404, 409),
+    "/closings/{closing_id}/adjustments/{adjustment_id}", status_code=204, responses=responses(404, 409)
 )
 async def delete_adjustment(
     closing_id: uuid.UUID, adjustment_id: uuid.UUID, principal: ClosingPrincipal, session: SessionDep
@@ -312,7 +283,7 @@ async def delete_adjustment(
                 SIE_TEXT: {"schema": {"type": "string", "contentMediaType": SIE_TEXT}},
             },
         },
-        **responses(401, 403, 404),
+        **responses(404),
     },
 )
 async def adjustments_sie(
@@ -335,7 +306,7 @@ async def adjustments_sie(
     "/closings/{closing_id}/exports",
     status_code=202,
     response_model=ExportOut,
-    responses=responses(401, 403, 404, 409, 422, 502, 503),
+    responses=responses(404, 409, 422, 502, 503),
 )
 async def start_export(
     request: Request,
@@ -349,28 +320,19 @@ async def start_export(
     An adjustment already posted is reported with its voucher and never sent again. A series that does
     not exist in Fortnox for the year, or does not take manual vouchers, is 422 before anything starts.
     The job ends `succeeded` (every adjustment posted), `partially_failed` or `failed` (none posted)."""
-    state = request.app.state
     await service.check_series(
-        settings=state.settings,
-        sessionmaker=state.sessionmaker,
-        redis=state.redis,
-        transport=state.transports.get("fortnox"),
-        company_id=principal.company_id,
-        closing_id=closing_id,
-        series=data.voucher_series,
+        app_env(request.app.state), principal.company_id, closing_id, data.voucher_series
     )
 
     async def start() -> ExportOut:
         export = await service.start_export(session, principal.company_id, closing_id, data)
         return await service.export_out(session, export)
 
-    key = (principal.company_id, idempotency_key, f"POST /v1/closings/{closing_id}/exports")
-    return await _once(session, key, data.model_dump(mode="json"), 202, start)
+    keyed = (f"POST /v1/closings/{closing_id}/exports", data.model_dump(mode="json"))
+    return await idempotency.once(session, principal.company_id, idempotency_key, keyed, 202, start)
 
 
-@router.get(
-    "/closings/{closing_id}/exports/{export_id}", response_model=ExportOut, responses=responses(401, 403, 404)
-)
+@router.get("/closings/{closing_id}/exports/{export_id}", response_model=ExportOut, responses=responses(404))
 async def get_export(
     closing_id: uuid.UUID, export_id: uuid.UUID, principal: ClosingPrincipal, session: SessionDep
 ) -> ExportOut:

@@ -33,6 +33,11 @@ M = TypeVar("M")
 BATCH_ROWS = 2000
 
 
+class JobGone(Exception):
+    """The import or export a job was sent for is gone, finished, or its closing was deleted: the job has
+    nothing left to do (:func:`~ledgerlink.closing.service.recovery.run_claimed` ends it quietly)."""
+
+
 class ClosingRepository(RepositoryBase[Closing]):
     model = Closing
 
@@ -64,15 +69,16 @@ class ClosingRepository(RepositoryBase[Closing]):
     ) -> ClosingExport | None:
         return await self.in_closing(ClosingExport, company_id, closing_id, export_id)
 
-    async def open_job(
-        self, model: type[M], company_id: uuid.UUID, job_id: uuid.UUID
-    ) -> tuple[M, Closing] | None:
-        """An import or export still to run, with its closing (None: gone, finished, or closing deleted)."""
+    async def open_job(self, model: type[M], company_id: uuid.UUID, job_id: uuid.UUID) -> tuple[M, Closing]:
+        """An import or export still to run, with its closing; :class:`JobGone` when the job is gone or
+        finished, or its closing was deleted."""
         job: Any = await self.get_job(model, company_id, job_id)
         if job is None or job.status not in ("queued", "running"):
-            return None
+            raise JobGone(job_id)
         closing = await self.get_closing(company_id, job.closing_id)
-        return None if closing is None else (job, closing)
+        if closing is None:
+            raise JobGone(job_id)
+        return job, closing
 
     # -- closings ---------------------------------------------------------------------------------
 
@@ -339,11 +345,33 @@ class ClosingRepository(RepositoryBase[Closing]):
 
     async def update_job(self, model: Any, company_id: uuid.UUID, job_id: uuid.UUID, **values: Any) -> None:
         """Update an import or export job row."""
-        await self.session.execute(
-            update(model)
-            .where(model.id == job_id, model.company_id == company_id)
-            .values(modified_at=utcnow(), **values)
+        await self._set_job(model, company_id, job_id, modified_at=utcnow(), **values)
+
+    async def fail_job(
+        self, model: Any, company_id: uuid.UUID, job_id: uuid.UUID, status: Any, error: tuple[str, str, bool]
+    ) -> None:
+        """An import or export ended ``status`` (its failed state) now, with ``error``: (code, message,
+        retryable)."""
+        code, message, retryable = error
+        await self.update_job(
+            model,
+            company_id,
+            job_id,
+            status=status,
+            error_code=code,
+            error_message=message,
+            error_retryable=retryable,
+            finished_at=utcnow(),
         )
+
+    async def _set_job(
+        self, model: Any, company_id: uuid.UUID, job_id: uuid.UUID, *where: Any, **values: Any
+    ) -> bool:
+        """Set ``values`` on one import or export job row that also matches ``where``; True if it did."""
+        result = await self.session.execute(
+            update(model).where(model.id == job_id, model.company_id == company_id, *where).values(**values)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def get_job(self, model: Any, company_id: uuid.UUID, job_id: uuid.UUID) -> Any:
         stmt = scoped(select(model), model, company_id).where(model.id == job_id)
@@ -361,26 +389,15 @@ class ClosingRepository(RepositoryBase[Closing]):
         stale_before: dt.datetime,
     ) -> bool:
         """``queued`` -> ``running``, or take over a ``running`` job untouched since ``stale_before``."""
-        result = await self.session.execute(
-            update(model)
-            .where(
-                model.id == job_id,
-                model.company_id == company_id,
-                (model.status == "queued")
-                | ((model.status == "running") & (model.modified_at < stale_before)),
-            )
-            .values(status="running", modified_at=at)
+        claimable = (model.status == "queued") | (
+            (model.status == "running") & (model.modified_at < stale_before)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return await self._set_job(model, company_id, job_id, claimable, status="running", modified_at=at)
 
     async def touch_job(
         self, model: Any, company_id: uuid.UUID, job_id: uuid.UUID, *, at: dt.datetime
     ) -> None:
-        await self.session.execute(
-            update(model)
-            .where(model.id == job_id, model.company_id == company_id, model.status == "running")
-            .values(modified_at=at)
-        )
+        await self._set_job(model, company_id, job_id, model.status == "running", modified_at=at)
 
     async def unfinished_jobs(self, model: Any, *, stale_before: dt.datetime | None) -> Sequence[Any]:
         """Queued or running jobs of every company (untouched since ``stale_before`` when given)."""
@@ -392,18 +409,11 @@ class ClosingRepository(RepositoryBase[Closing]):
     async def requeue_job(
         self, model: Any, company_id: uuid.UUID, job_id: uuid.UUID, seen: dt.datetime, *, at: dt.datetime
     ) -> bool:
-        """Back to ``queued`` if nobody touched the job since the sweep read it."""
-        result = await self.session.execute(
-            update(model)
-            .where(
-                model.id == job_id,
-                model.company_id == company_id,
-                model.status.in_(["queued", "running"]),
-                model.modified_at <= seen,  # touched since: alive
-            )
-            .values(status="queued", modified_at=at, progress_step="queued")
+        """Back to ``queued`` if nobody touched the job since the sweep read it (touched since: alive)."""
+        untouched = (model.status.in_(["queued", "running"]), model.modified_at <= seen)
+        return await self._set_job(
+            model, company_id, job_id, *untouched, status="queued", modified_at=at, progress_step="queued"
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def release_sending_claims(
         self, company_id: uuid.UUID, export_id: uuid.UUID, *, claimed_before: dt.datetime, at: dt.datetime

@@ -7,14 +7,14 @@ from fastapi import APIRouter, Path, Request
 from ledgerlink.auth.dependencies import AdminPrincipal, AnyPrincipal
 from ledgerlink.companies.schemas import CompanyRead, CompanyUpdate
 from ledgerlink.companies.service import company as company_service
-from ledgerlink.db.session import SessionDep
+from ledgerlink.db.session import ReadSessionDep, SessionDep
 from ledgerlink.errors import responses
 
 router = APIRouter(tags=["company"])
 
 
 @router.get("/company", response_model=CompanyRead, responses=responses(401))
-async def get_company(request: Request, principal: AnyPrincipal, session: SessionDep) -> CompanyRead:
+async def get_company(request: Request, principal: AnyPrincipal, session: ReadSessionDep) -> CompanyRead:
     """The caller's company, its plan and its entitlements."""
     return await company_service.read(session, principal.company_id, request.app.state.settings)
 

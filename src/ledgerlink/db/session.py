@@ -16,6 +16,8 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.util import await_
 
+from ledgerlink.db.fair_pool import FairAsyncQueuePool
+
 
 class _SQLiteAwareDateTime(SQLITE_DATETIME):
     """SQLite has no time zones: ``DateTime(timezone=True)`` is stored as UTC text and read back as an
@@ -55,8 +57,14 @@ def _upper(value: Any) -> Any:
     return value.upper() if isinstance(value, str) else value
 
 
+#: How long a SQLite write waits for the one writer before it fails "database is locked" (SQLite's own
+#: default is 5 s); the API takes ``LEDGERLINK_DATABASE_SQLITE_BUSY_TIMEOUT_SECONDS``.
+SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, **kwargs.get("connect_args", {})}
         engine = create_async_engine(url, **kwargs)
         dialect = engine.dialect
         dialect.colspecs = {**dialect.colspecs, sa_types.DateTime: _SQLiteAwareDateTime}
@@ -73,6 +81,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             dbapi_conn.create_function("upper", 1, _upper, deterministic=True)
 
         return engine
+    kwargs.setdefault("poolclass", FairAsyncQueuePool)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     ping = kwargs.pop("pool_pre_ping", True)
@@ -82,11 +91,28 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
+def api_pool_options(database_url: str, pool_size: int, sqlite_busy_timeout: float) -> dict[str, Any]:
+    """The API's PostgreSQL pool: ``pool_size`` connections kept open, no overflow (an overflow
+    connection is opened for a burst and closed when returned: a connect on the request path) and no
+    ping on every checkout (a round trip per request); the app pings only connections idle for a second
+    or more (:func:`ledgerlink.db.idle_ping.ping_when_idle`). A connection found dead when used is
+    dropped by the pool and answered 503 with a short Retry-After (:mod:`ledgerlink.errors`,
+    :mod:`ledgerlink.db.prebuilt`). SQLite (``make run``) keeps the pool's defaults; a write there waits
+    ``sqlite_busy_timeout`` seconds for the one writer, then its request is answered 503 ``database_busy``."""
+    if database_url.startswith("sqlite"):
+        return {"connect_args": {"timeout": sqlite_busy_timeout}}
+    return {"pool_size": pool_size, "max_overflow": 0, "pool_pre_ping": False}
+
+
 def _ping_on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-    """The pessimistic disconnect check of ``pool_pre_ping``, in ONE round trip: SQLAlchemy's asyncpg
-    ping wraps its ``;`` in BEGIN … ROLLBACK (for pgbouncer's transaction mode), three round trips on
-    every checkout. A dead connection raises DisconnectionError, on which the pool discards it and
-    checks out another (as pre-ping does)."""
+    """The pessimistic disconnect check of ``pool_pre_ping`` on every checkout (:func:`ping`)."""
+    ping(dbapi_connection)
+
+
+def ping(dbapi_connection: Any) -> None:
+    """A disconnect check in ONE round trip: SQLAlchemy's asyncpg ping wraps its ``;`` in BEGIN …
+    ROLLBACK (for pgbouncer's transaction mode), three round trips. A dead connection raises
+    DisconnectionError, on which the pool discards it and checks out another (as pre-ping does)."""
     try:
         await_(dbapi_connection.driver_connection.fetchrow(";"))
     except Exception as exc:
@@ -155,15 +181,22 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session for read-only endpoints: its connection runs in autocommit, so a request pays neither
-    BEGIN nor COMMIT (each statement is its own snapshot: use it for endpoints that read with ONE
-    statement, and never to write; writes go through :data:`SessionDep`, the unit of work)."""
+    """A session for read-only endpoints, never to write (writes go through :data:`SessionDep`, the unit
+    of work). On PostgreSQL its connection runs in autocommit, so a request pays neither BEGIN nor
+    COMMIT: the same reads as in a transaction, since PostgreSQL's READ COMMITTED (the default, which
+    this service uses) takes a new snapshot for every statement inside a transaction too. On SQLite
+    (``make run``), where a transaction is one snapshot, it is an ordinary session whose transaction is
+    rolled back at the end (it wrote nothing)."""
     state = request.app.state
     sessionmaker: async_sessionmaker[AsyncSession] | None = getattr(state, "read_sessionmaker", None)
     if sessionmaker is None:
         engine: AsyncEngine = state.engine
-        sessionmaker = create_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+        if engine.dialect.name == "sqlite":
+            sessionmaker = state.sessionmaker
+        else:
+            sessionmaker = create_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
         state.read_sessionmaker = sessionmaker
+    assert sessionmaker is not None
     async with sessionmaker() as session:
         yield session
 

@@ -7,6 +7,7 @@ documented ones rather than growing a ``webhooks`` scope every identity provider
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -20,7 +21,7 @@ from ledgerlink.idempotency.service import IdempotencyKey, idempotency
 from ledgerlink.models.events import WebhookEndpoint
 from ledgerlink.pagination import Page
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(tags=["webhooks"], responses=responses(401, 403))
 
 
 def _read(endpoint: WebhookEndpoint) -> WebhookEndpointRead:
@@ -30,10 +31,7 @@ def _read(endpoint: WebhookEndpoint) -> WebhookEndpointRead:
 
 
 @router.post(
-    "/webhook-endpoints",
-    status_code=201,
-    response_model=WebhookEndpointCreated,
-    responses=responses(401, 403, 422),
+    "/webhook-endpoints", status_code=201, response_model=WebhookEndpointCreated, responses=responses(422)
 )
 async def create_webhook_endpoint(
     request: Request,
@@ -44,26 +42,32 @@ async def create_webhook_endpoint(
 ) -> WebhookEndpointCreated | JSONResponse:
     """Register a webhook endpoint. The signing `secret` is in this response only (stored encrypted);
     an idempotent replay returns the endpoint with `secret: null`."""
-    replay = await idempotency.begin(
-        session, principal.company_id, idempotency_key, "POST /v1/webhook-endpoints", data.model_dump()
+
+    async def create() -> WebhookEndpointCreated:
+        endpoint, secret = await webhooks.create(
+            session, principal.company_id, data, request.app.state.settings
+        )
+        return WebhookEndpointCreated(**_read(endpoint).model_dump(), secret=secret)
+
+    keyed = ("POST /v1/webhook-endpoints", data.model_dump())
+    return await idempotency.once(
+        session, principal.company_id, idempotency_key, keyed, 201, create, stored=_without_secret
     )
-    if replay is not None:
-        return replay.response()
-    endpoint, secret = await webhooks.create(session, principal.company_id, data, request.app.state.settings)
-    read = _read(endpoint)
-    stored = WebhookEndpointCreated(**read.model_dump(), secret=None)
-    await idempotency.complete(session, principal.company_id, idempotency_key, 201, stored.model_dump())
-    return WebhookEndpointCreated(**read.model_dump(), secret=secret)
 
 
-@router.get("/webhook-endpoints", response_model=Page[WebhookEndpointRead], responses=responses(401, 403))
+def _without_secret(created: WebhookEndpointCreated) -> dict[str, Any]:
+    """What a replay of the creation shows: the endpoint without its secret."""
+    return created.model_copy(update={"secret": None}).model_dump()
+
+
+@router.get("/webhook-endpoints", response_model=Page[WebhookEndpointRead])
 async def list_webhook_endpoints(principal: AdminPrincipal, session: SessionDep) -> Page[WebhookEndpointRead]:
     """The company's webhook endpoints (never the secret)."""
     items = await webhooks.list(session, principal.company_id)
     return Page(items=[_read(e) for e in items], next_cursor=None)
 
 
-@router.delete("/webhook-endpoints/{endpoint_id}", status_code=204, responses=responses(401, 403, 404))
+@router.delete("/webhook-endpoints/{endpoint_id}", status_code=204, responses=responses(404))
 async def delete_webhook_endpoint(
     endpoint_id: uuid.UUID, principal: AdminPrincipal, session: SessionDep
 ) -> Response:

@@ -110,6 +110,7 @@ def _refused_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return (
         ip.is_loopback
         or ip.is_link_local
+        or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local)
         or ip.is_private
         or ip.is_reserved
         or ip.is_multicast

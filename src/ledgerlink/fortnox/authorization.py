@@ -43,6 +43,7 @@ from ledgerlink.fortnox.client import (
 from ledgerlink.fortnox.client.scopes import requested_scopes
 from ledgerlink.fortnox.errors import AuthorizationDenied, FortnoxAuthError, FortnoxError, FortnoxUpstream
 from ledgerlink.fortnox.repository import OAUTH_PURPOSE, FortnoxConnectionRepository, FortnoxTodos
+from ledgerlink.fortnox.schemas import FortnoxAuthorizationCallback
 from ledgerlink.fortnox.settings import build_limiter, effective_fortnox_settings, require_configured
 from ledgerlink.fortnox.token_store import (
     ROW_LOCK_TIMEOUT_MS,
@@ -55,6 +56,7 @@ from ledgerlink.logging import get_logger
 from ledgerlink.models.fortnox import FortnoxConnection, FortnoxConnectionStatus
 from ledgerlink.oauth.errors import StateMismatch
 from ledgerlink.oauth.service import check_redirect_uri, consume_state, issue_state
+from ledgerlink.runtime import ServiceEnv
 from ledgerlink.security import DecryptionError, SecretBox
 
 log = get_logger(__name__)
@@ -119,40 +121,35 @@ async def _burn_after_failure(
 
 async def complete_authorization(
     session: AsyncSession,
-    *,
-    settings: Settings,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    redis: Any | None,
-    transport: httpx.AsyncBaseTransport | None,
+    env: ServiceEnv,
     company_id: uuid.UUID,
-    state: str,
-    code: str | None,
+    callback: FortnoxAuthorizationCallback,
+    *,
     login: str | None = None,
-    error: str | None = None,
-    error_description: str | None = None,
 ) -> FortnoxConnection:
-    """The callback: check and burn the state, exchange the code, read the company, store the tokens.
+    """The callback (``code`` and ``state``, or ``error`` and ``state``): check and burn the state,
+    exchange the code, read the company, store the tokens.
 
     The state is burnt in the request's unit of work (with the idempotency record and the connection,
     one writer in the embedded default); if anything then fails it is burnt on its own, so it stays used."""
     now = utcnow()
     state_row = await consume_state(
-        session, state, company_id=company_id, purpose=OAUTH_PURPOSE, login=login, now=now
+        session, callback.state, company_id=company_id, purpose=OAUTH_PURPOSE, login=login, now=now
     )
     try:
         return await _connect(
             session,
-            settings=settings,
-            redis=redis,
-            transport=transport,
+            settings=env.settings,
+            redis=env.redis,
+            transport=env.transports.get("fortnox"),
             company_id=company_id,
             redirect_uri=state_row.redirect_uri,
-            code=code,
-            error=error,
+            code=callback.code,
+            error=callback.error,
             now=now,
         )
     except Exception:
-        await _burn_after_failure(session, sessionmaker, company_id, state, login, now)
+        await _burn_after_failure(session, env.sessionmaker, company_id, callback.state, login, now)
         raise
 
 

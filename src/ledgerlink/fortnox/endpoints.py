@@ -26,25 +26,15 @@ from ledgerlink.fortnox.schemas import (
 )
 from ledgerlink.idempotency.service import IdempotencyKey, idempotency
 from ledgerlink.models.fortnox import FortnoxConnection
+from ledgerlink.runtime import app_env
 
-router = APIRouter(prefix="/fortnox", tags=["fortnox"])
+router = APIRouter(prefix="/fortnox", tags=["fortnox"], responses=responses(401, 403))
 T = TypeVar("T")
-
-
-def _transport(request: Request) -> Any:
-    return request.app.state.transports.get("fortnox")
 
 
 async def _read(request: Request, company_id: uuid.UUID, call: Callable[[FortnoxClient], Awaitable[T]]) -> T:
     """A read from the company's Fortnox (does not renew the validity; only imports and exports do)."""
-    return await service.read_through_client(
-        call,
-        settings=request.app.state.settings,
-        sessionmaker=request.app.state.sessionmaker,
-        redis=request.app.state.redis,
-        transport=_transport(request),
-        company_id=company_id,
-    )
+    return await service.read_through_client(call, app_env(request.app.state), company_id)
 
 
 def connection_read(connection: FortnoxConnection | None) -> FortnoxConnectionRead:
@@ -63,9 +53,7 @@ def connection_read(connection: FortnoxConnection | None) -> FortnoxConnectionRe
     )
 
 
-@router.post(
-    "/authorization", response_model=FortnoxAuthorizationStarted, responses=responses(401, 403, 422, 503)
-)
+@router.post("/authorization", response_model=FortnoxAuthorizationStarted, responses=responses(422, 503))
 async def start_authorization(
     request: Request, body: FortnoxAuthorizationRequest, principal: ClosingPrincipal, session: SessionDep
 ) -> FortnoxAuthorizationStarted:
@@ -86,7 +74,7 @@ async def start_authorization(
 @router.post(
     "/authorization/callback",
     response_model=FortnoxConnectionRead,
-    responses=responses(400, 401, 403, 409, 422, 502, 503),
+    responses=responses(400, 409, 422, 502, 503),
 )
 async def complete_authorization(
     request: Request,
@@ -101,55 +89,39 @@ async def complete_authorization(
     `authorization_denied` when the user declined (`error=access_denied`; the state is used up);
     422 `authorization_code_invalid` when Fortnox answers `invalid_grant` to the code (expired after
     10 minutes, used, or another redirect URI); 502 when Fortnox fails."""
-    method_path = "POST /v1/fortnox/authorization/callback"
-    replay = await idempotency.begin(
-        session, principal.company_id, idempotency_key, method_path, body.model_dump()
-    )
-    if replay is not None:
-        return replay.response()
-    connection = await authorization.complete_authorization(
-        session,
-        settings=request.app.state.settings,
-        sessionmaker=request.app.state.sessionmaker,
-        redis=request.app.state.redis,
-        transport=_transport(request),
-        company_id=principal.company_id,
-        state=body.state,
-        code=body.code,
-        login=principal.user_id,
-        error=body.error,
-        error_description=body.error_description,
-    )
-    result = connection_read(connection)
-    await idempotency.complete(
-        session, principal.company_id, idempotency_key, 200, result.model_dump(mode="json")
-    )
-    return result
+
+    async def complete() -> FortnoxConnectionRead:
+        env = app_env(request.app.state)
+        connection = await authorization.complete_authorization(
+            session, env, principal.company_id, body, login=principal.user_id
+        )
+        return connection_read(connection)
+
+    keyed = ("POST /v1/fortnox/authorization/callback", body.model_dump())
+    return await idempotency.once(session, principal.company_id, idempotency_key, keyed, 200, complete)
 
 
-@router.get("/connection", response_model=FortnoxConnectionRead, responses=responses(401, 403))
+@router.get("/connection", response_model=FortnoxConnectionRead)
 async def get_connection(principal: ClosingPrincipal, session: SessionDep) -> FortnoxConnectionRead:
     """The company's Fortnox connection; `status` is `expired` once `now > expires_at`
     (`expires_at = last_used_at + 30 days`, renewed by every import or export)."""
     return connection_read(await service.get_connection(session, principal.company_id))
 
 
-@router.delete("/connection", status_code=204, response_class=Response, responses=responses(401, 403))
+@router.delete("/connection", status_code=204, response_class=Response)
 async def delete_connection(request: Request, principal: ClosingPrincipal, session: SessionDep) -> Response:
     """Disconnect: the refresh token is revoked at Fortnox (best effort) and the tokens are deleted here;
     the connection then reads `revoked`. Idempotent."""
     await authorization.disconnect(
         session,
         settings=request.app.state.settings,
-        transport=_transport(request),
+        transport=request.app.state.transports.get("fortnox"),
         company_id=principal.company_id,
     )
     return Response(status_code=204)
 
 
-@router.get(
-    "/financial-years", response_model=FinancialYearList, responses=responses(401, 403, 409, 502, 503)
-)
+@router.get("/financial-years", response_model=FinancialYearList, responses=responses(409, 502, 503))
 async def list_financial_years(request: Request, principal: ClosingPrincipal) -> FinancialYearList:
     """Fortnox's financial years. 409 `fortnox_not_connected` / `fortnox_expired` /
     `fortnox_reauth_required`; 502 with Fortnox's message. Reading lists does not renew the validity."""
@@ -164,9 +136,7 @@ async def list_financial_years(request: Request, principal: ClosingPrincipal) ->
     )
 
 
-@router.get(
-    "/voucher-series", response_model=VoucherSeriesList, responses=responses(401, 403, 409, 422, 502, 503)
-)
+@router.get("/voucher-series", response_model=VoucherSeriesList, responses=responses(409, 422, 502, 503))
 async def list_voucher_series(
     request: Request,
     principal: ClosingPrincipal,

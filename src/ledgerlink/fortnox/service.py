@@ -4,11 +4,10 @@ connection's status and the lists the export dialog reads.
 
 For the closing feature (imports and exports)::
 
-    async with open_client(settings=ctx["settings"], sessionmaker=ctx["sessionmaker"], redis=ctx["redis"],
-                           company_id=company_id, transport=ctx["transports"].get("fortnox")) as fortnox:
+    async with client_for(env, company_id) as fortnox:      # env: the job's or the app's ServiceEnv
         sie = await fortnox.sie_export(year_id)
-    async with session_scope(ctx["sessionmaker"]) as session:
-        await renew(session, company_id, settings=ctx["settings"])   # every import or export
+    async with session_scope(env.sessionmaker) as session:
+        await renew(session, company_id, settings=env.settings)   # every import or export
 
 Token refreshes commit in their own short transaction (a rotated refresh token must survive a rollback
 of the calling job), so call :func:`renew` after the Fortnox calls, not before them in a transaction
@@ -47,6 +46,7 @@ from ledgerlink.fortnox.repository import FortnoxConnectionRepository, FortnoxTo
 from ledgerlink.fortnox.settings import build_limiter, effective_fortnox_settings, require_configured
 from ledgerlink.fortnox.token_store import REFRESH_REJECTED, DbTokenProvider, aware, open_tokens
 from ledgerlink.models.fortnox import FortnoxConnection, FortnoxConnectionStatus
+from ledgerlink.runtime import ServiceEnv
 from ledgerlink.security import SecretBox
 
 T = TypeVar("T")
@@ -121,6 +121,19 @@ async def open_client(
         await oauth.aclose()
 
 
+def client_for(
+    env: ServiceEnv, company_id: uuid.UUID
+) -> contextlib.AbstractAsyncContextManager[FortnoxClient]:
+    """:func:`open_client` with what ``env`` holds (its settings, sessions, Redis and Fortnox transport)."""
+    return open_client(
+        settings=env.settings,
+        sessionmaker=env.sessionmaker,
+        redis=env.redis,
+        company_id=company_id,
+        transport=env.transports.get("fortnox"),
+    )
+
+
 async def renew(
     session: AsyncSession,
     company_id: uuid.UUID,
@@ -161,28 +174,17 @@ async def get_connection(session: AsyncSession, company_id: uuid.UUID) -> Fortno
 
 
 async def read_through_client(
-    call: Callable[[FortnoxClient], Awaitable[T]],
-    *,
-    settings: Settings,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    redis: Any | None,
-    transport: httpx.AsyncBaseTransport | None,
-    company_id: uuid.UUID,
+    call: Callable[[FortnoxClient], Awaitable[T]], env: ServiceEnv, company_id: uuid.UUID
 ) -> T:
     """One read at an HTTP edge: ``call`` on the company's client, Fortnox errors as problem+json.
     Does not renew the validity (only imports and exports do)."""
     with translate_fortnox_errors():
-        async with open_client(
-            settings=settings,
-            sessionmaker=sessionmaker,
-            redis=redis,
-            company_id=company_id,
-            transport=transport,
-        ) as client:
+        async with client_for(env, company_id) as client:
             return await call(client)
 
 
 __all__ = [
+    "client_for",
     "connection_status",
     "get_connection",
     "open_client",

@@ -25,6 +25,7 @@ import json
 import uuid
 import weakref
 from collections.abc import AsyncIterator
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -125,29 +126,23 @@ def process_refresh_lock(company_id: uuid.UUID) -> asyncio.Lock:
 # -- the database-backed token provider ---------------------------------------------------------------
 
 
+@dataclass(kw_only=True, eq=False)
 class DbTokenProvider:
     """A :class:`~ledgerlink.fortnox.client.TokenProvider` over the ``fortnox_connection`` row (see the
-    module docstring for the locks). ``invalid_grant`` marks the connection expired
-    (``last_error="refresh_rejected"``) and raises :class:`FortnoxAuthError`."""
+    module docstring for the locks), starting from ``tokens``. ``invalid_grant`` marks the connection
+    expired (``last_error="refresh_rejected"``) and raises :class:`FortnoxAuthError`."""
 
-    def __init__(
-        self,
-        *,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        box: SecretBox,
-        oauth: FortnoxOAuth,
-        company_id: uuid.UUID,
-        tokens: TokenSet,
-        redis: Any | None = None,
-    ) -> None:
-        self.sessionmaker = sessionmaker
-        self.box = box
-        self.oauth = oauth
-        self.company_id = company_id
-        self.redis = redis
+    sessionmaker: async_sessionmaker[AsyncSession]
+    box: SecretBox
+    oauth: FortnoxOAuth
+    company_id: uuid.UUID
+    tokens: InitVar[TokenSet]
+    redis: Any | None = None
+    #: Refresh grants this provider sent to Fortnox.
+    refresh_count: int = field(default=0, init=False)
+
+    def __post_init__(self, tokens: TokenSet) -> None:
         self._tokens = tokens
-        self.refresh_count = 0
-        """Refresh grants this provider sent to Fortnox."""
 
     async def get_access_token(self) -> str:
         if self._tokens.needs_refresh():

@@ -12,8 +12,9 @@ import datetime as dt
 import hashlib
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Header
 from fastapi.encoders import jsonable_encoder
@@ -33,6 +34,8 @@ IdempotencyKey = Annotated[
     ),
 ]
 
+
+Out = TypeVar("Out")
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 DEFAULT_TTL = dt.timedelta(hours=24)
@@ -91,6 +94,27 @@ class IdempotencyService:
                 "a request with this Idempotency-Key is in progress", code="idempotency_in_progress"
             )
         return Replay(record.status_code, record.response_body)
+
+    async def once(
+        self,
+        session: AsyncSession,
+        company_id: uuid.UUID,
+        key: str | None,
+        request: tuple[str, Any],
+        status_code: int,
+        make: Callable[[], Awaitable[Out]],
+        stored: Callable[[Out], Any] | None = None,
+    ) -> Out | JSONResponse:
+        """A POST that creates a resource or a job, once per Idempotency-Key. ``request`` is the method
+        with the path and the body that identify it; the answer of ``make`` (or ``stored`` of it: what a
+        replay shows) is kept with the request's unit of work, and the same key and request replay it."""
+        method_path, body = request
+        replay = await self.begin(session, company_id, key, method_path, body)
+        if replay is not None:
+            return replay.response()
+        out = await make()
+        await self.complete(session, company_id, key, status_code, stored(out) if stored else out)
+        return out
 
     async def complete(
         self, session: AsyncSession, company_id: uuid.UUID, key: str | None, status_code: int, body: Any

@@ -9,14 +9,30 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, delete, func, or_, select, text, tuple_, update
+from sqlalchemy import (
+    Date,
+    Integer,
+    Select,
+    String,
+    Uuid,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ledgerlink.auth.principal import Principal
 from ledgerlink.db.base import utcnow
+from ledgerlink.db.prebuilt import Prebuilt
 from ledgerlink.db.repository import RepositoryBase, scoped
 from ledgerlink.models.bank import AccountStatus, BankAccount, ImportedTransaction, TransactionStatus
 from ledgerlink.models.inbox import Todo, TodoType
@@ -196,6 +212,85 @@ PAGE_FIELDS: tuple[str, ...] = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class TransactionFilter:
+    """The inbox list's filters; None filters nothing. ``q`` is text in counterparty, description or
+    reference."""
+
+    account_id: uuid.UUID | None = None
+    status: TransactionStatus | None = None
+    booking_status: str | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    q: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PageShape:
+    """Which of the inbox list's filters a request uses (each shape is one prebuilt statement)."""
+
+    account: bool
+    status: bool
+    booking_status: bool
+    date_from: bool
+    date_to: bool
+    q: bool
+    after: bool
+
+    @classmethod
+    def of(cls, by: TransactionFilter, after: bool) -> PageShape:
+        return cls(
+            by.account_id is not None,
+            by.status is not None,
+            by.booking_status is not None,
+            by.date_from is not None,
+            by.date_to is not None,
+            bool(by.q),
+            after,
+        )
+
+
+@lru_cache(maxsize=128)  # 2**7 shapes at most
+def page_statement(shape: PageShape) -> Prebuilt:
+    """The inbox page's statement for ``shape``, with bind parameters ``company_id``, ``limit`` and
+    those of the filters used: ``account_id``, ``status`` (its string), ``booking_status``,
+    ``date_from``, ``date_to``, ``pattern`` (an escaped ILIKE pattern), ``after_day`` + ``after_id``
+    (the keyset, as a row comparison so PostgreSQL seeks the index to the cursor; an OR of the two
+    conditions is only a filter over the rows before it)."""
+    T = ImportedTransaction
+    stmt: Select[Any] = select(*(getattr(T, f) for f in PAGE_FIELDS), BankAccount.ledger_account)
+    stmt = stmt.select_from(T).outerjoin(
+        BankAccount, (BankAccount.id == T.account_id) & (BankAccount.company_id == T.company_id)
+    )
+    stmt = stmt.where(T.company_id == bindparam("company_id", type_=Uuid()))
+    if shape.account:
+        stmt = stmt.where(T.account_id == bindparam("account_id", type_=Uuid()))
+    if shape.status:
+        stmt = stmt.where(T.status == bindparam("status", type_=String()))
+    if shape.booking_status:
+        stmt = stmt.where(T.booking_status == bindparam("booking_status", type_=String()))
+    if shape.date_from:
+        stmt = stmt.where(T.booking_date >= bindparam("date_from", type_=Date()))
+    if shape.date_to:
+        stmt = stmt.where(T.booking_date <= bindparam("date_to", type_=Date()))
+    if shape.q:
+        pattern = bindparam("pattern", type_=String())
+        stmt = stmt.where(
+            or_(
+                T.counterparty.ilike(pattern, escape="\\"),
+                T.description.ilike(pattern, escape="\\"),
+                T.reference.ilike(pattern, escape="\\"),
+            )
+        )
+    if shape.after:
+        stmt = stmt.where(
+            tuple_(T.booking_date, T.id)
+            < tuple_(bindparam("after_day", type_=Date()), bindparam("after_id", type_=Uuid()))
+        )
+    stmt = stmt.order_by(T.booking_date.desc(), T.id.desc()).limit(bindparam("limit", type_=Integer()))
+    return Prebuilt(stmt)
+
+
 class TransactionRepository(RepositoryBase[ImportedTransaction]):
     """The one owner of ``bank_transaction``: the sync's set-based writes of one account's rows (keyed
     by account and identity) and the inbox's reads and decisions.
@@ -220,7 +315,8 @@ class TransactionRepository(RepositoryBase[ImportedTransaction]):
         if not rows:
             return 0, 0
         if self.session.get_bind().dialect.name != "postgresql":
-            return await self._upsert_generic(company_id, account_id, rows, seen_at)
+            batch = {"company_id": company_id, "account_id": account_id, "first_seen_at": seen_at}
+            return await self._upsert_generic(rows, {**batch, "last_seen_at": seen_at})
         params: dict[str, Any] = {c: [getattr(r, c) for r in rows] for c in ROW_COLUMNS}
         params["raw"] = [json.dumps(r.raw, default=str) if r.raw else None for r in rows]
         params.update(
@@ -230,30 +326,20 @@ class TransactionRepository(RepositoryBase[ImportedTransaction]):
         inserted = sum(1 for f in flags if f)
         return inserted, len(flags) - inserted
 
-    async def _upsert_generic(
-        self,
-        company_id: uuid.UUID,
-        account_id: uuid.UUID,
-        rows: Sequence[TransactionRow],
-        seen_at: dt.datetime,
-    ) -> tuple[int, int]:
+    async def _upsert_generic(self, rows: Sequence[TransactionRow], batch: dict[str, Any]) -> tuple[int, int]:
+        """The upsert without PostgreSQL (the embedded SQLite default); ``batch`` holds the columns every
+        row of the batch shares (company, account, when seen)."""
         existing = set(
             (
                 await self.session.execute(
                     select(ImportedTransaction.identity).where(
-                        ImportedTransaction.account_id == account_id,
+                        ImportedTransaction.account_id == batch["account_id"],
                         ImportedTransaction.identity.in_([r.identity for r in rows]),
                     )
                 )
             ).scalars()
         )
-        fixed = {
-            "company_id": company_id,
-            "account_id": account_id,
-            "status": TransactionStatus.unbooked,
-            "first_seen_at": seen_at,
-            "last_seen_at": seen_at,
-        }
+        fixed = {**batch, "status": TransactionStatus.unbooked}
         values = [{"id": uuid.uuid4(), **fixed, **{c: getattr(r, c) for c in ROW_COLUMNS}} for r in rows]
         stmt = sqlite_insert(ImportedTransaction).values(values)
         stmt = stmt.on_conflict_do_update(
@@ -335,65 +421,34 @@ class TransactionRepository(RepositoryBase[ImportedTransaction]):
 
     # ------------------------------------------------------------------ the inbox's reads
 
-    def filtered(
+    async def page_rows(
         self,
         company_id: uuid.UUID,
-        *,
-        account_id: uuid.UUID | None,
-        status: TransactionStatus | None,
-        booking_status: str | None,
-        date_from: dt.date | None,
-        date_to: dt.date | None,
-        q: str | None,
-    ) -> Select[Any]:
-        T = ImportedTransaction
-        stmt = scoped(select(T), T, company_id)
-        if account_id is not None:
-            stmt = stmt.where(T.account_id == account_id)
-        if status is not None:
-            stmt = stmt.where(T.status == status)
-        if booking_status is not None:
-            stmt = stmt.where(T.booking_status == booking_status)
-        if date_from is not None:
-            stmt = stmt.where(T.booking_date >= date_from)
-        if date_to is not None:
-            stmt = stmt.where(T.booking_date <= date_to)
-        if q:
-            pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            stmt = stmt.where(
-                or_(
-                    T.counterparty.ilike(pattern, escape="\\"),
-                    T.description.ilike(pattern, escape="\\"),
-                    T.reference.ilike(pattern, escape="\\"),
-                )
-            )
-        return stmt
-
-    async def page_rows(
-        self, stmt: Select[Any], after: tuple[dt.date, uuid.UUID] | None, limit: int
+        by: TransactionFilter,
+        after: tuple[dt.date, uuid.UUID] | None,
+        limit: int,
     ) -> Sequence[Any]:
         """The list endpoint's page as plain rows (no ORM entities): the columns of
-        :data:`PAGE_FIELDS` from ``stmt`` (a :meth:`filtered` select), with the account's
-        ``ledger_account`` joined in the same statement. Newest first, keyset on (booking_date, id);
-        the filter uses ``ix_bank_transaction_inbox`` (company, account, status, booking_date, id)."""
-        T = ImportedTransaction
+        :data:`PAGE_FIELDS` of the company's rows matching ``by`` (as :meth:`filtered`), with the
+        account's ``ledger_account`` joined in the same statement. Newest first, keyset on
+        (booking_date, id); the filter uses ``ix_bank_transaction_inbox`` (company, account, status,
+        booking_date, id). The statement of each filter shape is built once (:func:`page_statement`)."""
+        params: dict[str, Any] = {"company_id": company_id, "limit": limit}
+        if by.account_id is not None:
+            params["account_id"] = by.account_id
+        if by.status is not None:
+            params["status"] = str(by.status)
+        if by.booking_status is not None:
+            params["booking_status"] = by.booking_status
+        if by.date_from is not None:
+            params["date_from"] = by.date_from
+        if by.date_to is not None:
+            params["date_to"] = by.date_to
+        if by.q:
+            params["pattern"] = "%" + by.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         if after is not None:
-            day, tid = after
-            # A row comparison, so PostgreSQL seeks the index to the cursor (an OR of the two
-            # conditions is only a filter over the rows before it: deep pages got slower).
-            stmt = stmt.where(tuple_(T.booking_date, T.id) < tuple_(day, tid))
-        page_columns = [getattr(T, f) for f in PAGE_FIELDS]
-        columns: Select[Any] = stmt.with_only_columns(*page_columns, BankAccount.ledger_account)
-        query = (
-            columns.outerjoin(
-                BankAccount, (BankAccount.id == T.account_id) & (BankAccount.company_id == T.company_id)
-            )
-            .order_by(T.booking_date.desc(), T.id.desc())
-            .limit(limit)
-        )
-        connection = await self.session.connection()  # Core execution: plain rows, no ORM context
-        rows: Sequence[Any] = (await connection.execute(query)).all()
-        return rows
+            params["after_day"], params["after_id"] = after
+        return await page_statement(PageShape.of(by, after is not None)).rows(self.session, params)
 
     async def get_many_for_update(
         self, company_id: uuid.UUID, ids: Sequence[uuid.UUID]
@@ -411,3 +466,55 @@ class TransactionRepository(RepositoryBase[ImportedTransaction]):
         base: Select[Any] = select(BankAccount.id, BankAccount.ledger_account)  # type: ignore[assignment]
         stmt = scoped(base, BankAccount, company_id).where(BankAccount.id.in_(account_ids))
         return {row[0]: row[1] for row in (await self.session.execute(stmt)).all()}
+
+    # ------------------------------------------------------------------ the suggestions' reads and claims
+
+    async def with_ledger(
+        self, company_id: uuid.UUID, ids: Sequence[uuid.UUID], *, for_update: bool = False
+    ) -> list[tuple[ImportedTransaction, str | None]]:
+        """The rows with their account's ledger account; ``for_update`` locks the rows (not the
+        accounts) so that two bookings of one row take turns."""
+        base: Select[Any] = select(ImportedTransaction, BankAccount.ledger_account)  # type: ignore[assignment]
+        stmt = (
+            scoped(base, ImportedTransaction, company_id)
+            .outerjoin(BankAccount, BankAccount.id == ImportedTransaction.account_id)
+            .where(ImportedTransaction.id.in_(list(ids)))
+        )
+        if for_update:
+            stmt = stmt.with_for_update(of=ImportedTransaction)
+        return [(row[0], row[1]) for row in (await self.session.execute(stmt)).all()]
+
+    async def claim_booking(self, company_id: uuid.UUID, transaction_id: uuid.UUID) -> bool:
+        """Mark a booked-status row booked now, atomically: True for the one request that changed it.
+        A conditional UPDATE is the claim on PostgreSQL (a second one waits for the row and then
+        finds it booked) and on SQLite (writers take turns), so open items are paid once."""
+        stmt = (
+            update(ImportedTransaction)
+            .where(
+                ImportedTransaction.company_id == company_id,
+                ImportedTransaction.id == transaction_id,
+                ImportedTransaction.booking_status == "booked",
+                ImportedTransaction.status != TransactionStatus.booked,
+            )
+            .values(status=TransactionStatus.booked, status_changed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        result: Any = await self.session.execute(stmt)
+        return bool(result.rowcount)
+
+    async def carrying(
+        self, company_id: uuid.UUID, account_id: uuid.UUID, amount: Decimal, day: dt.date, slack_days: int
+    ) -> Sequence[ImportedTransaction]:
+        """The account's rows of this amount booked within ``slack_days`` of ``day``, locked (a BgMax
+        deposit's candidates: two files paying the same row take turns, and the second sees the
+        first's parts)."""
+        stmt = scoped(select(ImportedTransaction), ImportedTransaction, company_id).where(
+            ImportedTransaction.account_id == account_id,
+            ImportedTransaction.amount == amount,
+            ImportedTransaction.booking_date.between(
+                day - dt.timedelta(days=slack_days), day + dt.timedelta(days=slack_days)
+            ),
+        )
+        return await self.all(
+            stmt.order_by(ImportedTransaction.booking_date, ImportedTransaction.id).with_for_update()
+        )

@@ -4,15 +4,87 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ledgerlink.matching.schemas import BookingFeedback, Suggestion, TransactionPartRead
 from ledgerlink.models.inbox import TodoType
+from ledgerlink.schema_types import BAS_ACCOUNT_PATTERN, money_text
 from ledgerlink.timestamps import Timestamp
 
 StatusValue = Literal["unbooked", "booked", "ignored"]
+
+
+# --- what the suggestions (matching) add to a transaction, and the booking feedback it reads ---------
+
+
+class Allocation(BaseModel):
+    open_item_external_id: str
+    number: str
+    amount: str
+
+
+class Remainder(BaseModel):
+    kind: Literal["none", "partial_payment", "overpayment", "rounding", "fee"]
+    amount: str
+
+
+class VoucherLine(BaseModel):
+    account: str
+    debit: str
+    credit: str
+    vat_code: str | None = None
+    description: str | None = None
+
+
+class Suggestion(BaseModel):
+    kind: Literal["invoice", "rule", "history", "default"]
+    confidence: float = Field(ge=0, le=1)
+    unambiguous: bool
+    reason: str
+    allocations: list[Allocation]
+    remainder: Remainder
+    lines: list[VoucherLine]
+
+
+class BookingLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account: str = Field(pattern=BAS_ACCOUNT_PATTERN)
+    debit: str = "0"
+    credit: str = "0"
+    vat_code: str | None = Field(default=None, max_length=10)
+    description: str | None = Field(default=None, max_length=200)
+
+    @field_validator("debit", "credit")
+    @classmethod
+    def _amount(cls, value: str) -> str:
+        return money_text(value, "debit/credit")
+
+
+class BookingFeedback(BaseModel):
+    """How the platform booked a row: the voucher lines and the open items it paid."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lines: list[BookingLine] = Field(default_factory=list, max_length=50)
+    open_item_external_ids: list[str] = Field(default_factory=list, max_length=200)
+
+    @field_validator("lines")
+    @classmethod
+    def _balanced(cls, lines: list[BookingLine]) -> list[BookingLine]:
+        if lines and sum(Decimal(x.debit) for x in lines) != sum(Decimal(x.credit) for x in lines):
+            raise ValueError("the booking lines must balance (debits equal credits)")
+        return lines
+
+
+class TransactionPartRead(BaseModel):
+    amount: str
+    reference: str | None
+    ocr_valid: bool
+    payer: str | None
+    payer_org_number: str | None = None
 
 
 class TransactionRead(BaseModel):
@@ -78,15 +150,22 @@ class ReauthRequiredTodo(StoredTodo):
     connection_id: uuid.UUID
     bank_id: str
     reason: str | None = None
+    code: str | None = Field(
+        default=None, description="consent_expired (the consent reached its end) or reauth_required"
+    )
 
 
 class ConsentExpiringTodo(StoredTodo):
-    """The bank consent expires soon: renew it with a reauthorization before ``expires_at``."""
+    """The bank consent expires soon: renew it with a reauthorization before ``expires_at`` (the old
+    consent keeps syncing until the new one is authorised). Raised at each reminder threshold."""
 
     type: Literal[TodoType.consent_expiring]
     connection_id: uuid.UUID
     bank_id: str
     expires_at: Timestamp
+    days_before: int | None = Field(
+        default=None, description="The reminder threshold reached: days before expires_at (14, then 3)"
+    )
 
 
 class SyncFailedTodo(StoredTodo):

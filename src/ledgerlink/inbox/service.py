@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledgerlink.db.base import utcnow
 from ledgerlink.inbox.errors import PendingNotBookable, TransactionsNotFound
-from ledgerlink.inbox.repository import PAGE_FIELDS, TodoRepository, TransactionRepository
+from ledgerlink.inbox.repository import PAGE_FIELDS, TodoRepository, TransactionFilter, TransactionRepository
 from ledgerlink.inbox.schemas import TransactionRead
 from ledgerlink.models.bank import ImportedTransaction, TransactionStatus
 from ledgerlink.models.inbox import TodoType
@@ -36,7 +36,7 @@ def _item(row: Sequence[Any]) -> dict[str, Any]:
         "description": description,
         "reference": reference,
         "booking_status": "pending" if booking_status == "pending" else "booked",
-        "status": status.value,
+        "status": str(status),  # a TransactionStatus, or its string from a prebuilt read
         "ledger_account": ledger_account,
         "voucher_ref": voucher_ref,
     }
@@ -53,37 +53,20 @@ class InboxService:
         self,
         session: AsyncSession,
         company_id: uuid.UUID,
+        by: TransactionFilter,
         *,
-        account_id: uuid.UUID | None,
-        status: TransactionStatus | None,
-        booking_status: str | None,
-        date_from: dt.date | None,
-        date_to: dt.date | None,
-        q: str | None,
         limit: int,
         cursor: str | None,
-    ) -> dict[str, Any]:
-        """A page as JSON-ready plain values, in the field order of ``Page[TransactionRead]`` (the
+    ) -> tuple[dict[str, Any], list[uuid.UUID]]:
+        """A page as JSON-ready plain values (and the ids of its items, as UUIDs), in the field order of ``Page[TransactionRead]`` (the
         endpoint's declared response model): built from column rows in one pass, no ORM entities and
         no model validation on this hot path (:func:`_read`, the ORM path, goes through the same
         :func:`_item`; a test checks that both give the same item)."""
         repo = TransactionRepository(session)
         after = TRANSACTIONS_KEYSET.decode(cursor)
-        stmt = repo.filtered(
-            company_id,
-            account_id=account_id,
-            status=status,
-            booking_status=booking_status,
-            date_from=date_from,
-            date_to=date_to,
-            q=q,
-        )
-        rows = list(await repo.page_rows(stmt, after, limit + 1))
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_cursor = TRANSACTIONS_KEYSET.encode(rows[-1].booking_date, rows[-1].id)
-        return {"items": [_item(r) for r in rows], "next_cursor": next_cursor}
+        found = await repo.page_rows(company_id, by, after, limit + 1)
+        rows, next_cursor = TRANSACTIONS_KEYSET.cut(found, limit, lambda r: (r[2], r[0]))
+        return {"items": [_item(r) for r in rows], "next_cursor": next_cursor}, [r[0] for r in rows]
 
     async def set_status(
         self,

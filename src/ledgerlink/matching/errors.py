@@ -1,4 +1,5 @@
-"""Errors of open items, booking rules, suggestions and BgMax files."""
+"""Errors of open items, booking rules, suggestions and BgMax files (an unknown transaction or bank
+account is its owner's error: ``inbox.errors``, ``banks.errors``)."""
 
 from __future__ import annotations
 
@@ -13,16 +14,6 @@ class OpenItemNotFound(NotFound):
 class BookingRuleNotFound(NotFound):
     code = "booking_rule_not_found"
     title = "Booking rule not found"
-
-
-class TransactionNotFound(NotFound):
-    code = "transaction_not_found"
-    title = "Transaction not found"
-
-
-class BankAccountNotFound(NotFound):
-    code = "bank_account_not_found"
-    title = "Bank account not found"
 
 
 class UnknownOpenItems(Unprocessable):

@@ -10,10 +10,13 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ledgerlink.banks.errors import BankAccountNotFound
+from ledgerlink.banks.repository import BankAccountRepository
 from ledgerlink.bgmax import BgmaxError, read
-from ledgerlink.matching.errors import BankAccountNotFound, BgmaxConflict, InvalidBgmax
+from ledgerlink.inbox.repository import TransactionRepository
+from ledgerlink.matching.errors import BgmaxConflict, InvalidBgmax
 from ledgerlink.matching.references import normalize_org_number, ocr_valid, org_number_valid
-from ledgerlink.matching.repository import LumpSumRepository, TransactionLookup
+from ledgerlink.matching.repository import LumpSumRepository
 from ledgerlink.models.matching import BgmaxImport, TransactionPart
 
 #: A deposit is booked by the bank on its payment date or a few banking days later.
@@ -24,8 +27,8 @@ async def import_bgmax(
     session: AsyncSession, company_id: uuid.UUID, account_id: uuid.UUID, content: bytes
 ) -> tuple[dict[str, Any], bool]:
     """The import as ``{id, deposits}`` and whether it is new (the same file again: the first result)."""
-    lookup = TransactionLookup(session)
-    account = await lookup.account(company_id, account_id)
+    lookup = TransactionRepository(session)
+    account = await BankAccountRepository(session).get_scoped(company_id, account_id)
     if account is None:
         raise BankAccountNotFound(f"no bank account {account_id}")
     repo = LumpSumRepository(session)

@@ -8,6 +8,7 @@ length digit, the second-to-last digit, equal to the total length modulo 10. An 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 OCR_MIN = 2
@@ -60,10 +61,25 @@ _DIGIT_RUN = re.compile(r"(?<![\d])\d(?:[\d ]*\d)?(?![\d])")
 _INVOICE = re.compile(
     r"(?i)\b(?:faktura(?:nr|nummer)?|fakt|inv(?:oice)?|fnr|nr)\.?\s*[:#]?\s*([A-Z0-9-]{1,20})"
 )
+#: Payment words in folded text (:func:`fold`): not part of anyone's name.
 _NAME_NOISE = re.compile(
-    r"(?i)\b(?:bg|pg|bankgiro|plusgiro|ocr|swish|kortköp|köp|överföring|betalning|inbetalning|inbet|"
-    r"utbetalning|faktura|fakt|fa|lev|leverantörsbetalning|autogiro|ag)\b"
+    r"\b(?:bg|pg|bankgiro|plusgiro|ocr|swish|kortkop|kop|overforing|betalning|inbetalning|inbet|"
+    r"utbetalning|faktura|fakt|fa|lev|leverantorsbetalning|autogiro|ag)\b"
 )
+#: Swedish legal forms in folded text, dropped from names ("Telia Sverige AB" = "Telia Sverige").
+_LEGAL_FORM = re.compile(
+    r"\b(?:ab|aktiebolag(?:et)?|hb|handelsbolag(?:et)?|kb|kommanditbolag(?:et)?|"
+    r"ek for|ekonomisk forening|publ)\b"
+)
+_NOT_LETTERS = re.compile(r"[^a-z]+")
+_WRITTEN_ORG = re.compile(r"(?<![\d-])\d{6}-\d{4}(?![\d-])")
+_MONTHS = frozenset({
+    "januari", "februari", "mars", "april", "maj", "juni", "juli", "augusti", "september", "oktober",
+    "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "okt", "oct",
+    "nov", "dec", "may",
+})  # fmt: skip
+#: Words of a text's stem: the payee comes first in a bank text, the variable part after it.
+STEM_WORDS = 3
 
 
 @dataclass(frozen=True)
@@ -105,20 +121,46 @@ def extract(*texts: str | None) -> References:
     )
 
 
+def fold(text: str) -> str:
+    """Case and diacritics folded: ``Kraftnät`` → ``kraftnat``, ``Müller`` → ``muller``."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def counterparty_key(name: str | None) -> str:
-    """A name made comparable: lower case, legal forms, payment words and digits removed."""
+    """A name made comparable: case and diacritics folded; punctuation, digits, payment words and
+    legal forms (AB, Aktiebolag, HB, KB, ek. för., publ…) dropped."""
     if not name:
         return ""
-    text = _NAME_NOISE.sub(" ", name.lower())
-    text = re.sub(r"\b(?:ab|aktiebolag|hb|kb|ek för|publ)\b", " ", text)
-    text = re.sub(r"[^a-zåäöéü ]+", " ", text)
-    return " ".join(text.split())[:200]
+    text = _NAME_NOISE.sub(" ", _NOT_LETTERS.sub(" ", fold(name)))
+    return " ".join(_LEGAL_FORM.sub(" ", text).split())[:200]
 
 
-def history_token(name: str | None) -> str:
-    """The word a counterparty's history is filed under: the first word of its comparable name."""
-    key = counterparty_key(name)
-    return key.split(" ", 1)[0] if key else ""
+def written_org_number(*texts: str | None) -> str | None:
+    """The first valid org number written as one (NNNNNN-NNNN, with the hyphen) in ``texts``: a bare
+    run of ten digits is more often an OCR or account number, whose Luhn digit would pass as well."""
+    for text in texts:
+        for m in _WRITTEN_ORG.finditer(text or ""):
+            if org_number_valid(m.group(0)):
+                return m.group(0)
+    return None
+
+
+def text_stem(text: str | None) -> str:
+    """The first words of a bank text made comparable, without month names: ``TELIA SVERIGE AB
+    faktura mars 2026`` → ``telia sverige``."""
+    words = [w for w in counterparty_key(text).split() if w not in _MONTHS]
+    return " ".join(words[:STEM_WORDS])
+
+
+def history_key(counterparty: str | None, description: str | None = None) -> str:
+    """What a row's booking history is filed under: the best identity the row has. Its org number
+    when the counterparty or text carries one (``org:556036-0793``); else its comparable counterparty
+    name (:func:`counterparty_key`); else the stem of its text (:func:`text_stem`). "" when none."""
+    org = written_org_number(counterparty, description)
+    if org:
+        return f"org:{org}"
+    return counterparty_key(counterparty) or text_stem(description)
 
 
 def names_match(a: str | None, b: str | None) -> bool:

@@ -1,20 +1,22 @@
-"""SQL of open items, booking rules, booking memory and BgMax lump sums."""
+"""SQL of open items, booking rules, booking memory and BgMax lump sums (the bank rows themselves are
+read and claimed through the inbox's ``TransactionRepository``, the one owner of ``bank_transaction``)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import Select, delete, exists, select, update
+from sqlalchemy import Select, Uuid, any_, bindparam, delete, exists, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ledgerlink.db.base import utcnow
+from ledgerlink.db.prebuilt import Prebuilt
 from ledgerlink.db.repository import RepositoryBase, scoped
-from ledgerlink.models.bank import BankAccount, ImportedTransaction, TransactionStatus
 from ledgerlink.models.closing import Closing, ClosingVoucher, ClosingVoucherRow
 from ledgerlink.models.matching import BgmaxImport, BookingMemory, BookingRule, OpenItem, TransactionPart
 
@@ -153,64 +155,37 @@ class BookingMemoryRepository(RepositoryBase[BookingMemory]):
         return list(found.values())
 
 
-class TransactionLookup(RepositoryBase[ImportedTransaction]):
-    """The bank rows the suggestions are for, with their account's mapped ledger account."""
+class PartRow(NamedTuple):
+    """One BgMax part of a bank row (what the inbox shows and matching reads)."""
 
-    model = ImportedTransaction
+    amount: Decimal
+    reference: str | None
+    ocr_valid: bool
+    payer: str | None
+    payer_org_number: str | None
 
-    async def with_ledger(
-        self, company_id: uuid.UUID, ids: Sequence[uuid.UUID], *, for_update: bool = False
-    ) -> list[tuple[ImportedTransaction, str | None]]:
-        """The rows with their account's ledger account; ``for_update`` locks the rows (not the
-        accounts) so that two bookings of one row take turns."""
-        base: Select[Any] = select(ImportedTransaction, BankAccount.ledger_account)  # type: ignore[assignment]
-        stmt = (
-            scoped(base, ImportedTransaction, company_id)
-            .outerjoin(BankAccount, BankAccount.id == ImportedTransaction.account_id)
-            .where(ImportedTransaction.id.in_(list(ids)))
-        )
-        if for_update:
-            stmt = stmt.with_for_update(of=ImportedTransaction)
-        return [(row[0], row[1]) for row in (await self.session.execute(stmt)).all()]
 
-    async def claim_booking(self, company_id: uuid.UUID, transaction_id: uuid.UUID) -> bool:
-        """Mark a booked-status row booked now, atomically: True for the one request that changed it.
-        A conditional UPDATE is the claim on PostgreSQL (a second one waits for the row and then
-        finds it booked) and on SQLite (writers take turns), so open items are paid once."""
-        stmt = (
-            update(ImportedTransaction)
-            .where(
-                ImportedTransaction.company_id == company_id,
-                ImportedTransaction.id == transaction_id,
-                ImportedTransaction.booking_status == "booked",
-                ImportedTransaction.status != TransactionStatus.booked,
-            )
-            .values(status=TransactionStatus.booked, status_changed_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        result: Any = await self.session.execute(stmt)
-        return bool(result.rowcount)
-
-    async def account(self, company_id: uuid.UUID, account_id: uuid.UUID) -> BankAccount | None:
-        stmt = scoped(select(BankAccount), BankAccount, company_id).where(BankAccount.id == account_id)
-        result: BankAccount | None = (await self.session.execute(stmt)).scalar_one_or_none()
-        return result
-
-    async def carrying(
-        self, company_id: uuid.UUID, account_id: uuid.UUID, amount: Decimal, day: dt.date, slack_days: int
-    ) -> Sequence[ImportedTransaction]:
-        """Incoming rows of the account with this amount booked within ``slack_days`` of ``day``, locked."""
-        stmt = scoped(select(ImportedTransaction), ImportedTransaction, company_id).where(
-            ImportedTransaction.account_id == account_id,
-            ImportedTransaction.amount == amount,
-            ImportedTransaction.booking_date.between(
-                day - dt.timedelta(days=slack_days), day + dt.timedelta(days=slack_days)
-            ),
-        )
-        # locked: two files paying the same row take turns, and the second sees the first's parts
-        return await self.all(
-            stmt.order_by(ImportedTransaction.booking_date, ImportedTransaction.id).with_for_update()
-        )
+@lru_cache(maxsize=1)
+def parts_statement() -> Prebuilt:
+    """The parts of a company's transactions, bind parameters ``company_id`` and ``ids`` (a list): an
+    ``IN`` of the list through SQLAlchemy (SQLite), ``= ANY($2)`` of one array on PostgreSQL."""
+    P = TransactionPart
+    columns: tuple[Any, ...] = (
+        P.transaction_id,
+        P.amount,
+        P.reference,
+        P.ocr_valid,
+        P.payer,
+        P.payer_org_number,
+    )
+    base: Select[Any] = select(*columns).where(P.company_id == bindparam("company_id", type_=Uuid()))
+    order = (P.transaction_id, P.seq)
+    return Prebuilt(
+        base.where(P.transaction_id.in_(bindparam("ids", expanding=True))).order_by(*order),
+        postgresql=base.where(P.transaction_id == any_(bindparam("ids", type_=ARRAY(Uuid())))).order_by(
+            *order
+        ),
+    )
 
 
 class LumpSumRepository(RepositoryBase[BgmaxImport]):
@@ -240,15 +215,12 @@ class LumpSumRepository(RepositoryBase[BgmaxImport]):
 
     async def parts_of(
         self, company_id: uuid.UUID, ids: Sequence[uuid.UUID]
-    ) -> dict[uuid.UUID, list[TransactionPart]]:
+    ) -> dict[uuid.UUID, list[PartRow]]:
+        """The BgMax parts of the company's transactions ``ids`` (in their order), by transaction; one
+        prebuilt statement (:func:`parts_statement`: the inbox list runs it on every page)."""
         if not ids:
             return {}
-        stmt = (
-            scoped(select(TransactionPart), TransactionPart, company_id)
-            .where(TransactionPart.transaction_id.in_(list(ids)))
-            .order_by(TransactionPart.transaction_id, TransactionPart.seq)
-        )
-        out: dict[uuid.UUID, list[TransactionPart]] = {}
-        for part in (await self.session.execute(stmt)).scalars().all():
-            out.setdefault(part.transaction_id, []).append(part)
+        out: dict[uuid.UUID, list[PartRow]] = {}
+        for r in await parts_statement().rows(self.session, {"company_id": company_id, "ids": list(ids)}):
+            out.setdefault(r[0], []).append(PartRow(r[1], r[2], r[3], r[4], r[5]))
         return out

@@ -1,4 +1,5 @@
-"""Schemas of open items, booking rules, suggestions and booking feedback."""
+"""Schemas of open items, booking rules, suggestions and BgMax imports (a suggestion and booking
+feedback are part of a transaction: ``inbox.schemas``)."""
 
 from __future__ import annotations
 
@@ -9,23 +10,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ledgerlink.inbox.schemas import Suggestion
 from ledgerlink.matching.references import normalize_org_number, ocr_valid, org_number_valid
-from ledgerlink.schema_types import parse_money
-
-AccountNumber = str
-ACCOUNT_PATTERN = r"^[1-8]\d{3}$"
-
-
-def _money(value: str, field: str, *, allow_negative: bool = False) -> str:
-    """``value`` checked by the API's one money rule (:func:`ledgerlink.schema_types.parse_money`), and
-    not negative unless ``allow_negative``; the string is kept as sent."""
-    try:
-        amount = parse_money(value)
-    except ValueError as exc:
-        raise ValueError(f"{field}: {exc}") from exc
-    if amount < 0 and not allow_negative:
-        raise ValueError(f"{field} must not be negative")
-    return value
+from ledgerlink.schema_types import BAS_ACCOUNT_PATTERN, money_text
 
 
 class OpenItemIn(BaseModel):
@@ -67,7 +54,7 @@ class OpenItemIn(BaseModel):
     @field_validator("amount_open")
     @classmethod
     def _amount(cls, value: str) -> str:
-        return _money(value, "amount_open")
+        return money_text(value, "amount_open")
 
 
 class OpenItemBatch(BaseModel):
@@ -119,13 +106,13 @@ class RuleConditions(BaseModel):
     @field_validator("amount_min", "amount_max")
     @classmethod
     def _amount(cls, value: str | None) -> str | None:
-        return None if value is None else _money(value, "amount")
+        return None if value is None else money_text(value, "amount")
 
 
 class RuleLine(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    account: AccountNumber = Field(pattern=ACCOUNT_PATTERN)
+    account: str = Field(pattern=BAS_ACCOUNT_PATTERN)
     share: str = Field(description='A fraction of the row\'s amount: "1", "0.8"')
     vat_code: str | None = Field(default=None, max_length=10)
 
@@ -188,76 +175,8 @@ class RuleRead(BaseModel):
     created_at: dt.datetime
 
 
-class Allocation(BaseModel):
-    open_item_external_id: str
-    number: str
-    amount: str
-
-
-class Remainder(BaseModel):
-    kind: Literal["none", "partial_payment", "overpayment", "rounding", "fee"]
-    amount: str
-
-
-class VoucherLine(BaseModel):
-    account: str
-    debit: str
-    credit: str
-    vat_code: str | None = None
-    description: str | None = None
-
-
-class Suggestion(BaseModel):
-    kind: Literal["invoice", "rule", "history", "default"]
-    confidence: float = Field(ge=0, le=1)
-    unambiguous: bool
-    reason: str
-    allocations: list[Allocation]
-    remainder: Remainder
-    lines: list[VoucherLine]
-
-
 class SuggestionList(BaseModel):
     items: list[Suggestion]
-
-
-class BookingLine(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    account: AccountNumber = Field(pattern=ACCOUNT_PATTERN)
-    debit: str = "0"
-    credit: str = "0"
-    vat_code: str | None = Field(default=None, max_length=10)
-    description: str | None = Field(default=None, max_length=200)
-
-    @field_validator("debit", "credit")
-    @classmethod
-    def _amount(cls, value: str) -> str:
-        return _money(value, "debit/credit")
-
-
-class BookingFeedback(BaseModel):
-    """How the platform booked a row: the voucher lines and the open items it paid."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    lines: list[BookingLine] = Field(default_factory=list, max_length=50)
-    open_item_external_ids: list[str] = Field(default_factory=list, max_length=200)
-
-    @field_validator("lines")
-    @classmethod
-    def _balanced(cls, lines: list[BookingLine]) -> list[BookingLine]:
-        if lines and sum(Decimal(x.debit) for x in lines) != sum(Decimal(x.credit) for x in lines):
-            raise ValueError("the booking lines must balance (debits equal credits)")
-        return lines
-
-
-class TransactionPartRead(BaseModel):
-    amount: str
-    reference: str | None
-    ocr_valid: bool
-    payer: str | None
-    payer_org_number: str | None = None
 
 
 class DepositRead(BaseModel):

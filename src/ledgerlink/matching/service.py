@@ -3,30 +3,31 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledgerlink.errors import Unprocessable
-from ledgerlink.matching import engine
+from ledgerlink.inbox.errors import TransactionsNotFound
+from ledgerlink.inbox.repository import TransactionRepository
+from ledgerlink.inbox.schemas import BookingFeedback
+from ledgerlink.matching import engine, history, invoices
 from ledgerlink.matching.errors import (
     BookingRuleNotFound,
     OpenItemNotFound,
-    TransactionNotFound,
     UnknownOpenItems,
 )
-from ledgerlink.matching.references import history_token
+from ledgerlink.matching.references import history_key
 from ledgerlink.matching.repository import (
     BookingMemoryRepository,
     BookingRuleRepository,
     LumpSumRepository,
     OpenItemRepository,
-    TransactionLookup,
+    PartRow,
 )
 from ledgerlink.matching.schemas import (
-    BookingFeedback,
     OpenItemBatch,
     OpenItemBatchResult,
     OpenItemRead,
@@ -74,7 +75,7 @@ def rule_read(rule: BookingRule) -> RuleRead:
     )
 
 
-def part_read(part: TransactionPart) -> dict[str, Any]:
+def part_read(part: PartRow | TransactionPart) -> dict[str, Any]:
     return {
         "amount": format(part.amount, "f"),
         "reference": part.reference,
@@ -82,6 +83,24 @@ def part_read(part: TransactionPart) -> dict[str, Any]:
         "payer": part.payer,
         "payer_org_number": part.payer_org_number,
     }
+
+
+def _index(open_rows: Iterable[Any]) -> invoices.OpenItems:
+    """The matching candidates indexed, from :meth:`OpenItemRepository.open_items` rows."""
+    return invoices.OpenItems(
+        invoices.Item(
+            r.external_id,
+            r.kind,
+            r.number,
+            r.ocr,
+            r.counterparty_name,
+            r.counterparty_org_number,
+            r.amount_open,
+            r.due_date,
+            r.credit_note,
+        )
+        for r in open_rows
+    )
 
 
 class MatchingService:
@@ -192,9 +211,9 @@ class MatchingService:
     async def suggestions(
         self, session: AsyncSession, company_id: uuid.UUID, transaction_id: uuid.UUID, *, window_days: int
     ) -> list[dict[str, Any]]:
-        found = await TransactionLookup(session).with_ledger(company_id, [transaction_id])
+        found = await TransactionRepository(session).with_ledger(company_id, [transaction_id])
         if not found:
-            raise TransactionNotFound(f"no transaction {transaction_id}")
+            raise TransactionsNotFound(f"no transaction {transaction_id}")
         return (await self._suggest(session, company_id, found, write=True, window_days=window_days))[
             transaction_id
         ]
@@ -206,15 +225,23 @@ class MatchingService:
         items: list[dict[str, Any]],
         *,
         suggestion: bool,
-        window_days: int = engine.DATE_WINDOW_DAYS,
+        window_days: int = invoices.DATE_WINDOW_DAYS,
+        ids: Sequence[uuid.UUID] | None = None,
     ) -> None:
-        """Give each listed row (JSON values) its ``parts`` and, when asked, its best ``suggestion``."""
-        ids = [uuid.UUID(i["id"]) for i in items]
+        """Give each listed row (JSON values) its ``parts`` and, when asked, its best ``suggestion``.
+        ``ids``: the rows' ids as UUIDs, in the order of ``items``, when the caller has them."""
+        if ids is None:
+            ids = [uuid.UUID(i["id"]) for i in items]
         parts = await LumpSumRepository(session).parts_of(company_id, ids)
         best: dict[uuid.UUID, list[dict[str, Any]]] = {}
         if suggestion and ids:
-            rows = await TransactionLookup(session).with_ledger(company_id, ids)
+            rows = await TransactionRepository(session).with_ledger(company_id, ids)
             best = await self._suggest(session, company_id, rows, write=False, window_days=window_days)
+        if not parts and not best:  # the usual page: no BgMax parts, no suggestions asked for
+            for item in items:
+                item["parts"] = []
+                item["suggestion"] = None
+            return
         for item, id_ in zip(items, ids, strict=True):
             item["parts"] = [part_read(p) for p in parts.get(id_, [])]
             ranked = best.get(id_) or []
@@ -240,17 +267,18 @@ class MatchingService:
             engine.Rule(r.name, r.priority, r.conditions, r.lines)
             for r in await BookingRuleRepository(session).list_for(company_id)
         ]
-        keys = {history_token(tx.counterparty or tx.description) for tx, _ in rows} - {""}
+        keys = {history_key(tx.counterparty, tx.description) for tx, _ in rows} - {""}
         memory: dict[tuple[str, str], list[engine.Memory]] = {}
-        for m in await BookingMemoryRepository(session).for_keys(company_id, keys):
-            lines = tuple((x["account"], Decimal(x["share"]), x.get("vat_code")) for x in m.lines)
-            memory.setdefault((m.key, m.direction), []).append(engine.Memory(lines, m.booked_on))
-        if not write:
-            for e in seeded:
-                lines = tuple((x["account"], Decimal(x["share"]), x.get("vat_code")) for x in e["lines"])
-                memory.setdefault((e["key"], e["direction"]), []).append(engine.Memory(lines, e["booked_on"]))
+        stored = [
+            (m.key, m.direction, m.lines, m.booked_on)
+            for m in await BookingMemoryRepository(session).for_keys(company_id, keys)
+        ]
+        if not write:  # not stored yet: used as they are
+            stored += [(e["key"], e["direction"], e["lines"], e["booked_on"]) for e in seeded]
+        for key, direction, lines, booked_on in stored:
+            memory.setdefault((key, direction), []).append(engine.Memory(history.shares_of(lines), booked_on))
         out: dict[uuid.UUID, list[dict[str, Any]]] = {}
-        indexes: dict[str, engine.OpenItems] = {}
+        indexes: dict[str, invoices.OpenItems] = {}
         for tx, ledger in rows:
             row = engine.Row(
                 amount=tx.amount,
@@ -261,59 +289,34 @@ class MatchingService:
                 bank_account=ledger,
                 bank_account_id=str(tx.account_id),
                 parts=[
-                    engine.Part(p.amount, p.reference, p.payer, p.payer_org_number)
+                    invoices.Part(p.amount, p.reference, p.payer, p.payer_org_number)
                     for p in parts.get(tx.id, [])
                 ],
             )
-            items = indexes.get(tx.currency)
-            if items is None:
-                items = indexes[tx.currency] = engine.OpenItems(
-                    engine.Item(
-                        r.external_id,
-                        r.kind,
-                        r.number,
-                        r.ocr,
-                        r.counterparty_name,
-                        r.counterparty_org_number,
-                        r.amount_open,
-                        r.due_date,
-                        r.credit_note,
-                    )
-                    for r in open_rows
-                    if r.currency == tx.currency
-                )
-            history = memory.get((history_token(tx.counterparty or tx.description), row.direction), [])
-            out[tx.id] = engine.suggest(row, items, rules, history, window_days=window_days)
+            if tx.currency not in indexes:
+                indexes[tx.currency] = _index(r for r in open_rows if r.currency == tx.currency)
+            past = memory.get((history_key(tx.counterparty, tx.description), row.direction), [])
+            out[tx.id] = engine.suggest(row, indexes[tx.currency], rules, past, window_days=window_days)
         return out
 
     # --- learning -------------------------------------------------------------------------------
 
     async def closing_history(self, session: AsyncSession, company_id: uuid.UUID) -> list[dict[str, Any]]:
         """History not yet stored from the vouchers of imported closings (Fortnox or SIE) that touch a
-        19xx account: each voucher's counter accounts as shares of its bank amount, filed under the
-        first word of its text."""
-        repo = BookingMemoryRepository(session)
+        19xx account: each voucher's counter accounts as shares of its bank amount, filed under its
+        text's :func:`history_key` (an org number written in it, else the stem of the text)."""
         entries = []
-        for voucher in await repo.unseeded_closing_vouchers(company_id):
-            bank = sum((a for acc, a in voucher["rows"] if acc.startswith("19")), ZERO)
-            token = history_token(voucher["text"])
-            if bank == 0 or not token:
+        for voucher in await BookingMemoryRepository(session).unseeded_closing_vouchers(company_id):
+            key = history_key(None, voucher["text"])
+            learned = history.from_voucher(voucher["rows"])
+            if not key or learned is None:
                 continue
-            counter: dict[str, Decimal] = {}
-            for account, amount in voucher["rows"]:
-                if not account.startswith("19"):
-                    counter[account] = counter.get(account, ZERO) - amount / bank
-            if (
-                not counter
-                or any(s <= 0 for s in counter.values())
-                or abs(sum(counter.values(), ZERO) - 1) > Decimal("0.001")
-            ):
-                continue
+            direction, lines = learned
             entries.append(
                 {
-                    "key": token,
-                    "direction": "in" if bank > 0 else "out",
-                    "lines": [{"account": a, "share": str(round(s, 6))} for a, s in counter.items()],
+                    "key": key,
+                    "direction": direction,
+                    "lines": lines,
                     "source": "closing",
                     "source_ref": voucher["ref"],
                     "booked_on": voucher["date"],
@@ -335,14 +338,20 @@ class MatchingService:
             return
         if status != TransactionStatus.booked.value:
             raise Unprocessable("booking is only accepted with status booked", loc=["body", "booking"])
-        found = await TransactionLookup(session).with_ledger(company_id, [transaction_id], for_update=True)
+        found = await TransactionRepository(session).with_ledger(
+            company_id, [transaction_id], for_update=True
+        )
         if not found:
             return  # the status change answers 404
         tx, ledger = found[0]
         if booking.open_item_external_ids:
             await self._pay(session, company_id, tx, booking.open_item_external_ids)
-        token = history_token(tx.counterparty or tx.description)
-        lines = self._memory_lines(tx, ledger, booking)
+        token = history_key(tx.counterparty, tx.description)
+        lines = history.from_booking(
+            tx.amount,
+            ledger,
+            ((x.account, Decimal(x.debit), Decimal(x.credit), x.vat_code) for x in booking.lines),
+        )
         if token and lines:
             await BookingMemoryRepository(session).put(
                 company_id,
@@ -373,7 +382,7 @@ class MatchingService:
                 loc=["body", "booking", "open_item_external_ids"],
                 extra={"external_ids": missing},
             )
-        if not await TransactionLookup(session).claim_booking(company_id, tx.id):
+        if not await TransactionRepository(session).claim_booking(company_id, tx.id):
             return  # booked already (or pending: the status change answers 422): paid once only
         left = abs(tx.amount)
         ordered = sorted((items[x] for x in wanted), key=lambda i: not i.credit_note)  # credit notes first
@@ -388,32 +397,6 @@ class MatchingService:
             if item.amount_open == 0:
                 item.status = "closed"
         await session.flush()
-
-    @staticmethod
-    def _memory_lines(
-        tx: ImportedTransaction, ledger: str | None, booking: BookingFeedback
-    ) -> list[dict[str, Any]]:
-        total = abs(tx.amount)
-        if total == 0:
-            return []
-        incoming = tx.amount >= 0
-        shares: dict[str, tuple[Decimal, str | None]] = {}
-        for line in booking.lines:
-            if line.account == ledger or line.account.startswith("19"):
-                continue
-            net = Decimal(line.credit) - Decimal(line.debit)
-            amount = net if incoming else -net
-            before = shares.get(line.account, (ZERO, line.vat_code))
-            shares[line.account] = (before[0] + amount, before[1] or line.vat_code)
-        out = []
-        for account, (amount, vat_code) in shares.items():
-            if amount <= 0:
-                continue
-            entry: dict[str, Any] = {"account": account, "share": str(round(amount / total, 6))}
-            if vat_code:
-                entry["vat_code"] = vat_code
-            out.append(entry)
-        return out
 
 
 matching = MatchingService()

@@ -6,7 +6,7 @@ import datetime as dt
 import enum
 import uuid
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Boolean,
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ledgerlink.db.base import MONEY, Base, IDMixin, JSONType, TimestampMixin, str_enum
 
 ACTIVE_RUN_PREDICATE = "status IN ('queued', 'running')"
+HOLDS_PSU_IP_PREDICATE = "psu_ip_address IS NOT NULL"
 
 
 class ConnectionStatus(enum.StrEnum):
@@ -64,8 +65,42 @@ class SyncStatus(enum.StrEnum):
     deferred = "deferred"
 
 
-class BankConnection(IDMixin, TimestampMixin, Base):
-    """One consent at one bank. Secrets (consent id, tokens) are AES-GCM encrypted in ``secrets``."""
+class LastError(NamedTuple):
+    """Why something did not succeed: an account's last sync (the run's error ``code``:
+    ``consent_expired``, ``rate_limited``, ``bank_unavailable``, ``invalid_response``, ...) or a connection's
+    login (``authorization_failed``, ``reauth_required``, ...), its message (shown to people, never a
+    secret) and when."""
+
+    code: str
+    message: str
+    at: dt.datetime
+
+    def columns(self) -> dict[str, Any]:
+        """The ``last_error_*`` column values (:class:`LastErrorColumns`)."""
+        return {
+            "last_error_code": self.code,
+            "last_error_message": self.message[:1000],
+            "last_error_at": self.at,
+        }
+
+
+class LastErrorColumns:
+    """The ``last_error_*`` columns of a connection or an account: all null when nothing went wrong."""
+
+    last_error_code: Mapped[str | None] = mapped_column(String(40))
+    last_error_message: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[dt.datetime | None]
+
+    def set_last_error(self, error: LastError | None) -> None:
+        """Record why the last sync (or login) did not succeed (None: it did)."""
+        self.last_error_code = error.code if error else None
+        self.last_error_message = error.message[:1000] if error else None
+        self.last_error_at = error.at if error else None
+
+
+class BankConnection(IDMixin, TimestampMixin, LastErrorColumns, Base):
+    """One consent at one bank. Secrets (consent id, tokens) are AES-GCM encrypted in ``secrets``; the
+    ``last_error_*`` columns say why its last login, or the bank, failed (null while all is well)."""
 
     __tablename__ = "bank_connection"
 
@@ -78,11 +113,15 @@ class BankConnection(IDMixin, TimestampMixin, Base):
     # encrypted JSON of Credentials + psu/corporate ids; never returned, never logged
     secrets: Mapped[bytes | None] = mapped_column(LargeBinary)
     consent_expires_at: Mapped[dt.datetime | None]
-    last_error: Mapped[str | None] = mapped_column(Text)
     # accounts read once with the user present, right after authorization
     available_accounts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     authorized_at: Mapped[dt.datetime | None]
     decoupled_polls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # the smallest ``consent_reminder_days`` threshold already reminded of for the current consent (a new
+    # consent clears it), so each reminder lands once
+    consent_reminded_days: Mapped[int | None] = mapped_column(Integer)
+    # the connection at the same bank this one replaces once it is active (its accounts move over)
+    replaces_id: Mapped[uuid.UUID | None]
 
 
 class OAuthState(Base):
@@ -99,8 +138,9 @@ class OAuthState(Base):
     used_at: Mapped[dt.datetime | None]
 
 
-class BankAccount(IDMixin, TimestampMixin, Base):
-    """A linked bank account of a company, mapped to a BAS ledger account (1900-1999)."""
+class BankAccount(IDMixin, TimestampMixin, LastErrorColumns, Base):
+    """A linked bank account of a company, mapped to a BAS ledger account (1900-1999). Its
+    ``last_error_*`` columns say why its last sync did not succeed (the run's code; a success clears them)."""
 
     __tablename__ = "bank_account"
     __table_args__ = (
@@ -192,12 +232,21 @@ class SyncRun(IDMixin, TimestampMixin, Base):
             postgresql_where=text(ACTIVE_RUN_PREDICATE),
             sqlite_where=text(ACTIVE_RUN_PREDICATE),
         ),
+        # The few runs that still hold a user's address (the cron pass forgets it once they end).
+        Index(
+            "ix_sync_run_holding_psu_ip",
+            "status",
+            postgresql_where=text(HOLDS_PSU_IP_PREDICATE),
+            sqlite_where=text(HOLDS_PSU_IP_PREDICATE),
+        ),
     )
 
     company_id: Mapped[uuid.UUID] = mapped_column(index=True)
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bank_account.id", ondelete="CASCADE"))
     trigger: Mapped[SyncTrigger] = mapped_column(str_enum(SyncTrigger))
     user_present: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The user's address for a user-present run (sent as PSU-IP-Address), kept only until the run ends.
+    psu_ip_address: Mapped[str | None] = mapped_column(String(45))
     status: Mapped[SyncStatus] = mapped_column(str_enum(SyncStatus))
     window_from: Mapped[dt.date | None] = mapped_column(Date)
     window_to: Mapped[dt.date | None] = mapped_column(Date)

@@ -68,6 +68,20 @@ class ExportState(enum.StrEnum):
     uncertain = "uncertain"
 
 
+class JobColumns:
+    """A background job's progress, error and timing (imports and exports; the answer shows them as
+    ``progress``, ``error``, ``started_at`` and ``finished_at``)."""
+
+    progress_done: Mapped[int] = mapped_column(Integer, default=0)
+    progress_total: Mapped[int] = mapped_column(Integer, default=0)
+    progress_step: Mapped[str] = mapped_column(String(40), default="queued")
+    error_code: Mapped[str | None] = mapped_column(String(60))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    error_retryable: Mapped[bool | None] = mapped_column(Boolean)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+
+
 class Closing(IDMixin, TimestampMixin, Base):
     """One year-end closing ("uppdrag") of a company's financial year."""
 
@@ -85,7 +99,7 @@ class Closing(IDMixin, TimestampMixin, Base):
     fortnox_financial_year_id: Mapped[int | None] = mapped_column(Integer)
 
 
-class ClosingImport(IDMixin, TimestampMixin, Base):
+class ClosingImport(IDMixin, TimestampMixin, JobColumns, Base):
     """An import job: from Fortnox (SIE export + open invoices) or from an uploaded SIE file."""
 
     __tablename__ = "closing_import"
@@ -95,16 +109,8 @@ class ClosingImport(IDMixin, TimestampMixin, Base):
     closing_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("closing.id", ondelete="CASCADE"))
     source: Mapped[DataSource] = mapped_column(str_enum(DataSource))
     status: Mapped[JobStatus] = mapped_column(str_enum(JobStatus))
-    progress_done: Mapped[int] = mapped_column(Integer, default=0)
-    progress_total: Mapped[int] = mapped_column(Integer, default=0)
-    progress_step: Mapped[str] = mapped_column(String(40), default="queued")
-    error_code: Mapped[str | None] = mapped_column(String(60))
-    error_message: Mapped[str | None] = mapped_column(Text)
-    error_retryable: Mapped[bool | None] = mapped_column(Boolean)
     file_name: Mapped[str | None] = mapped_column(String(255))
     counts: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    started_at: Mapped[dt.datetime | None]
-    finished_at: Mapped[dt.datetime | None]
 
 
 class ClosingUploadPart(Base):
@@ -222,7 +228,7 @@ class AdjustmentRow(Base):
     description: Mapped[str | None] = mapped_column(String(200))
 
 
-class ClosingExport(IDMixin, TimestampMixin, Base):
+class ClosingExport(IDMixin, TimestampMixin, JobColumns, Base):
     """An export job: selected adjustments, each to become one voucher in ``voucher_series``."""
 
     __tablename__ = "closing_export"
@@ -232,14 +238,6 @@ class ClosingExport(IDMixin, TimestampMixin, Base):
     target: Mapped[str] = mapped_column(String(20))
     voucher_series: Mapped[str] = mapped_column(String(10))
     status: Mapped[ExportStatus] = mapped_column(str_enum(ExportStatus))
-    progress_done: Mapped[int] = mapped_column(Integer, default=0)
-    progress_total: Mapped[int] = mapped_column(Integer, default=0)
-    progress_step: Mapped[str] = mapped_column(String(40), default="queued")
-    error_code: Mapped[str | None] = mapped_column(String(60))
-    error_message: Mapped[str | None] = mapped_column(Text)
-    error_retryable: Mapped[bool | None] = mapped_column(Boolean)
-    started_at: Mapped[dt.datetime | None]
-    finished_at: Mapped[dt.datetime | None]
 
 
 class ClosingExportItem(Base):

@@ -92,3 +92,8 @@ class BankReconciliation(Base):
     opening_amount: Mapped[Decimal | None] = mapped_column(MONEY)
     checked_at: Mapped[dt.datetime]
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: the check's state over the days before ``checkpoint_day`` (``balance.Checkpoint``, exact: its
+    #: decimals as strings), so the next check reads only rows and balances from that day on. Cleared
+    #: (both) by any write of a row dated on or before that day or of a balance dated on or before it.
+    checkpoint_day: Mapped[dt.date | None] = mapped_column(Date)
+    checkpoint: Mapped[dict[str, Any] | None] = mapped_column(JSONType)

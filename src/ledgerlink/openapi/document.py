@@ -93,12 +93,18 @@ class BankConnectionReauthRequiredData(BaseModel):
     bank_id: str
     reason: str
     occurred_at: dt.datetime
+    code: str | None = Field(
+        default=None, description="consent_expired (the consent reached its end) or reauth_required"
+    )
 
 
 class BankConnectionConsentExpiringData(BaseModel):
     connection_id: uuid.UUID
     bank_id: str
     expires_at: dt.datetime
+    days_before: int | None = Field(
+        default=None, description="The reminder threshold reached: days before expires_at (14, then 3)"
+    )
 
 
 class FortnoxImportCompletedData(BaseModel):

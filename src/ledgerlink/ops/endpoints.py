@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import time
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
-from ledgerlink import metrics as domain
 from ledgerlink.db.migrate import schema_state
 from ledgerlink.errors import ServiceUnavailable, responses
-from ledgerlink.logging import get_logger
-from ledgerlink.models.bank import BankConnection, ConnectionStatus
-
-log = get_logger(__name__)
-
-#: ``ledgerlink_bank_consents_expiring`` counts consents that lapse within this long.
-CONSENT_HORIZON = dt.timedelta(days=7)
+from ledgerlink.ops.scrape import refresh_scrape_gauges
+from ledgerlink.worker.jobs import service_env
 
 router = APIRouter(tags=["operations"])
 
@@ -81,43 +73,6 @@ async def readyz(request: Request) -> Readiness:
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics in the text exposition format."""
-    await _refresh_scrape_gauges(request)
+    """Prometheus metrics in the text exposition format (the scrape-time gauges read first)."""
+    await refresh_scrape_gauges(service_env(request.app.state.job_context))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-
-async def _refresh_scrape_gauges(request: Request) -> None:
-    """Set the gauges read at scrape time: the arq queue (when Redis is configured; 0 in the embedded
-    mode) and the consents expiring within :data:`CONSENT_HORIZON` (one indexed-size count). Best effort:
-    a figure that cannot be read keeps its last value and the scrape still answers."""
-    state = request.app.state
-    redis = getattr(state, "redis", None)
-    if redis is None:
-        domain.QUEUE_DEPTH.set(0)
-        domain.QUEUE_OLDEST_DUE_AGE.set(0)
-    else:
-        queue = state.settings.queue_name
-        try:
-            async with asyncio.timeout(2):
-                now_ms = time.time() * 1000
-                domain.QUEUE_DEPTH.set(await redis.zcard(queue))
-                oldest = await redis.zrangebyscore(queue, "-inf", now_ms, start=0, num=1, withscores=True)
-                domain.QUEUE_OLDEST_DUE_AGE.set(max(0.0, (now_ms - oldest[0][1]) / 1000) if oldest else 0)
-        except Exception as exc:
-            log.warning("metrics.queue.unreadable", error=type(exc).__name__)
-    now = state.clock()
-    try:
-        async with asyncio.timeout(2):
-            async with state.sessionmaker() as session:
-                expiring = await session.scalar(
-                    select(func.count())
-                    .select_from(BankConnection)
-                    .where(
-                        BankConnection.status == ConnectionStatus.active,
-                        BankConnection.consent_expires_at > now,
-                        BankConnection.consent_expires_at <= now + CONSENT_HORIZON,
-                    )
-                )
-        domain.CONSENTS_EXPIRING.set(expiring or 0)
-    except Exception as exc:
-        log.warning("metrics.consents.unreadable", error=type(exc).__name__)

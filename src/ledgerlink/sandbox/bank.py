@@ -381,6 +381,8 @@ till och med {consent.valid_until.isoformat()}.</p>
             raise TppError(503, "SERVICE_UNAVAILABLE", "backend flapping")
         if scenario == "ratelimited" and endpoint != "accounts":
             raise TppError(429, "ACCESS_EXCEEDED", "4 accesses per day exceeded", {"Retry-After": "3600"})
+        if scenario == "outage" and endpoint != "accounts":
+            raise TppError(503, "SERVICE_UNAVAILABLE", "the bank is down for maintenance")
         unattended = not request.headers.get("PSU-IP-Address")
         first_page = request.query_params.get("pageIndex", "0") in ("", "0")
         if unattended and first_page:

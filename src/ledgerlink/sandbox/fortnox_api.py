@@ -15,7 +15,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from ledgerlink.sandbox.fortnox_data import SandboxCompany, SandboxInvoice, SandboxRow, SandboxVoucher
+from ledgerlink.sandbox.fortnox_data import SandboxCompany
+from ledgerlink.sandbox.fortnox_records import SandboxInvoice, SandboxRow, SandboxVoucher
 from ledgerlink.sandbox.fortnox_state import (
     ERR_ACCOUNT_INACTIVE,
     ERR_ACCOUNT_NOT_FOUND,

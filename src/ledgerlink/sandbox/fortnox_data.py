@@ -23,7 +23,6 @@ from decimal import Decimal
 from ledgerlink import sie
 from ledgerlink.sandbox.fortnox_generator import generate_company
 from ledgerlink.sandbox.fortnox_records import (
-    VAT_RATE,
     SandboxAccount,
     SandboxInvoice,
     SandboxPayment,
@@ -232,14 +231,4 @@ def _ktyp(number: int) -> str:
     return "K"
 
 
-__all__ = [
-    "VAT_RATE",
-    "SandboxAccount",
-    "SandboxCompany",
-    "SandboxInvoice",
-    "SandboxPayment",
-    "SandboxRow",
-    "SandboxSeries",
-    "SandboxVoucher",
-    "SandboxYear",
-]
+__all__ = ["SandboxCompany"]  # the records it holds: ledgerlink.sandbox.fortnox_records

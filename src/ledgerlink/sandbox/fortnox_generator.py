@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ledgerlink.money import round_to_ore
 from ledgerlink.sandbox.fortnox_records import (
@@ -149,19 +149,16 @@ class Generator:
         cancelled: bool = False,
     ) -> SandboxInvoice:
         number, name = customer or self.rng.choice(_CUSTOMERS)
-        vat = round_to_ore(net * VAT_RATE)
-        invoice = SandboxInvoice(
-            number=str(1001 + len(self.company.invoices)),
-            counterparty_number=number,
-            counterparty_name=name,
-            invoice_date=day,
-            due_date=day + dt.timedelta(days=30),
-            total=net + vat,
-            vat=vat,
+        invoice = _invoice(
+            str(1001 + len(self.company.invoices)),
+            (number, name),
+            day,
+            net,
             booked=booked and not cancelled,
             cancelled=cancelled,
             credit_reference=credit_reference,
         )
+        vat = invoice.vat
         self.company.invoices.append(invoice)
         if invoice.booked:
             total, n, v = abs(invoice.total), abs(net), abs(vat)
@@ -202,18 +199,16 @@ class Generator:
         self, day: dt.date, net: Decimal, supplier: tuple[str, str, int] | None = None
     ) -> SandboxInvoice:
         number, name, cost_account = supplier or self.rng.choice(_SUPPLIERS[:4])
-        vat = round_to_ore(net * VAT_RATE)
-        invoice = SandboxInvoice(
-            number=str(501 + len(self.company.supplier_invoices)),
-            counterparty_number=number,
-            counterparty_name=name,
-            invoice_date=day,
-            due_date=day + dt.timedelta(days=30),
-            total=net + vat,
-            vat=vat,
+        external_number = f"{self.rng.randint(10000, 99999)}"
+        invoice = _invoice(
+            str(501 + len(self.company.supplier_invoices)),
+            (number, name),
+            day,
+            net,
             supplier=True,
-            external_number=f"{self.rng.randint(10000, 99999)}",
+            external_number=external_number,
         )
+        vat = invoice.vat
         self.company.supplier_invoices.append(invoice)
         total, n, v = abs(invoice.total), abs(net), abs(vat)
         if invoice.credit:
@@ -415,3 +410,20 @@ def generate_company(
 
 
 __all__ = ["Generator", "generate_company"]
+
+
+def _invoice(
+    number: str, counterparty: tuple[str, str], day: dt.date, net: Decimal, **kind: Any
+) -> SandboxInvoice:
+    """An invoice of ``net`` plus VAT, due in 30 days; ``kind`` holds what is a customer's or a supplier's."""
+    vat = round_to_ore(net * VAT_RATE)
+    return SandboxInvoice(
+        number=number,
+        counterparty_number=counterparty[0],
+        counterparty_name=counterparty[1],
+        invoice_date=day,
+        due_date=day + dt.timedelta(days=30),
+        total=net + vat,
+        vat=vat,
+        **kind,
+    )

@@ -18,7 +18,8 @@ from typing import Any
 from fastapi.responses import JSONResponse
 
 from ledgerlink.logging import get_logger
-from ledgerlink.sandbox.fortnox_data import SandboxCompany, SandboxRow, SandboxVoucher
+from ledgerlink.sandbox.fortnox_data import SandboxCompany
+from ledgerlink.sandbox.fortnox_records import SandboxRow, SandboxVoucher
 
 log = get_logger(__name__)
 

@@ -10,6 +10,8 @@ BANK_SCENARIOS: dict[str, str] = {
     "ratelimited": "balances and transactions answer 429 ACCESS_EXCEEDED with Retry-After: 3600 "
     "(the account list still works, so onboarding is possible)",
     "flaky": "every second AIS call of a consent answers 503",
+    "outage": "balances and transactions answer 503 SERVICE_UNAVAILABLE, the bank down for maintenance "
+    "(the account list still works, so onboarding is possible)",
     "slow": "each AIS call takes slow_seconds longer (default 3 s)",
     "malformed": "the first transactions page carries a row with an unparseable amount and one with an "
     "unparseable booking date",

@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from html.parser import HTMLParser
+from typing import Any
 
 from ledgerlink.statements.errors import StatementFormatUnknown, StatementUnreadable
 from ledgerlink.statements.model import ParsedStatement, StatementFormat, StatementRow
@@ -50,49 +51,30 @@ class CsvForm:
         return {c.casefold() for c in (self.booking, self.amount, *self.texts) if c}
 
 
-FORMS: dict[StatementFormat, CsvForm] = {
-    "csv_swedbank": CsvForm(
-        format="csv_swedbank",
-        booking="Bokföringsdag",
-        value_date="Valutadag",
-        amount="Belopp",
-        decimal=".",
-        balance="Bokfört saldo",
-        texts=("Beskrivning",),
-        reference="Referens",
-        bank_ref=None,
-        currency="Valuta",
-    ),
-    "csv_nordea": CsvForm(
-        format="csv_nordea",
-        booking="Bokföringsdag",
-        amount="Belopp",
-        decimal=",",
-        balance="Saldo",
-        texts=("Rubrik",),
-        counterparty="Namn",
-        currency="Valuta",
-    ),
-    "csv_handelsbanken": CsvForm(
-        format="csv_handelsbanken",
-        booking="Reskontradatum",
-        value_date="Transaktionsdatum",
-        amount="Belopp",
-        decimal=",",
-        balance="Saldo",
-        texts=("Text",),
-    ),
-    "csv_seb": CsvForm(
-        format="csv_seb",
-        booking="Bokföringsdatum",
-        value_date="Valutadatum",
-        amount="Belopp",
-        decimal=",",
-        balance="Saldo",
-        texts=("Text/mottagare",),
-        bank_ref="Verifikationsnummer",
-    ),
-}
+#: The four forms side by side, one row a field of :class:`CsvForm` and one column a bank (in the order
+#: of ``_BANKS``): what the export calls the booking date, the amount ... (None: it has no such column).
+_BANKS: tuple[StatementFormat, ...] = ("csv_swedbank", "csv_nordea", "csv_handelsbanken", "csv_seb")
+_COLUMNS: tuple[tuple[str, Any, Any, Any, Any], ...] = (
+    ("booking", "Bokföringsdag", "Bokföringsdag", "Reskontradatum", "Bokföringsdatum"),
+    ("value_date", "Valutadag", None, "Transaktionsdatum", "Valutadatum"),
+    ("amount", "Belopp", "Belopp", "Belopp", "Belopp"),
+    ("decimal", ".", ",", ",", ","),
+    ("balance", "Bokfört saldo", "Saldo", "Saldo", "Saldo"),
+    ("texts", ("Beskrivning",), ("Rubrik",), ("Text",), ("Text/mottagare",)),
+    ("counterparty", None, "Namn", None, None),
+    ("reference", "Referens", None, None, None),
+    ("bank_ref", None, None, None, "Verifikationsnummer"),
+    ("currency", "Valuta", "Valuta", None, None),
+)
+
+
+def _form(fmt: StatementFormat) -> CsvForm:
+    column = 1 + _BANKS.index(fmt)
+    fields: dict[str, Any] = {row[0]: row[column] for row in _COLUMNS}
+    return CsvForm(fmt, **fields)
+
+
+FORMS: dict[StatementFormat, CsvForm] = {fmt: _form(fmt) for fmt in _BANKS}
 # Nordea's header is told from Swedbank's by its own columns (both say Bokföringsdag)
 _SIGNATURE: dict[StatementFormat, set[str]] = {
     "csv_swedbank": {"radnummer", "bokföringsdag", "belopp"},

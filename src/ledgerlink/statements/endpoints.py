@@ -16,7 +16,7 @@ from ledgerlink.idempotency.service import IdempotencyKey, idempotency
 from ledgerlink.statements import service
 from ledgerlink.statements.schemas import FormatName, StatementCommitRead, StatementImportRead
 
-router = APIRouter(tags=["statements"])
+router = APIRouter(tags=["statements"], responses=responses(401, 403))
 
 #: a statement of a busy year is a few MB; anything far larger is not a statement
 MAX_STATEMENT_BYTES = 20 * 1_048_576
@@ -26,7 +26,7 @@ MAX_STATEMENT_BYTES = 20 * 1_048_576
     "/bank-accounts/{bank_account_id}/statement-imports",
     status_code=201,
     response_model=StatementImportRead,
-    responses=responses(401, 403, 404, 413, 422),
+    responses=responses(404, 413, 422),
 )
 async def create_statement_import(
     request: Request,
@@ -46,28 +46,30 @@ async def create_statement_import(
         raise PayloadTooLarge(f"the file is larger than {limit} bytes")
     method_path = f"POST /v1/bank-accounts/{bank_account_id}/statement-imports"
     body = {"file_name": file.filename, "format": format, "sha256": hashlib.sha256(content).hexdigest()}
-    replay = await idempotency.begin(session, principal.company_id, idempotency_key, method_path, body)
-    if replay is not None:
-        return JSONResponse(replay.body, status_code=replay.status_code)
-    out = await service.create_import(
-        session,
-        principal,
-        bank_account_id,
-        content=content,
-        file_name=file.filename,
-        fmt=format,
-        settings=request.app.state.settings,
-        at=request.app.state.clock(),
+    state = request.app.state
+
+    async def create() -> StatementImportRead:
+        return await service.create_import(
+            session,
+            principal,
+            bank_account_id,
+            content=content,
+            file_name=file.filename,
+            fmt=format,
+            settings=state.settings,
+            at=state.clock(),
+        )
+
+    return await idempotency.once(
+        session, principal.company_id, idempotency_key, (method_path, body), 201, create
     )
-    await idempotency.complete(session, principal.company_id, idempotency_key, 201, out)
-    return out
 
 
 @router.get(
     "/bank-accounts/{bank_account_id}/statement-imports/{import_id}",
     response_model=StatementImportRead,
     response_model_exclude_none=False,
-    responses=responses(401, 403, 404, 422),
+    responses=responses(404, 422),
 )
 async def get_statement_import(
     bank_account_id: uuid.UUID,
@@ -85,7 +87,7 @@ async def get_statement_import(
 @router.post(
     "/bank-accounts/{bank_account_id}/statement-imports/{import_id}/commit",
     response_model=StatementCommitRead,
-    responses=responses(401, 403, 404, 422),
+    responses=responses(404, 422),
 )
 async def commit_statement_import(
     request: Request,

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, case, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledgerlink.auth.principal import Principal
@@ -24,6 +24,21 @@ from ledgerlink.models.statements import (
 
 #: identities of rows a statement brought in (the feed adopts them: see :func:`adopt_statement_rows`)
 STATEMENT_IDENTITY_PREFIX = "st:"
+
+
+def _booked_between(
+    account_id: uuid.UUID, date_from: dt.date, date_to: dt.date
+) -> Select[ImportedTransaction]:
+    """An account's rows booked in the window (inclusive)."""
+    T = ImportedTransaction
+    return select(T).where(T.account_id == account_id, T.booking_date >= date_from, T.booking_date <= date_to)
+
+
+async def lock_account(session: AsyncSession, account_id: uuid.UUID) -> None:
+    """The account's row lock. A statement commit, a feed write and the balance check take it: a feed
+    write and a commit never decide "not held yet" about the same row at the same time, and a write that
+    drops the balance check's checkpoint and a check that rewrites it take turns."""
+    await session.execute(select(BankAccount.id).where(BankAccount.id == account_id).with_for_update())
 
 
 class StatementRepository(RepositoryBase[StatementImport]):
@@ -72,18 +87,11 @@ class StatementRepository(RepositoryBase[StatementImport]):
         self, account_id: uuid.UUID, date_from: dt.date, date_to: dt.date
     ) -> Sequence[ImportedTransaction]:
         """The account's rows (feed or statement) booked in the window, oldest first."""
-        stmt = (
-            select(ImportedTransaction)
-            .where(
-                ImportedTransaction.account_id == account_id,
-                ImportedTransaction.booking_date >= date_from,
-                ImportedTransaction.booking_date <= date_to,
-            )
-            .order_by(
-                ImportedTransaction.booking_date, ImportedTransaction.first_seen_at, ImportedTransaction.id
-            )
+        T = ImportedTransaction
+        stmt = _booked_between(account_id, date_from, date_to)
+        return (
+            (await self.session.execute(stmt.order_by(T.booking_date, T.first_seen_at, T.id))).scalars().all()
         )
-        return (await self.session.execute(stmt)).scalars().all()
 
     async def held_refs(self, account_id: uuid.UUID, refs: Sequence[str]) -> Sequence[ImportedTransaction]:
         """Rows whose bank id is one of ``refs``, whatever their date."""
@@ -129,25 +137,90 @@ class BalanceRepository:
             )
         )
         await self.session.flush()
+        await self.clear_checkpoint_through(account_id, as_of)
 
-    async def snapshots(self, account_id: uuid.UUID) -> Sequence[BankBalanceSnapshot]:
-        stmt = (
-            select(BankBalanceSnapshot)
-            .where(BankBalanceSnapshot.account_id == account_id)
-            .order_by(BankBalanceSnapshot.recorded_at, BankBalanceSnapshot.as_of)
-        )
+    async def snapshots(
+        self, account_id: uuid.UUID, *, from_day: dt.date | None = None
+    ) -> Sequence[BankBalanceSnapshot]:
+        """The account's balance snapshots (those dated ``from_day`` or later), in the order recorded."""
+        S = BankBalanceSnapshot
+        stmt = select(S).where(S.account_id == account_id)
+        if from_day is not None:
+            stmt = stmt.where(S.as_of >= from_day)
+        stmt = stmt.order_by(S.recorded_at, S.as_of, S.id)
         return (await self.session.execute(stmt)).scalars().all()
 
-    async def booked(self, account_id: uuid.UUID) -> Sequence[tuple[dt.date, Decimal, Any]]:
-        """(booking date, amount, raw) of every booked row of the account, oldest first."""
+    async def latest(self, account_id: uuid.UUID) -> BankBalanceSnapshot | None:
+        """The balance the check shows: the last one a sync recorded, else the last one of a statement."""
+        S = BankBalanceSnapshot
         stmt = (
-            select(ImportedTransaction.booking_date, ImportedTransaction.amount, ImportedTransaction.raw)
-            .where(
-                ImportedTransaction.account_id == account_id, ImportedTransaction.booking_status == "booked"
-            )
-            .order_by(ImportedTransaction.booking_date, ImportedTransaction.id)
+            select(S)
+            .where(S.account_id == account_id)
+            .order_by(case((S.source == "sync", 1), else_=0).desc(), S.recorded_at.desc(), S.as_of.desc())
+            .order_by(S.id.desc())
+            .limit(1)
         )
+        found: BankBalanceSnapshot | None = (await self.session.execute(stmt)).scalar_one_or_none()
+        return found
+
+    async def booked(
+        self, company_id: uuid.UUID, account_id: uuid.UUID, *, from_day: dt.date | None = None
+    ) -> Sequence[tuple[dt.date, Decimal, Any]]:
+        """(booking date, amount, raw) of the account's booked rows (those dated ``from_day`` or later),
+        oldest first."""
+        T = ImportedTransaction
+        base: Select[Any] = select(T.booking_date, T.amount, T.raw)
+        stmt = scoped(base, T, company_id).where(T.account_id == account_id, T.booking_status == "booked")
+        if from_day is not None:
+            stmt = stmt.where(T.booking_date >= from_day)
+        stmt = stmt.order_by(T.booking_date, T.id)
         return [(r[0], r[1], r[2]) for r in (await self.session.execute(stmt)).all()]
+
+    async def checkpoint(self, account_id: uuid.UUID) -> tuple[dt.date, Any] | None:
+        """The stored checkpoint (its day and state), read from the database, not the session's copy."""
+        R = BankReconciliation
+        stmt = select(R.checkpoint_day, R.checkpoint).where(R.account_id == account_id)
+        row = (await self.session.execute(stmt)).one_or_none()
+        return None if row is None or row[0] is None else (row[0], row[1])
+
+    async def clear_checkpoint_through(self, account_id: uuid.UUID, day: dt.date) -> None:
+        """A balance dated ``day`` changed: drop a checkpoint whose day is not before it."""
+        R = BankReconciliation
+        await self.session.execute(
+            update(R)
+            .where(R.account_id == account_id, R.checkpoint_day >= day)
+            .values(checkpoint_day=None, checkpoint=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def clear_checkpoint_for_rows(
+        self, account_id: uuid.UUID, earliest: dt.date, identities: Sequence[str]
+    ) -> None:
+        """Rows are about to be written (dated ``earliest`` or later, with these identities): drop a
+        checkpoint whose day is not before ``earliest`` or not before the date one of these rows has now
+        (a rewrite may move a row's date or status). Run under the account's lock (see
+        :func:`lock_account`): without a checkpoint (an initial import) it costs one small read."""
+        R, T = BankReconciliation, ImportedTransaction
+        stmt = select(R.checkpoint_day).where(R.account_id == account_id)
+        day: dt.date | None = (await self.session.execute(stmt)).scalar_one_or_none()
+        if day is None:
+            return
+        if earliest > day:
+            if not identities:
+                return
+            moved = (
+                select(T.id)
+                .where(T.account_id == account_id, T.identity.in_(list(identities)), T.booking_date <= day)
+                .limit(1)
+            )
+            if (await self.session.execute(moved)).first() is None:
+                return
+        await self.session.execute(
+            update(R)
+            .where(R.account_id == account_id)
+            .values(checkpoint_day=None, checkpoint=None)
+            .execution_options(synchronize_session=False)
+        )
 
     async def get(self, account_id: uuid.UUID) -> BankReconciliation | None:
         result: BankReconciliation | None = await self.session.get(BankReconciliation, account_id)
@@ -177,26 +250,13 @@ class AdoptionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def lock_account(self, account_id: uuid.UUID) -> None:
-        """The account's row lock, the one a statement commit takes: a feed write and a commit of the
-        same account never decide "not held yet" about the same row at the same time."""
-        await self.session.execute(
-            select(BankAccount.id).where(BankAccount.id == account_id).with_for_update()
-        )
-
     async def statement_rows(
         self, account_id: uuid.UUID, date_from: dt.date, date_to: dt.date
     ) -> Sequence[ImportedTransaction]:
-        stmt = (
-            select(ImportedTransaction)
-            .where(
-                ImportedTransaction.account_id == account_id,
-                ImportedTransaction.identity.startswith(STATEMENT_IDENTITY_PREFIX),
-                ImportedTransaction.booking_date >= date_from,
-                ImportedTransaction.booking_date <= date_to,
-            )
-            .order_by(ImportedTransaction.booking_date, ImportedTransaction.id)
-        )
+        """The account's rows from statements booked in the window, oldest first."""
+        T = ImportedTransaction
+        stmt = _booked_between(account_id, date_from, date_to)
+        stmt = stmt.where(T.identity.startswith(STATEMENT_IDENTITY_PREFIX)).order_by(T.booking_date, T.id)
         return (await self.session.execute(stmt)).scalars().all()
 
     async def existing_identities(self, account_id: uuid.UUID, identities: Sequence[str]) -> set[str]:

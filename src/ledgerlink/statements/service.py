@@ -9,7 +9,7 @@ import datetime as dt
 import hashlib
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +27,7 @@ from ledgerlink.models.inbox import TodoType
 from ledgerlink.models.statements import BankReconciliation, StatementImport, StatementImportRow
 from ledgerlink.money import round_to_ore
 from ledgerlink.runtime import ServiceEnv
+from ledgerlink.schema_types import read_model
 from ledgerlink.statements import balance as balance_check
 from ledgerlink.statements.dedup import HeldRow, Match, classify
 from ledgerlink.statements.errors import StatementAccountMismatch, StatementUnreadable
@@ -39,6 +40,7 @@ from ledgerlink.statements.repository import (
     BalanceRepository,
     HealthRepository,
     StatementRepository,
+    lock_account,
 )
 from ledgerlink.statements.schemas import (
     BankBalanceRead,
@@ -53,6 +55,12 @@ from ledgerlink.statements.schemas import (
 
 BALANCE_GAP_TODO = TodoType.balance_gap
 BALANCE_GAP_EVENT = "bank_account.balance_gap"
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    booking_date: dt.date
+    identity: str
 
 
 class BankAccountNotFound(NotFound):
@@ -105,36 +113,20 @@ def _counts(verdicts: Sequence[str]) -> dict[str, int]:
 
 
 def _row_read(row: StatementImportRow) -> StatementRowRead:
-    return StatementRowRead(
-        position=row.position,
-        line=row.line,
-        booking_date=row.booking_date,
-        value_date=row.value_date,
-        amount=format(Decimal(row.amount), "f"),
-        currency=row.currency,
-        text=row.text,
-        counterparty=row.counterparty,
-        reference=row.reference,
-        bank_ref=row.bank_ref,
-        balance_after=_money(row.balance_after),
-        verdict=row.verdict,
-        transaction_id=row.transaction_id,
-    )
+    amount = format(Decimal(row.amount), "f")
+    return read_model(StatementRowRead, row, amount=amount, balance_after=_money(row.balance_after))
 
 
 def import_read(
     imp: StatementImport, rows: Sequence[StatementImportRow] | None = None
 ) -> StatementImportRead:
-    return StatementImportRead(
-        id=imp.id,
+    return read_model(
+        StatementImportRead,
+        imp,
         bank_account_id=imp.account_id,
-        status=imp.status,
-        format=imp.format,
         file_name=imp.filename,
         period=StatementPeriod(from_=imp.period_from, to=imp.period_to),
         counts=StatementCounts(**imp.counts),
-        created_at=imp.created_at,
-        committed_at=imp.committed_at,
         rows=[_row_read(r) for r in rows] if rows is not None else None,
     )
 
@@ -315,6 +307,12 @@ async def commit_import(
                 "last_seen_at": at,
             }
         )
+    if inserts:
+        await clear_balance_checkpoint(
+            session,
+            account.id,
+            [_Written(i["booking_date"], i["identity"]) for i in inserts],
+        )
     await repo.insert_transactions(inserts)
     imp.status, imp.committed_at, imp.inserted = "committed", at, len(inserts)
     imp.counts = _counts([m.verdict for m in matches])
@@ -345,22 +343,80 @@ async def record_bank_balance(
     currency: str,
     as_of: dt.date,
     at: dt.datetime,
+    writes_from: dt.date | None = None,
 ) -> None:
-    """What a sync calls with the balance it read (in its own unit of work): record it, then check."""
+    """What a sync calls with the balance it read (in its own unit of work, under the account's lock):
+    record it, then check. ``writes_from``: the earliest day the account's next sync will write rows
+    of, where the check keeps its checkpoint (see :func:`reconcile`)."""
     await BalanceRepository(session).record(
         account.company_id, account.id, as_of=as_of, amount=amount, currency=currency, source="sync", at=at
     )
-    await reconcile(session, account, at=at)
+    await reconcile(session, account, at=at, checkpoint_before=writes_from)
 
 
-async def reconcile(session: AsyncSession, account: BankAccount, *, at: dt.datetime) -> BankReconciliation:
-    """Run the balance check, keep its result, and raise or resolve the ``balance_gap`` to-do."""
-    repo = BalanceRepository(session)
-    snapshots = await repo.snapshots(account.id)
-    booked = await repo.booked(account.id)
+def _balances(snapshots: Sequence[Any]) -> list[tuple[dt.date, Decimal]]:
+    """The check's balances: statements' closing balances, then the syncs' reads, each as recorded."""
     reads = [(s.as_of, Decimal(s.amount)) for s in snapshots if s.source == "sync"]
     statement_reads = [(s.as_of, Decimal(s.amount)) for s in snapshots if s.source != "sync"]
-    result = balance_check.check(booked, [*statement_reads, *reads] if reads else statement_reads)
+    return [*statement_reads, *reads]
+
+
+async def _checked(
+    repo: BalanceRepository, account: BankAccount
+) -> tuple[balance_check.Check, balance_check.Checkpoint, Sequence[Any], list[tuple[dt.date, Decimal]]]:
+    """The balance check, from the stored checkpoint when it holds (only the rows and balances dated
+    from its day on are read), else over everything; with the checkpoint it started from and what it
+    read (to carry the checkpoint forward)."""
+    stored = await repo.checkpoint(account.id)
+    cp = balance_check.Checkpoint.from_json(stored[1]) if stored is not None else None
+    if cp is not None and stored is not None and cp.day == stored[0]:
+        latest = await repo.latest(account.id)
+        if latest is not None and latest.as_of >= cp.day:
+            booked = await repo.booked(account.company_id, account.id, from_day=cp.day)
+            balances = _balances(await repo.snapshots(account.id, from_day=cp.day))
+            result = balance_check.check_from(cp, booked, balances, (latest.as_of, Decimal(latest.amount)))
+            if result is not None:
+                return result, cp, booked, balances
+    booked = await repo.booked(account.company_id, account.id)
+    balances = _balances(await repo.snapshots(account.id))
+    return balance_check.check(booked, balances), balance_check.START, booked, balances
+
+
+async def clear_balance_checkpoint(session: AsyncSession, account_id: uuid.UUID, rows: Sequence[Any]) -> None:
+    """Before rows (``booking_date``, ``identity``) of the account are written: drop the balance check's
+    checkpoint if they reach back to its day (or rewrite a row dated there), so the next check is full.
+    Takes the account's lock, the one the check runs under."""
+    if not rows:
+        return
+    repo = BalanceRepository(session)
+    await lock_account(session, account_id)
+    earliest = min(r.booking_date for r in rows)
+    await repo.clear_checkpoint_for_rows(account_id, earliest, [r.identity for r in rows])
+
+
+async def reconcile(
+    session: AsyncSession,
+    account: BankAccount,
+    *,
+    at: dt.datetime,
+    checkpoint_before: dt.date | None = None,
+) -> BankReconciliation:
+    """Run the balance check, keep its result, and raise or resolve the ``balance_gap`` to-do.
+
+    The result is always :func:`balance.check`'s over all the account's rows and balances. When the
+    account has a checkpoint that still holds (every write of a row dated on or before its day, or of a
+    balance dated on or before it, drops it), only what is dated from its day on is read. The new
+    checkpoint covers the days before ``checkpoint_before`` minus one (the earliest day the next sync
+    writes rows of; a row also tells the end of the day before its own); without it, none is kept and
+    the next check reads everything."""
+    repo = BalanceRepository(session)
+    result, start, booked, balances = await _checked(repo, account)
+    checkpoint = None
+    if checkpoint_before is not None:
+        day = checkpoint_before - dt.timedelta(days=1)  # a row dated D feeds the end of the day before D
+        checkpoint = balance_check.advance(start, booked, balances, day)
+        if checkpoint.day == balance_check.START.day:
+            checkpoint = None
     previous = await repo.get(account.id)
     was_gap = previous is not None and previous.status == "gap"
     saved = await repo.save(
@@ -376,6 +432,8 @@ async def reconcile(session: AsyncSession, account: BankAccount, *, at: dt.datet
             "opening_amount": result.opening,
             "checked_at": at,
             "flagged": result.status == "gap",
+            "checkpoint_day": checkpoint.day if checkpoint is not None else None,
+            "checkpoint": checkpoint.to_json() if checkpoint is not None else None,
         }
     )
     todos = TodoRepository(session)
@@ -439,7 +497,7 @@ async def adopt_statement_rows(session: AsyncSession, account_id: uuid.UUID, row
     low = min(r.booking_date for r in booked) - dt.timedelta(days=ADOPT_TOLERANCE_DAYS)
     high = max(r.booking_date for r in booked) + dt.timedelta(days=ADOPT_TOLERANCE_DAYS)
     repo = AdoptionRepository(session)
-    await repo.lock_account(account_id)
+    await lock_account(session, account_id)
     statement_rows = await repo.statement_rows(account_id, low, high)
     if not statement_rows:
         return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ledgerlink.errors import Conflict, NotFound
+from ledgerlink.errors import Conflict
 
 
 class SyncInProgress(Conflict):
@@ -17,8 +17,3 @@ class AccountNotSyncable(Conflict):
 
     code = "account_not_active"
     title = "The account cannot be synced"
-
-
-class BankAccountNotFound(NotFound):
-    code = "bank_account_not_found"
-    title = "Bank account not found"

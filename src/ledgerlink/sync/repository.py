@@ -10,7 +10,7 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select, text, update
+from sqlalchemy import Select, case, delete, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -18,6 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from ledgerlink.db.repository import RepositoryBase, scoped
 from ledgerlink.models.bank import (
     ACTIVE_RUN_PREDICATE,
+    HOLDS_PSU_IP_PREDICATE,
+    AccountStatus,
+    BankAccount,
     BankConnection,
     ConnectionStatus,
     SyncRun,
@@ -108,6 +111,21 @@ class SyncRunRepository(RepositoryBase[SyncRun]):
         )
         return await self.all(stmt.with_for_update(skip_locked=True))
 
+    async def forget_psu_addresses(self) -> int:
+        """Forget the user's address on every run that has ended (it serves only while a run may still
+        call the bank); returns how many runs held one."""
+        stmt = (
+            update(SyncRun)
+            .where(
+                text(HOLDS_PSU_IP_PREDICATE),
+                SyncRun.status.in_((SyncStatus.succeeded, SyncStatus.failed)),
+            )
+            .values(psu_ip_address=None)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def unfinished_runs(self) -> Sequence[SyncRun]:
         """Every run not finished yet (queued, running or deferred), oldest first."""
         stmt = (
@@ -147,14 +165,6 @@ class UnattendedReadRepository(RepositoryBase[UnattendedRead]):
 
     model = UnattendedRead
 
-    async def count_since(self, account_id: uuid.UUID, endpoint: str, since: dt.datetime) -> int:
-        stmt = select(func.count()).where(
-            UnattendedRead.account_id == account_id,
-            UnattendedRead.endpoint == endpoint,
-            UnattendedRead.read_at >= since,
-        )
-        return int((await self.session.execute(stmt)).scalar_one())
-
     async def oldest_since(
         self, account_id: uuid.UUID, endpoint: str, since: dt.datetime
     ) -> dt.datetime | None:
@@ -166,16 +176,42 @@ class UnattendedReadRepository(RepositoryBase[UnattendedRead]):
         value: dt.datetime | None = (await self.session.execute(stmt)).scalar_one()
         return value
 
-    async def record(self, account_id: uuid.UUID, endpoint: str, at: dt.datetime) -> None:
-        self.session.add(UnattendedRead(account_id=account_id, endpoint=endpoint, read_at=at))
-        await self.session.flush()
+    async def record_if_below(
+        self, account_id: uuid.UUID, endpoint: str, at: dt.datetime, since: dt.datetime, limit: int
+    ) -> bool:
+        """Record one read at ``at`` if fewer than ``limit`` were recorded since ``since``: the count and
+        the insert as ONE statement (``INSERT … SELECT … WHERE (count) < limit``); False at the limit
+        (nothing recorded). Under READ COMMITTED two concurrent spenders of one account could both see
+        the count below the limit: they are kept apart by the account's lock (one run at a time)."""
+        table = UnattendedRead.__table__
+        used = (
+            select(func.count())
+            .where(
+                UnattendedRead.account_id == account_id,
+                UnattendedRead.endpoint == endpoint,
+                UnattendedRead.read_at >= since,
+            )
+            .scalar_subquery()
+        )
+        row = select(
+            literal(account_id, table.c.account_id.type),
+            literal(endpoint, table.c.endpoint.type),
+            literal(at, table.c.read_at.type),
+        ).where(used < limit)
+        stmt = (
+            insert(UnattendedRead)
+            .from_select(["account_id", "endpoint", "read_at"], row)
+            .returning(UnattendedRead.id)
+        )
+        return (await self.session.execute(stmt)).first() is not None
 
     async def prune(self, before: dt.datetime) -> None:
         await self.session.execute(delete(UnattendedRead).where(UnattendedRead.read_at < before))
 
 
 class LifecycleRepository:
-    """System-wide reads of the cron passes (no tenant: they act for every company)."""
+    """System-wide reads of the cron passes and of the operator's scrape-time figures (no tenant: they
+    act for every company)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -190,3 +226,52 @@ class LifecycleRepository:
 
     async def connection(self, connection_id: uuid.UUID) -> BankConnection | None:
         return await self.session.get(BankConnection, connection_id)
+
+    async def count_consents_expiring(self, after: dt.datetime, until: dt.datetime) -> int:
+        """Active connections whose consent ends in ``(after, until]``."""
+        stmt = (
+            select(func.count())
+            .select_from(BankConnection)
+            .where(
+                BankConnection.status == ConnectionStatus.active,
+                BankConnection.consent_expires_at > after,
+                BankConnection.consent_expires_at <= until,
+            )
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def active_accounts_by_bank(self) -> dict[str, int]:
+        stmt = (
+            select(BankAccount.bank_id, func.count())
+            .where(BankAccount.status == AccountStatus.active)
+            .group_by(BankAccount.bank_id)
+        )
+        return {bank_id: int(n) for bank_id, n in (await self.session.execute(stmt)).tuples()}
+
+    async def unattended_use_by_bank(
+        self, since: dt.datetime, per_day: int
+    ) -> dict[tuple[str, str], tuple[int, int]]:
+        """(bank, endpoint) -> (reads since ``since`` of the active accounts, each account's capped at
+        ``per_day``; how many of those accounts made ``per_day`` or more)."""
+        per_account = (
+            select(UnattendedRead.account_id, UnattendedRead.endpoint, func.count().label("used"))
+            .where(UnattendedRead.read_at >= since)
+            .group_by(UnattendedRead.account_id, UnattendedRead.endpoint)
+            .subquery()
+        )
+        spent = per_account.c.used >= per_day
+        stmt = (
+            select(
+                BankAccount.bank_id,
+                per_account.c.endpoint,
+                func.sum(case((spent, per_day), else_=per_account.c.used)),
+                func.sum(case((spent, 1), else_=0)),
+            )
+            .join(per_account, per_account.c.account_id == BankAccount.id)
+            .where(BankAccount.status == AccountStatus.active)
+            .group_by(BankAccount.bank_id, per_account.c.endpoint)
+        )
+        return {
+            (bank_id, endpoint): (int(capped), int(n))
+            for bank_id, endpoint, capped, n in (await self.session.execute(stmt)).tuples()
+        }

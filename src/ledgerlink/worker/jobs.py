@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,6 +19,9 @@ from ledgerlink import metrics
 from ledgerlink.clock import Clock, system_clock
 from ledgerlink.config import Settings
 from ledgerlink.runtime import ServiceEnv
+
+if TYPE_CHECKING:  # the type only: the worker primitives import no feature
+    from ledgerlink.banks.adapters.keepalive import KeptAliveTransports
 
 
 class JobContext(TypedDict, total=False):
@@ -30,6 +33,7 @@ class JobContext(TypedDict, total=False):
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Any
     transports: dict[str, httpx.AsyncBaseTransport]
+    kept_alive: KeptAliveTransports
     clock: Clock
     job_id: str
     job_try: int
@@ -43,6 +47,7 @@ def service_env(ctx: JobContext) -> ServiceEnv:
         clock=ctx.get("clock", system_clock),
         redis=ctx.get("redis"),
         transports=ctx.get("transports", {}),
+        kept_alive=ctx.get("kept_alive"),
     )
 
 

@@ -4,19 +4,24 @@ mode)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
 import arq
 import httpx
 from arq import cron as arq_cron
 from arq.connections import RedisSettings
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ledgerlink.banks.adapters.keepalive import KeptAliveTransports
 from ledgerlink.clock import Clock, system_clock
 from ledgerlink.config import Settings
+from ledgerlink.db.idle_ping import ping_when_idle
 from ledgerlink.db.session import create_engine, create_sessionmaker
 from ledgerlink.logging import configure_logging, get_logger
+from ledgerlink.ops.scrape import WorkerMetricsServer
 from ledgerlink.worker.enqueue import set_dispatcher
-from ledgerlink.worker.jobs import CRONS, TASKS, JobContext, RetryLater, TaskFn, run_measured
+from ledgerlink.worker.jobs import CRONS, TASKS, JobContext, RetryLater, TaskFn, run_measured, service_env
 from ledgerlink.worker.runner import ArqDispatcher
 
 log = get_logger(__name__)
@@ -32,6 +37,30 @@ def load_all_tasks() -> None:
     import ledgerlink.fortnox.tasks
     import ledgerlink.statements.tasks
     import ledgerlink.sync.tasks  # noqa: F401
+
+
+def worker_event_loop() -> asyncio.AbstractEventLoop:
+    """A new event loop for a worker process, set as the thread's current loop (arq's ``run_worker``
+    runs on it): uvloop's where it is installed (Linux and macOS, with ``uvicorn[standard]``), which
+    spends less CPU per socket operation than asyncio's own; asyncio's otherwise."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard] on Linux and macOS
+        loop = asyncio.new_event_loop()
+    else:
+        loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    return loop
+
+
+def _worker_engine(url: str) -> AsyncEngine:
+    """The worker's engine: on PostgreSQL, the checkout ping only for connections idle ≥ 1 s
+    (:func:`ping_when_idle`); SQLite (``make run``'s database) as :func:`create_engine` builds it."""
+    if url.startswith("sqlite"):
+        return create_engine(url)
+    engine = create_engine(url, pool_pre_ping=False)
+    ping_when_idle(engine)
+    return engine
 
 
 def _job_ctx(ctx: dict[str, Any]) -> JobContext:
@@ -58,9 +87,11 @@ def build_worker_settings(
     transports: dict[str, httpx.AsyncBaseTransport] | None = None,
     configure_logs: bool = True,
     clock: Clock = system_clock,
+    metrics_port: int | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for ``arq.Worker``: every registered task and cron, with our job context
-    (``clock``: the service clock the jobs pass on; simulations give their own)."""
+    (``clock``: the service clock the jobs pass on; simulations give their own). With ``metrics_port``
+    the worker serves its Prometheus metrics there while it runs (:class:`WorkerMetricsServer`)."""
     if not settings.redis_url:
         raise RuntimeError("the arq worker needs LEDGERLINK_REDIS_URL")
     load_all_tasks()
@@ -68,7 +99,7 @@ def build_worker_settings(
     async def startup(ctx: dict[str, Any]) -> None:
         if configure_logs:
             configure_logging(settings.log_level, json=settings.log_json)
-        engine = create_engine(settings.database_url)
+        engine = _worker_engine(settings.database_url)
         set_dispatcher(ArqDispatcher(ctx["redis"], queue_name=settings.queue_name))
         ctx["engine"] = engine
         ctx["ledgerlink"] = {
@@ -76,11 +107,18 @@ def build_worker_settings(
             "sessionmaker": create_sessionmaker(engine),
             "redis": ctx["redis"],
             "transports": dict(transports or {}),
+            "kept_alive": KeptAliveTransports(),  # one connection pool per bank for the process
             "clock": clock,
         }
-        log.info("worker.started", tasks=sorted(TASKS))
+        if metrics_port is not None:
+            ctx["metrics_server"] = WorkerMetricsServer(metrics_port, service_env(ctx["ledgerlink"]))
+        log.info("worker.started", tasks=sorted(TASKS), metrics_port=metrics_port)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        if "metrics_server" in ctx:
+            await asyncio.to_thread(ctx.pop("metrics_server").close)
+        if "ledgerlink" in ctx:
+            await ctx["ledgerlink"]["kept_alive"].aclose()
         await ctx["engine"].dispose()
 
     functions = [

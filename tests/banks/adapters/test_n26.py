@@ -56,8 +56,9 @@ async def test_oauth_then_consent_then_app_confirmation(adapter: N26Adapter, ban
     assert start.url.startswith(f"{BASE}/oauth2/authorize")
     assert query["scope"] == ["DEDICATED_AISP"]
     assert query["code_challenge_method"] == ["S256"]
+    assert query["response_type"] == ["CODE"]  # N26 accepts only this spelling
 
-    token = bank.post(f"{BASE}/oauth2/token", params={"role": "DEFAULT"}).respond(
+    token = bank.post(f"{BASE}/oauth2/token", params={"role": "DEDICATED_AISP"}).respond(
         200, json=load("token.json")
     )
     consent = bank.post(f"{PREFIX}/consents").respond(201, json=load("consent.json"))
@@ -78,8 +79,9 @@ async def test_oauth_then_consent_then_app_confirmation(adapter: N26Adapter, ban
 
 
 async def test_accounts_and_paged_transactions(adapter: N26Adapter, bank: respx.MockRouter) -> None:
-    bank.get(f"{PREFIX}/accounts").respond(200, json=load("accounts.json"))
+    accounts = bank.get(f"{PREFIX}/accounts").respond(200, json=load("accounts.json"))
     assert [a.currency for a in await adapter.list_accounts(CTX, CREDS)] == ["EUR", "EUR"]
+    assert "withBalance" not in accounts.calls.last.request.url.params  # not supported
     route = bank.get(f"{PREFIX}/accounts/n26-acc-main/transactions")
     route.side_effect = [
         httpx.Response(200, json=load("transactions_page1.json")),
@@ -89,9 +91,28 @@ async def test_accounts_and_paged_transactions(adapter: N26Adapter, bank: respx.
         CTX, CREDS, "n26-acc-main", dt.date(2026, 3, 1), dt.date(2026, 3, 18)
     )
     assert route.calls[1].request.url.params["cursor"] == "c2"
+    assert route.calls[0].request.url.params["bookingStatus"] == "booked"  # pending/both refused
     assert [t.provider_id for t in txs] == ["n26-t-1", "n26-t-2", "n26-p-3"]
     assert txs[1].amount == Decimal("1500.00")
     assert txs[2].booking_status is BookingStatus.pending
+
+
+async def test_the_15_minute_token_is_refreshed_with_the_single_use_refresh_token(
+    adapter: N26Adapter, bank: respx.MockRouter
+) -> None:
+    token = bank.post(f"{BASE}/oauth2/token", params={"role": "DEDICATED_AISP"}).respond(
+        200, json={"access_token": "n26-a2", "refresh_token": "n26-r2", "expires_in": 900}
+    )
+    old = Credentials(consent_id="n26-consent-0001", access_token="n26-a1", refresh_token="n26-r1")
+    fresh = await adapter.refresh_credentials(CTX, old)
+    form = parse_qs(token.calls.last.request.content.decode())
+    assert form == {"grant_type": ["refresh_token"], "refresh_token": ["n26-r1"]}
+    assert (fresh.access_token, fresh.refresh_token, fresh.consent_id) == (
+        "n26-a2",
+        "n26-r2",
+        "n26-consent-0001",
+    )
+    assert fresh.token_expires_at is not None
 
 
 @pytest.mark.parametrize(

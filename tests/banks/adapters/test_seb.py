@@ -82,7 +82,7 @@ class TestAuthorization:
         assert f"{url.scheme}://{url.netloc}{url.path}" == f"{AUTH}/mga/sps/oauth/oauth20/dpsd2/authorize"
         query = parse_qs(url.query)
         assert query["client_id"] == ["12345p"]
-        assert query["scope"] == ["psd2_accounts"]
+        assert query["scope"] == ["psd2_accounts psd2_payments"]  # SEB wants both scopes
         assert query["state"] == ["st-1"]
         assert query["redirect_uri"] == ["https://app.test/cb"]
         assert start.credentials.consent_id is None  # SEB has no consent resource

@@ -4,7 +4,7 @@ required, every /v1 signature verified against a test CA made here with ``crypto
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,28 +18,10 @@ from ledgerlink.banks.adapters.base import (
 from ledgerlink.banks.adapters.berlingroup import BerlinGroupAdapter
 from ledgerlink.banks.adapters.registry import BANKS
 from ledgerlink.config import BankEndpointSettings
-from ledgerlink.testbank.pki import PkiFiles, make_pki
-from ledgerlink.testbank.server import running_tls_bank
+from ledgerlink.testbank.pki import PkiFiles
 
 PRESENT = ConnectionContext(account_type="private", psu_id="199001011234", psu_ip_address="198.51.100.4")
 REDIRECT = "https://app.example.test/callback"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiFiles:
-    return make_pki(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture(scope="module")
-def rogue(tmp_path_factory: pytest.TempPathFactory) -> PkiFiles:
-    """Certificates from another CA, which the test bank does not trust."""
-    return make_pki(tmp_path_factory.mktemp("rogue"), organisation="Someone Else")
-
-
-@pytest.fixture(scope="module")
-def bank_url(pki: PkiFiles) -> Iterator[str]:
-    with running_tls_bank(pki, decoupled_polls=1) as url:
-        yield url
 
 
 def endpoint(

@@ -33,6 +33,8 @@ export async function bankJourney(api: Api, approve: Approve, redirectUri: strin
     `/v1/bank-connections/${created.id}/authorization`,
     relayed satisfies Schemas["AuthorizationComplete"],
   );
+  const loginError: Schemas["LastErrorRead"] | null = connection.last_error; // the same shape as the account's
+  if (loginError !== null) throw new Error(`login failed (${loginError.code}): ${loginError.message}`);
 
   const available = await api<Schemas["AvailableAccountList"]>("GET", `/v1/bank-connections/${connection.id}/available-accounts`);
   const first = available.items[0];
@@ -50,7 +52,8 @@ export async function bankJourney(api: Api, approve: Approve, redirectUri: strin
   );
   const transactions = await api<Ok<"/v1/transactions", "get", 200>>("GET", `/v1/transactions?bank_account_id=${account.id}`);
   const amounts: string[] = transactions.items.map((t) => t.amount); // money is a decimal string
-  return { runStatus: run.status, unbooked: account.unbooked_count, amounts, todos: await todoLines(api) };
+  const lastError: string | null = account.last_error?.code ?? null; // why the last sync did not succeed
+  return { runStatus: run.status, unbooked: account.unbooked_count, amounts, lastError, todos: await todoLines(api) };
 }
 
 /** Every to-do type is handled: adding one to the spec without handling it here fails tsc. */
@@ -61,9 +64,9 @@ export async function todoLines(api: Api): Promise<string[]> {
       case "transactions_to_book":
         return `${todo.count} to book on ${todo.account_name ?? todo.bank_account_id}`;
       case "reauth_required":
-        return `log in again at ${todo.bank_id}`;
+        return `log in again at ${todo.bank_id}${todo.code === "consent_expired" ? " (the consent expired)" : ""}`;
       case "consent_expiring":
-        return `consent at ${todo.bank_id} expires ${todo.expires_at}`;
+        return `consent at ${todo.bank_id} expires ${todo.expires_at} (reminder ${todo.days_before ?? "?"} days ahead)`;
       case "sync_failed":
         return `sync failed: ${todo.code ?? "unknown"}`;
       case "upgrade_required":

@@ -6,21 +6,36 @@ Flow: ``GET /aspsps?country=SE`` finds the bank → ``POST /auth`` returns the U
 returned ``code`` opens a session listing account uids → ``/accounts/{uid}/details|balances|
 transactions`` (paged by ``continuation_key``). Our application authenticates every call with a
 short-lived JWT signed by the application key (``client_secret`` = PEM private key, ``app_id`` = kid).
+
+Confirmed from Enable Banking's documentation (enablebanking.com/docs/api, markets/se): the flow above
+(``GET /aspsps``, ``POST /auth``, ``POST /sessions``, the JWT signed by the application key), Swedish
+BankID by redirect or decoupled on the aggregator's page. Unconfirmed: the aggregator's ASPSP names
+for these four banks (checked against its live list at login); whether its production needs a QWAC
+of ours; whether these banks have a PSD2 interface at all (no documentation found).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import urllib.parse
-from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 import httpx
 
 from ledgerlink.banks.adapters import base
-from ledgerlink.banks.adapters.http import HttpAdapter, JwtSigner, retry_at_from, utcnow
+from ledgerlink.banks.adapters.base import ConnectionContext, Credentials, ScaMethod
+from ledgerlink.banks.adapters.http import (
+    HttpAdapter,
+    JwtSigner,
+    Page,
+    PageRequest,
+    Query,
+    retry_at_from,
+    utcnow,
+)
 
 COUNTRY = "SE"
 
@@ -79,7 +94,7 @@ def _obj(value: Any) -> dict[str, Any]:
 class AggregatorAdapter(HttpAdapter):
     """One adapter for every bank behind the aggregator; ``entry.id`` selects the ASPSP."""
 
-    max_pages: int = 500
+    next_page_field = "continuation_key"
 
     def setup(self) -> None:
         self.aspsp_name = ASPSP_NAMES.get(self.entry.id, self.entry.name)
@@ -110,16 +125,22 @@ class AggregatorAdapter(HttpAdapter):
         self._jwt = (token, expires)
         return token
 
-    def headers(self, ctx: base.ConnectionContext) -> dict[str, str]:
+    def headers(self, ctx: ConnectionContext) -> dict[str, str]:
         """Application auth on every call; the PSU's IP only when the user is present (RTS 36(5))."""
         headers = {"Authorization": f"Bearer {self.application_jwt()}", "Accept": "application/json"}
         if ctx.user_present and ctx.psu_ip_address:
             headers["Psu-Ip-Address"] = ctx.psu_ip_address
         return headers
 
+    async def get_resource(
+        self, ctx: ConnectionContext, credentials: Credentials, url: str, params: Query | None = None
+    ) -> Any:
+        """A read with the application's JWT (the session id in the path is the user's access)."""
+        return await self.get_json(url, params=params, headers=self.headers(ctx))
+
     # -- authorisation --------------------------------------------------------------------------
 
-    async def find_aspsp(self, ctx: base.ConnectionContext) -> dict[str, Any]:
+    async def find_aspsp(self, ctx: ConnectionContext) -> dict[str, Any]:
         """This bank's entry in the aggregator's list, or ``BankUnavailable`` if it is not offered."""
         body = await self.get_json("/aspsps", params={"country": COUNTRY}, headers=self.headers(ctx))
         aspsps = self.require(body, "aspsps")
@@ -140,16 +161,11 @@ class AggregatorAdapter(HttpAdapter):
         return aspsp
 
     @staticmethod
-    def _psu_type(ctx: base.ConnectionContext) -> str:
+    def _psu_type(ctx: ConnectionContext) -> str:
         return "business" if ctx.account_type == "business" else "personal"
 
     async def start_authorization(
-        self,
-        ctx: base.ConnectionContext,
-        *,
-        redirect_uri: str,
-        state: str,
-        sca_method: base.ScaMethod | None = None,
+        self, ctx: ConnectionContext, *, redirect_uri: str, state: str, sca_method: ScaMethod | None = None
     ) -> base.AuthorizationStart:
         aspsp = await self.find_aspsp(ctx)
         validity = dt.timedelta(days=self.entry.consent_max_days)
@@ -171,18 +187,12 @@ class AggregatorAdapter(HttpAdapter):
             {"authorization_id": str(answer["authorization_id"])} if answer.get("authorization_id") else {}
         )
         # Redirect either way: BankID (redirect or decoupled) runs on the aggregator's page.
-        return base.AuthorizationStart(method="redirect", credentials=base.Credentials(extra=extra), url=url)
+        return base.AuthorizationStart(method="redirect", credentials=Credentials(extra=extra), url=url)
 
     async def complete_authorization(
-        self,
-        ctx: base.ConnectionContext,
-        credentials: base.Credentials,
-        *,
-        code: str | None,
-        redirect_uri: str,
-    ) -> base.Credentials:
-        if not code:
-            raise base.ReauthRequired(self.bank_id, "the aggregator returned no authorisation code")
+        self, ctx: ConnectionContext, credentials: Credentials, *, code: str | None, redirect_uri: str
+    ) -> Credentials:
+        code = self.required_code(code)
         body = self.decode_json(
             await self.request("POST", "/sessions", headers=self.headers(ctx), json_body={"code": code})
         )
@@ -191,27 +201,20 @@ class AggregatorAdapter(HttpAdapter):
         valid_until = _obj(body.get("access")).get("valid_until")
         if valid_until:
             extra["valid_until"] = str(valid_until)
-        return base.Credentials(consent_id=session_id, extra=extra)
+        return Credentials(consent_id=session_id, extra=extra)
 
-    async def get_authorization_status(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials
-    ) -> base.AuthorizationStatus:
-        raise base.BankUnavailable(self.bank_id, "SCA runs on the aggregator's page: nothing to poll")
-
-    def _session_id(self, credentials: base.Credentials) -> str:
+    def _session_id(self, credentials: Credentials) -> str:
         if not credentials.consent_id:
             raise base.ReauthRequired(self.bank_id, "no aggregator session stored")
         return urllib.parse.quote(credentials.consent_id, safe="")
 
-    async def _session(self, ctx: base.ConnectionContext, credentials: base.Credentials) -> dict[str, Any]:
+    async def _session(self, ctx: ConnectionContext, credentials: Credentials) -> dict[str, Any]:
         body = await self.get_json(f"/sessions/{self._session_id(credentials)}", headers=self.headers(ctx))
         if not isinstance(body, dict):
             self.fail("session is not an object", "session")
         return body
 
-    async def get_consent(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials
-    ) -> base.ConsentInfo:
+    async def get_consent(self, ctx: ConnectionContext, credentials: Credentials) -> base.ConsentInfo:
         body = await self._session(ctx, credentials)
         raw = str(self.require(body, "status"))
         status = SESSION_STATUSES.get(raw)
@@ -221,7 +224,7 @@ class AggregatorAdapter(HttpAdapter):
         valid_until = self.parse_date(access.get("valid_until"), "access.valid_until", required=False)
         return base.ConsentInfo(status=status, valid_until=valid_until)
 
-    async def revoke(self, ctx: base.ConnectionContext, credentials: base.Credentials) -> None:
+    async def revoke(self, ctx: ConnectionContext, credentials: Credentials) -> None:
         try:
             await self.request(
                 "DELETE", f"/sessions/{self._session_id(credentials)}", headers=self.headers(ctx)
@@ -232,7 +235,7 @@ class AggregatorAdapter(HttpAdapter):
     # -- data -----------------------------------------------------------------------------------
 
     async def list_accounts(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials
+        self, ctx: ConnectionContext, credentials: Credentials
     ) -> list[base.BankAccountInfo]:
         session = await self._session(ctx, credentials)
         uids = session.get("accounts") or []
@@ -243,22 +246,11 @@ class AggregatorAdapter(HttpAdapter):
             uid = item.get("uid") if isinstance(item, dict) else item
             if not isinstance(uid, str) or not uid:
                 self.fail("missing account uid", f"accounts[{i}]")
-            details = await self.get_json(
-                f"/accounts/{urllib.parse.quote(uid, safe='')}/details", headers=self.headers(ctx)
+            details = await self.get_resource(
+                ctx, credentials, f"/accounts/{urllib.parse.quote(uid, safe='')}/details"
             )
-            account = self._account(details, uid)
             balance = await self.fetch_balance(ctx, credentials, uid)
-            out.append(
-                base.BankAccountInfo(
-                    external_id=account.external_id,
-                    currency=account.currency,
-                    iban=account.iban,
-                    bban=account.bban,
-                    name=account.name,
-                    usage=account.usage,
-                    balance=balance,
-                )
-            )
+            out.append(dataclasses.replace(self._account(details, uid), balance=balance))
         return out
 
     def _account(self, body: Any, uid: str) -> base.BankAccountInfo:
@@ -276,10 +268,10 @@ class AggregatorAdapter(HttpAdapter):
         )
 
     async def fetch_balance(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials, account_id: str
+        self, ctx: ConnectionContext, credentials: Credentials, account_id: str
     ) -> base.Balance:
-        body = await self.get_json(
-            f"/accounts/{urllib.parse.quote(account_id, safe='')}/balances", headers=self.headers(ctx)
+        body = await self.get_resource(
+            ctx, credentials, f"/accounts/{urllib.parse.quote(account_id, safe='')}/balances"
         )
         items = self.require(body, "balances")
         if not isinstance(items, list) or not items or not all(isinstance(b, dict) for b in items):
@@ -302,39 +294,34 @@ class AggregatorAdapter(HttpAdapter):
         )
         return base.Balance(amount=amount, currency=currency, as_of=as_of)
 
-    async def fetch_transactions(
-        self,
-        ctx: base.ConnectionContext,
-        credentials: base.Credentials,
-        account_id: str,
-        date_from: dt.date,
-        date_to: dt.date,
-    ) -> Sequence[base.BankTransaction]:
+    def transactions_request(
+        self, ctx: ConnectionContext, account_id: str, date_from: dt.date, date_to: dt.date
+    ) -> PageRequest:
         url = f"/accounts/{urllib.parse.quote(account_id, safe='')}/transactions"
-        params: dict[str, Any] = {"date_from": date_from.isoformat(), "date_to": date_to.isoformat()}
+        return url, {"date_from": date_from.isoformat(), "date_to": date_to.isoformat()}
+
+    def read_page(
+        self, ctx: ConnectionContext, body: Any, page: Page
+    ) -> tuple[list[base.BankTransaction], PageRequest | None]:
+        """A page of rows; ``continuation_key`` asks for the next (the query's other params stay)."""
+        where = f"page {page.number + 1}"
+        if not isinstance(body, dict):
+            self.fail("not an object", where)
+        items = body.get("transactions") or []
+        if not isinstance(items, list):
+            self.fail("not a list", f"{where} transactions")
         out: list[base.BankTransaction] = []
-        seen_keys: set[str] = set()
-        for page in range(1, self.max_pages + 1):
-            body = await self.get_json(url, params=params, headers=self.headers(ctx))
-            if not isinstance(body, dict):
-                self.fail("not an object", f"page {page}")
-            items = body.get("transactions") or []
-            if not isinstance(items, list):
-                self.fail("not a list", f"page {page} transactions")
-            for i, raw in enumerate(items):
-                if not isinstance(raw, dict):
-                    self.fail("not an object", f"page {page} transactions[{i}]")
-                tx = self._transaction(raw, f"page {page} transactions[{i}]")
-                if tx is not None:
-                    out.append(tx)
-            key = body.get("continuation_key")
-            if not key:
-                return out
-            if key in seen_keys:
-                self.fail("paging does not terminate", "continuation_key")
-            seen_keys.add(str(key))
-            params = {**params, "continuation_key": str(key)}
-        self.fail("too many pages", "continuation_key")
+        for i, raw in enumerate(items):
+            if not isinstance(raw, dict):
+                self.fail("not an object", f"{where} transactions[{i}]")
+            tx = self._transaction(raw, f"{where} transactions[{i}]")
+            if tx is not None:
+                out.append(tx)
+        key = body.get("continuation_key")
+        if not key:
+            return out, None
+        url, params = page.request
+        return out, (url, {**(params or {}), "continuation_key": str(key)})
 
     def _provider_id(self, raw: dict[str, Any]) -> str | None:
         tx_id = str(raw.get("transaction_id") or "").strip()

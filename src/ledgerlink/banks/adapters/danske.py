@@ -4,6 +4,11 @@ Differences from the OBIE base: the AIS resources live under ``/psd2/v3.1/aisp``
 endpoints come from discovery documents, one for private and one for business customers (the
 account type of the connection picks which). Known quirk: Danske sometimes answers 500 when its own
 ``Links.Next`` goes far back; that surfaces as ``TemporaryFailure`` and the sync engine retries.
+
+Confirmed from ``sidde7r/tink-backend-aggregation`` (Tink's production agents, 2021-22) (``serviceproviders/openbanking/danskebank/DanskebankV31Constant``,
+``se/openbanking/danskebank/``): the AIS base, the two discovery documents (private, business), the
+OBIE v3.1 flow, the paging quirk. Unconfirmed: everything since 2022 (the bank is ``coming_soon`` in
+the catalogue).
 """
 
 from __future__ import annotations

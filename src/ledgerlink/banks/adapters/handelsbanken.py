@@ -10,19 +10,41 @@ business, ``PSU-Corporate-ID`` (org number without dash).
 Transactions have **no id** (provider_id stays None so the content hash applies), the amount is
 unsigned with ``creditDebit`` (``CREDITED`` = money in), the Swedish booking date is ``ledgerDate``,
 ``status == "PENDING"`` is pending, and there is no cursor: the window is paged by date ranges.
+
+Confirmed from Handelsbanken's developer portal (developer.handelsbanken.com, "Accounts & Cards flow",
+"Redirect Authorization flow", "Decoupled Authorization flow"): the live base URL
+``https://api.handelsbanken.com/openbanking``; the flow client-credentials token (scope ``AIS``) →
+consent → redirect (authorization-code grant) or decoupled Mobile BankID (Swedish customers only;
+``client_id``, ``scope=AIS:<consentId>``, ``psu_client_ip``, ``psu_id``) → token used on every AIS call;
+every endpoint called with our QWAC (mutual TLS); ``PSU-Corporate-ID`` for corporates. Also ``sidde7r/tink-backend-aggregation`` (Tink's production agents, 2021-22).
+Unconfirmed: the auth host path. Pages of 2024 show the token and decoupled endpoints under
+``/bb/gls5`` (our default, ``initAuthorization/1.0``); newer pages show ``/mlurd/oauth2/token/1.0`` and a
+decoupled ``/mlurd/decoupled/mbid/initAuthorization/2.0`` (``bisa_same_device`` instead of
+``psu_id_type``). If ``/bb/gls5`` answers 404, set ``AUTH_BASE_URL`` to
+``https://api.handelsbanken.com/mlurd`` (the decoupled 2.0 body is not built). Request signing: not
+in the documentation we read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlencode
 
 import httpx
 
 from ledgerlink.banks.adapters import base
-from ledgerlink.banks.adapters.http import HttpAdapter, new_request_id, today_stockholm, utcnow
+from ledgerlink.banks.adapters.base import ConnectionContext, Credentials, ScaMethod
+from ledgerlink.banks.adapters.http import (
+    HttpAdapter,
+    Page,
+    PageRequest,
+    Query,
+    new_request_id,
+    poll_interval_seconds,
+    split_link,
+    token_expires_at,
+)
 
 DEFAULT_AUTH_BASE_URL = "https://api.handelsbanken.com/bb/gls5"
 #: Longest date range asked for in one transactions call; longer windows are split.
@@ -46,6 +68,7 @@ class HandelsbankenAdapter(HttpAdapter):
 
     consents_path = "/psd2/v1/consents"
     accounts_path = "/psd2/v2/accounts"
+    window_days = WINDOW_DAYS
 
     @property
     def auth_base_url(self) -> str:
@@ -53,7 +76,7 @@ class HandelsbankenAdapter(HttpAdapter):
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def _headers(self, ctx: base.ConnectionContext, bearer: str | None) -> dict[str, str]:
+    def _headers(self, ctx: ConnectionContext, bearer: str | None) -> dict[str, str]:
         headers = {
             "X-IBM-Client-Id": self.endpoint.client_id or "",
             "TPP-Request-ID": new_request_id(),
@@ -74,10 +97,17 @@ class HandelsbankenAdapter(HttpAdapter):
             headers["PSU-Corporate-ID"] = ctx.corporate_id.replace("-", "").strip()
         return headers
 
-    def _user_token(self, credentials: base.Credentials) -> str:
+    def _user_token(self, credentials: Credentials) -> str:
         if not credentials.access_token:
             raise base.ReauthRequired(self.bank_id, "no access token for this connection")
         return credentials.access_token
+
+    async def get_resource(
+        self, ctx: ConnectionContext, credentials: Credentials, url: str, params: Query | None = None
+    ) -> Any:
+        return await self.get_json(
+            url, headers=self._headers(ctx, self._user_token(credentials)), params=params
+        )
 
     def _object(self, body: Any, field: str) -> dict[str, Any]:
         if not isinstance(body, dict):
@@ -102,26 +132,16 @@ class HandelsbankenAdapter(HttpAdapter):
 
     # -- authorisation ----------------------------------------------------------------------------
 
-    async def _client_token(self, ctx: base.ConnectionContext) -> str:
-        response = await self.request(
-            "POST",
-            f"{self.auth_base_url}/oauth2/token/1.0",
-            headers={"Accept": "application/json"},
-            data={
-                "grant_type": "client_credentials",
-                "scope": "AIS",
-                "client_id": self.endpoint.client_id or "",
-            },
-        )
-        return str(self.require(self._object(self.decode_json(response), "token"), "access_token"))
+    async def _client_token(self, ctx: ConnectionContext) -> str:
+        form = {
+            "grant_type": "client_credentials",
+            "scope": "AIS",
+            "client_id": self.endpoint.client_id or "",
+        }
+        return str(self.require(await self._token(form), "access_token"))
 
     async def start_authorization(
-        self,
-        ctx: base.ConnectionContext,
-        *,
-        redirect_uri: str,
-        state: str,
-        sca_method: base.ScaMethod | None = None,
+        self, ctx: ConnectionContext, *, redirect_uri: str, state: str, sca_method: ScaMethod | None = None
     ) -> base.AuthorizationStart:
         client_token = await self._client_token(ctx)
         answer = await self.request(
@@ -155,12 +175,11 @@ class HandelsbankenAdapter(HttpAdapter):
             token_href = str(
                 self.require(self._object(links.get("token"), "_links.token"), "href", "_links.token")
             )
-            sleep_ms = session.get("sleep_time")
             return base.AuthorizationStart(
                 method="decoupled",
-                credentials=base.Credentials(consent_id=consent_id, extra={"token_href": token_href}),
+                credentials=Credentials(consent_id=consent_id, extra={"token_href": token_href}),
                 autostart_token=session.get("auto_start_token"),
-                poll_interval_seconds=max(1, int(sleep_ms) // 1000) if isinstance(sleep_ms, int) else 2,
+                poll_interval_seconds=poll_interval_seconds(session.get("sleep_time")),
             )
         query = urlencode(
             {
@@ -174,24 +193,18 @@ class HandelsbankenAdapter(HttpAdapter):
         return base.AuthorizationStart(
             method="redirect",
             url=f"{self.auth_base_url}/oauth2/authorize/1.0?{query}",
-            credentials=base.Credentials(consent_id=consent_id),
+            credentials=Credentials(consent_id=consent_id),
         )
 
     async def get_authorization_status(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials
+        self, ctx: ConnectionContext, credentials: Credentials
     ) -> base.AuthorizationStatus:
         href = credentials.extra.get("token_href")
         if not href:
             self.fail("no decoupled session to poll", "token_href")
-        # HttpAdapter.request replaces a URL's query with ``params``: pass the link's query as params.
-        parts = urlsplit(href)
+        url, params = split_link(href)
         body = self._object(
-            await self.get_json(
-                f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else parts.path,
-                headers=self._headers(ctx, None),
-                params=dict(parse_qsl(parts.query, keep_blank_values=True)),
-            ),
-            "decoupled",
+            await self.get_json(url, headers=self._headers(ctx, None), params=params), "decoupled"
         )
         if body.get("error"):
             return base.AuthorizationStatus(
@@ -205,13 +218,8 @@ class HandelsbankenAdapter(HttpAdapter):
         return base.AuthorizationStatus(status="finalised", credentials=self._credentials(body, credentials))
 
     async def complete_authorization(
-        self,
-        ctx: base.ConnectionContext,
-        credentials: base.Credentials,
-        *,
-        code: str | None,
-        redirect_uri: str,
-    ) -> base.Credentials:
+        self, ctx: ConnectionContext, credentials: Credentials, *, code: str | None, redirect_uri: str
+    ) -> Credentials:
         if (code := self.code_to_exchange(credentials, code)) is None:
             return credentials
         if not credentials.consent_id:
@@ -225,42 +233,29 @@ class HandelsbankenAdapter(HttpAdapter):
         }
         if self.endpoint.client_secret is not None:
             form["client_secret"] = self.endpoint.client_secret.get_secret_value()
+        return self._credentials(await self._token(form), credentials)
+
+    async def refresh_credentials(self, ctx: ConnectionContext, credentials: Credentials) -> Credentials:
+        """Rotate the access token with the refresh token (not part of the Protocol yet)."""
+        form = {"grant_type": "refresh_token", "refresh_token": self.refresh_token_of(credentials)}
+        return self._credentials(
+            await self._token({**form, "client_id": self.endpoint.client_id or ""}), credentials
+        )
+
+    async def _token(self, form: dict[str, str]) -> dict[str, Any]:
+        """A token-endpoint answer (client credentials, code or refresh grant)."""
         response = await self.request(
             "POST",
             f"{self.auth_base_url}/oauth2/token/1.0",
             headers={"Accept": "application/json"},
             data=form,
         )
-        return self._credentials(self._object(self.decode_json(response), "token"), credentials)
+        return self._object(self.decode_json(response), "token")
 
-    async def refresh_credentials(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials
-    ) -> base.Credentials:
-        """Rotate the access token with the refresh token (not part of the Protocol yet)."""
-        if not credentials.refresh_token:
-            raise base.ReauthRequired(self.bank_id, "no refresh token")
-        response = await self.request(
-            "POST",
-            f"{self.auth_base_url}/oauth2/token/1.0",
-            headers={"Accept": "application/json"},
-            data={
-                "grant_type": "refresh_token",
-                "refresh_token": credentials.refresh_token,
-                "client_id": self.endpoint.client_id or "",
-            },
-        )
-        return self._credentials(self._object(self.decode_json(response), "token"), credentials)
-
-    def _credentials(self, token: dict[str, Any], previous: base.Credentials) -> base.Credentials:
-        expires_in = token.get("expires_in")
-        expires_at = None
-        if expires_in not in (None, ""):
-            try:
-                expires_at = utcnow() + dt.timedelta(seconds=int(expires_in))
-            except (TypeError, ValueError):
-                self.fail(f"unparseable expires_in {expires_in!r}", "expires_in")
+    def _credentials(self, token: dict[str, Any], previous: Credentials) -> Credentials:
+        expires_at = token_expires_at(self.bank_id, token)
         extra = {k: v for k, v in previous.extra.items() if k != "token_href"}
-        return base.Credentials(
+        return Credentials(
             consent_id=previous.consent_id,
             access_token=str(self.require(token, "access_token")),
             refresh_token=token.get("refresh_token") or previous.refresh_token,
@@ -268,16 +263,11 @@ class HandelsbankenAdapter(HttpAdapter):
             extra=extra,
         )
 
-    async def get_consent(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials
-    ) -> base.ConsentInfo:
+    async def get_consent(self, ctx: ConnectionContext, credentials: Credentials) -> base.ConsentInfo:
         if not credentials.consent_id:
             self.fail("no consent id", "consent_id")
         body = self._object(
-            await self.get_json(
-                f"{self.consents_path}/{credentials.consent_id}",
-                headers=self._headers(ctx, self._user_token(credentials)),
-            ),
+            await self.get_resource(ctx, credentials, f"{self.consents_path}/{credentials.consent_id}"),
             "consent",
         )
         raw_status = str(self.require(body, "consentStatus"))
@@ -287,7 +277,7 @@ class HandelsbankenAdapter(HttpAdapter):
         valid_until = self.parse_date(body.get("validUntil"), "validUntil", required=False)
         return base.ConsentInfo(status=status, valid_until=valid_until)
 
-    async def revoke(self, ctx: base.ConnectionContext, credentials: base.Credentials) -> None:
+    async def revoke(self, ctx: ConnectionContext, credentials: Credentials) -> None:
         if not credentials.consent_id:
             return
         await self.request(
@@ -299,12 +289,10 @@ class HandelsbankenAdapter(HttpAdapter):
     # -- data -------------------------------------------------------------------------------------
 
     async def list_accounts(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials
+        self, ctx: ConnectionContext, credentials: Credentials
     ) -> list[base.BankAccountInfo]:
         body = self._object(
-            await self.get_json(
-                self.accounts_path, headers=self._headers(ctx, self._user_token(credentials))
-            ),
+            await self.get_resource(ctx, credentials, self.accounts_path),
             "accounts",
         )
         accounts = body.get("accounts")
@@ -328,30 +316,20 @@ class HandelsbankenAdapter(HttpAdapter):
             )
         return out
 
-    async def fetch_transactions(
-        self,
-        ctx: base.ConnectionContext,
-        credentials: base.Credentials,
-        account_id: str,
-        date_from: dt.date,
-        date_to: dt.date,
-    ) -> Sequence[base.BankTransaction]:
-        headers_token = self._user_token(credentials)
-        out: list[base.BankTransaction] = []
-        for start, end in _windows(date_from, date_to, WINDOW_DAYS):
-            body = self._object(
-                await self.get_json(
-                    f"{self.accounts_path}/{account_id}/transactions",
-                    headers=self._headers(ctx, headers_token),
-                    params={"dateFrom": start.isoformat(), "dateTo": end.isoformat()},
-                ),
-                "transactions",
-            )
-            rows = body.get("transactions") or []
-            if not isinstance(rows, list):
-                self.fail("transactions is not a list", "transactions")
-            out.extend(self._transaction(raw, len(out) + i) for i, raw in enumerate(rows))
-        return out
+    def transactions_request(
+        self, ctx: ConnectionContext, account_id: str, date_from: dt.date, date_to: dt.date
+    ) -> PageRequest:
+        """One date range (no cursor: a window longer than ``window_days`` is read range by range)."""
+        url = f"{self.accounts_path}/{account_id}/transactions"
+        return url, {"dateFrom": date_from.isoformat(), "dateTo": date_to.isoformat()}
+
+    def read_page(
+        self, ctx: ConnectionContext, body: Any, page: Page
+    ) -> tuple[list[base.BankTransaction], PageRequest | None]:
+        rows = self._object(body, "transactions").get("transactions") or []
+        if not isinstance(rows, list):
+            self.fail("transactions is not a list", "transactions")
+        return [self._transaction(raw, page.rows_before + i) for i, raw in enumerate(rows)], None
 
     def _transaction(self, raw: Any, index: int) -> base.BankTransaction:
         where = f"transactions[{index}]"
@@ -398,13 +376,11 @@ class HandelsbankenAdapter(HttpAdapter):
         )
 
     async def fetch_balance(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials, account_id: str
+        self, ctx: ConnectionContext, credentials: Credentials, account_id: str
     ) -> base.Balance:
         body = self._object(
-            await self.get_json(
-                f"{self.accounts_path}/{account_id}",
-                headers=self._headers(ctx, self._user_token(credentials)),
-                params={"withBalance": "true"},
+            await self.get_resource(
+                ctx, credentials, f"{self.accounts_path}/{account_id}", {"withBalance": "true"}
             ),
             "account",
         )
@@ -418,20 +394,9 @@ class HandelsbankenAdapter(HttpAdapter):
                 return base.Balance(
                     amount=self.parse_amount(amount.get("content"), f"balances[{kind}].amount.content"),
                     currency=str(self.require(amount, "currency", f"balances[{kind}].amount.currency")),
-                    as_of=today_stockholm(),
+                    as_of=self.today(),
                 )
         self.fail("no usable balance type", "balances.balanceType")
-
-
-def _windows(date_from: dt.date, date_to: dt.date, days: int) -> list[tuple[dt.date, dt.date]]:
-    """Consecutive inclusive ranges of at most ``days`` days covering the window, oldest first."""
-    out = []
-    start = date_from
-    while start <= date_to:
-        end = min(date_to, start + dt.timedelta(days=days - 1))
-        out.append((start, end))
-        start = end + dt.timedelta(days=1)
-    return out
 
 
 def _error_text(response: httpx.Response) -> str:

@@ -13,7 +13,8 @@ import email.utils
 import json
 import ssl
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
@@ -21,15 +22,21 @@ import httpx
 
 from ledgerlink.banks.adapters.base import (
     AdapterError,
+    AuthorizationStatus,
+    BankTransaction,
     BankUnavailable,
     CertificateInvalid,
     ConnectionContext,
+    ConsentExpired,
+    ConsentInfo,
+    ConsentStatus,
     Credentials,
     InvalidResponse,
     RateLimited,
     ReauthRequired,
     TemporaryFailure,
 )
+from ledgerlink.banks.adapters.keepalive import KeptAliveTransport
 from ledgerlink.banks.adapters.parsing import PayloadReader
 from ledgerlink.banks.adapters.signing import (
     HttpSignatureProfile,
@@ -50,6 +57,27 @@ DEFAULT_RETRY_AFTER = dt.timedelta(hours=1)
 
 #: Signs JWT claims (request objects, application JWTs) and returns the compact JWT.
 JwtSigner = Callable[[dict[str, Any]], str]
+
+#: Query parameters of a request.
+Query = dict[str, Any]
+#: One request of a paged read: the URL and its query params (None: the URL carries its own query).
+PageRequest = tuple[str, Query | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Where a page of a transactions read stands: its request, its number (from 0) and how many rows
+    the read had before it (a row's position names it in errors)."""
+
+    request: PageRequest
+    number: int
+    rows_before: int
+
+
+class EmptyWindow(Exception):
+    """A bank's error answer that means "no rows in this window" (ICA Banken's "Transaction not found"):
+    a family's ``map_error_response`` raises it and :meth:`HttpAdapter.fetch_transactions` reads it as
+    the end of the rows. It never leaves the adapter."""
 
 
 def utcnow() -> dt.datetime:
@@ -77,6 +105,47 @@ def retry_at_from(response: httpx.Response, *, default: dt.timedelta = DEFAULT_R
     return now + default
 
 
+def token_expires_at(bank_id: str, token: Any, *, now: dt.datetime | None = None) -> dt.datetime | None:
+    """When an OAuth token answer's access token ends (``expires_in`` seconds from ``now``); None when
+    the answer states no lifetime, InvalidResponse when it states one we cannot read."""
+    expires_in = token.get("expires_in") if isinstance(token, dict) else None
+    if expires_in in (None, ""):
+        return None
+    try:
+        return (now or utcnow()) + dt.timedelta(seconds=int(expires_in))
+    except (TypeError, ValueError) as exc:
+        raise InvalidResponse(
+            bank_id, f"unparseable expires_in {str(expires_in)[:20]!r}", "expires_in"
+        ) from exc
+
+
+def poll_interval_seconds(milliseconds: Any, default: int = 2) -> int:
+    """A decoupled-SCA poll delay the bank states in milliseconds, in whole seconds (at least one)."""
+    if isinstance(milliseconds, int) and not isinstance(milliseconds, bool) and milliseconds > 0:
+        return max(1, milliseconds // 1000)
+    return default
+
+
+def split_link(href: str) -> tuple[str, dict[str, Any]]:
+    """A link as (URL without its query, the query as params): :meth:`HttpAdapter.request` passes
+    params, and httpx then replaces a query that is part of the URL itself."""
+    parts = urlsplit(href)
+    url = f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else parts.path
+    return url, dict(parse_qsl(parts.query, keep_blank_values=True))
+
+
+def date_windows(date_from: dt.date, date_to: dt.date, days: int) -> list[tuple[dt.date, dt.date]]:
+    """Consecutive inclusive ranges of at most ``days`` days covering the window, oldest first
+    (for banks that serve a limited range per transactions call)."""
+    out = []
+    start = date_from
+    while start <= date_to:
+        end = min(date_to, start + dt.timedelta(days=days - 1))
+        out.append((start, end))
+        start = end + dt.timedelta(days=1)
+    return out
+
+
 class HttpAdapter(PayloadReader):
     """Base for adapters that talk HTTP. Requests have timeouts; retries belong to the caller.
 
@@ -90,6 +159,13 @@ class HttpAdapter(PayloadReader):
 
     #: How this family signs requests when a QSealC is configured (None: it does not sign).
     signature_profile: ClassVar[HttpSignatureProfile | None] = None
+    #: Most pages one transactions query may take before the answer counts as unreadable.
+    max_pages: ClassVar[int] = 500
+    #: The field named when paging does not end (a page that links back, or too many pages).
+    next_page_field: ClassVar[str] = "next"
+    #: Longest range one transactions query may cover (Handelsbanken: 92 days, Crosskey: 90); a longer
+    #: window is read in consecutive parts, oldest first. None: the whole window in one query.
+    window_days: ClassVar[int | None] = None
 
     def __init__(
         self,
@@ -105,8 +181,15 @@ class HttpAdapter(PayloadReader):
         if not base_url:
             raise BankUnavailable(entry.id, "no base URL configured")
         self.base_url = base_url.rstrip("/")
-        #: The TLS context of the real network (None when a test injects a transport).
-        self.tls: ssl.SSLContext | None = tls_context(entry.id, endpoint) if transport is None else None
+        #: The TLS context of the real network (None when a test injects a transport; a kept-alive
+        #: transport carries the bank's own).
+        self.tls: ssl.SSLContext | None = (
+            tls_context(entry.id, endpoint)
+            if transport is None
+            else transport.tls
+            if isinstance(transport, KeptAliveTransport)
+            else None
+        )
         self.client = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(endpoint.timeout_seconds, connect=min(10.0, endpoint.timeout_seconds)),
@@ -136,6 +219,10 @@ class HttpAdapter(PayloadReader):
 
         return sign
 
+    def today(self) -> dt.date:
+        """Hook: the bank-local date today (tests move it)."""
+        return today_stockholm()
+
     def fixed_params(self) -> dict[str, str]:
         """Hook: query parameters on every call (Swedbank's ``bic`` and ``app-id``)."""
         return {}
@@ -146,6 +233,102 @@ class HttpAdapter(PayloadReader):
     async def refresh_credentials(self, ctx: ConnectionContext, credentials: Credentials) -> Credentials:
         """Renew short-lived tokens before use. Banks without token rotation return them unchanged."""
         return credentials
+
+    async def get_authorization_status(
+        self, ctx: ConnectionContext, credentials: Credentials
+    ) -> AuthorizationStatus:
+        """Hook: poll a decoupled SCA. A redirect-only bank keeps this: there is nothing to poll."""
+        raise BankUnavailable(self.bank_id, "decoupled SCA is not offered by this bank")
+
+    def refresh_token_of(self, credentials: Credentials) -> str:
+        """The refresh token to renew the access with; ReauthRequired when there is none."""
+        if not credentials.refresh_token:
+            raise ReauthRequired(self.bank_id, "no refresh token")
+        return credentials.refresh_token
+
+    async def probe_consent(
+        self, valid_until: dt.date | None, probe: Callable[[], Awaitable[Any]]
+    ) -> ConsentInfo:
+        """Consent status of a bank without a consent resource: expired past the validity the bank
+        granted, else what one authorised read (``probe``) says (expired, revoked or valid)."""
+        if valid_until is not None and valid_until < self.today():
+            return ConsentInfo(status=ConsentStatus.expired, valid_until=valid_until)
+        try:
+            await probe()
+        except ConsentExpired:
+            return ConsentInfo(status=ConsentStatus.expired, valid_until=valid_until)
+        except ReauthRequired:
+            return ConsentInfo(status=ConsentStatus.revoked, valid_until=valid_until)
+        return ConsentInfo(status=ConsentStatus.valid, valid_until=valid_until)
+
+    # -- transactions: one paged read per window ----------------------------------------------------
+
+    async def fetch_transactions(
+        self,
+        ctx: ConnectionContext,
+        credentials: Credentials,
+        account_id: str,
+        date_from: dt.date,
+        date_to: dt.date,
+    ) -> Sequence[BankTransaction]:
+        """Booked and pending rows of the window, every page, in the bank's order. A family says where
+        a query starts (:meth:`transactions_request`), reads a resource (:meth:`get_resource`) and a page
+        (:meth:`read_page`: its rows and the next page's request, None after the last)."""
+        date_from, date_to = self.transaction_window(ctx, credentials, date_from, date_to)
+        days = self.window_days
+        out: list[BankTransaction] = []
+        for start, end in date_windows(date_from, date_to, days) if days else [(date_from, date_to)]:
+            first = self.transactions_request(ctx, account_id, start, end)
+            out.extend(await self._read_query(ctx, credentials, first, len(out)))
+        return out
+
+    async def _read_query(
+        self, ctx: ConnectionContext, credentials: Credentials, request: PageRequest, rows_before: int
+    ) -> list[BankTransaction]:
+        """Every page of one transactions query; a page that links back, or more than ``max_pages``
+        pages, is InvalidResponse naming ``next_page_field``."""
+        out: list[BankTransaction] = []
+        seen = {_page_key(request)}
+        for number in range(self.max_pages):
+            try:
+                body = await self.get_resource(ctx, credentials, *request)
+            except EmptyWindow:
+                return out
+            rows, following = self.read_page(ctx, body, Page(request, number, rows_before + len(out)))
+            out.extend(rows)
+            if following is None:
+                return out
+            if _page_key(following) in seen:
+                self.fail("paging does not terminate", self.next_page_field)
+            seen.add(_page_key(following))
+            request = following
+        self.fail(f"more than {self.max_pages} pages", self.next_page_field)
+
+    def transaction_window(
+        self, ctx: ConnectionContext, credentials: Credentials, date_from: dt.date, date_to: dt.date
+    ) -> tuple[dt.date, dt.date]:
+        """Hook: the window actually asked for (a bank may serve only part of the requested history, or
+        refuse it before any call)."""
+        return date_from, date_to
+
+    def transactions_request(
+        self, ctx: ConnectionContext, account_id: str, date_from: dt.date, date_to: dt.date
+    ) -> PageRequest:
+        """Hook: the first page's request of a transactions query over ``date_from``..``date_to``."""
+        raise NotImplementedError
+
+    async def get_resource(
+        self, ctx: ConnectionContext, credentials: Credentials, url: str, params: Query | None = None
+    ) -> Any:
+        """Hook: one authorised account-information read for this connection (the decoded JSON body);
+        the family adds its headers and token."""
+        raise NotImplementedError
+
+    def read_page(
+        self, ctx: ConnectionContext, body: Any, page: Page
+    ) -> tuple[list[BankTransaction], PageRequest | None]:
+        """Hook: the page's rows and the next page's request (None after the last page)."""
+        raise NotImplementedError
 
     # -- requests ---------------------------------------------------------------------------------
 
@@ -207,6 +390,13 @@ class HttpAdapter(PayloadReader):
             self.fail("redirect came back without an authorization code", "code")
         return code
 
+    def required_code(self, code: str | None) -> str:
+        """The authorization code of a redirect login; ReauthRequired when the bank sent none (the
+        user cancelled or was refused at the bank)."""
+        if not code:
+            raise ReauthRequired(self.bank_id, "the bank returned no authorisation code")
+        return code
+
     def sign_request(self, request: httpx.Request) -> None:
         """Hook: add the bank's signature headers to a built request (the OBIE family signs with JWS)."""
         if self.signer is not None:
@@ -245,17 +435,35 @@ def _with_fixed_params(
 ) -> tuple[str, dict[str, Any]]:
     """``fixed`` added to the params; a link's own query is kept (moved into the params, since httpx
     replaces a URL's query with any params given)."""
-    parts = urlsplit(url)
-    if parts.query:
-        url = f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else parts.path
-    merged: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
+    url, merged = split_link(url)
     merged.update(params or {})
     merged.update(fixed)
     return url, merged
+
+
+def _page_key(request: PageRequest) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """A page's identity for loop detection: its path and sorted query, wherever the query was given."""
+    url = httpx.URL(request[0], params=request[1]) if request[1] is not None else httpx.URL(request[0])
+    return url.path, tuple(sorted(url.params.multi_items()))
 
 
 def _path(url: str) -> str:
     return url.split("?", 1)[0]
 
 
-__all__ = ["AdapterError", "HttpAdapter", "new_request_id", "retry_at_from", "today_stockholm", "utcnow"]
+__all__ = [
+    "AdapterError",
+    "EmptyWindow",
+    "HttpAdapter",
+    "Page",
+    "PageRequest",
+    "Query",
+    "date_windows",
+    "new_request_id",
+    "poll_interval_seconds",
+    "retry_at_from",
+    "split_link",
+    "today_stockholm",
+    "token_expires_at",
+    "utcnow",
+]

@@ -12,28 +12,51 @@ Nordea has no consent resource: the access lasts the ``duration`` we ask for (mi
 the token can no longer be refreshed. ``get_consent`` therefore probes the token against the bank
 and reports the validity the bank granted at token time (``extra["access_valid_until"]``).
 
-Not implemented: the eIDAS ``Signature``/``Digest`` headers (need a QSealC key in settings).
+Every request is signed (:data:`~ledgerlink.banks.adapters.signing.NORDEA`): draft-cavage-10,
+``rsa-sha256``, ``keyId`` = our client id, over ``(request-target) x-nordea-originating-host
+x-nordea-originating-date`` (GET, DELETE) plus ``content-type digest`` (POST, PUT, PATCH).
+
+Confirmed from Nordea's documentation (documentation.nordeaopenbanking.com; support.nordeaopenbanking.com
+"How can I get started signing with eIDAS?", "Signature creation FAQ", "Access Authorization API FAQ",
+"Business Accounts FAQ"): the host ``api.nordeaopenbanking.com``; personal AIS v5, business AIS v4,
+redirect and decoupled access authorisation v5 for both (v4 decommissioned April 2023); ``POST
+/authorize`` answers 302 to Nordea's page and the code is exchanged at ``/authorize/token``; the
+signature rules above, ``keyId`` being the client id; **no mutual TLS**: "We currently do not support
+mTLS by QWAC or other means for PSD2 APIs" (the catalogue does not require a QWAC; the QSealC is
+uploaded to the app in Nordea's portal). Unconfirmed: the 180-day ``duration`` we ask for (Tink asked
+for 90 days); the decoupled flow's exact poll answers after the BankID v2 change (5.22).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email.utils
-from collections.abc import Sequence
+from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
 from ledgerlink.banks.adapters import base
-from ledgerlink.banks.adapters.http import HttpAdapter, new_request_id, today_stockholm, utcnow
+from ledgerlink.banks.adapters.base import ConnectionContext, Credentials, ScaMethod
+from ledgerlink.banks.adapters.http import (
+    HttpAdapter,
+    Page,
+    PageRequest,
+    Query,
+    new_request_id,
+    split_link,
+    today_stockholm,
+    token_expires_at,
+    utcnow,
+)
 from ledgerlink.banks.adapters.signing import NORDEA
 
 #: Access duration requested at authorisation, in minutes (180 days; the bank may grant less).
 ACCESS_DURATION_MINUTES = 180 * 24 * 60
 MAX_TX_HISTORY_MONTHS = 12
 SCOPES = ["ACCOUNTS_BASIC", "ACCOUNTS_BALANCES", "ACCOUNTS_DETAILS", "ACCOUNTS_TRANSACTIONS"]
-MAX_PAGES = 500
 
 _REAUTH_CODES = {"error.token", "error.token.invalid", "error.token.expired", "error.resource.denied"}
 
@@ -45,19 +68,18 @@ class NordeaAdapter(HttpAdapter):
     #: Every request is signed (draft-cavage-10, keyId = our client id) when a QSealC is configured.
     signature_profile = NORDEA
     personal_ais = "/personal/v5"
+    next_page_field = "_links.next"
     business_ais = "/business/v4"
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def _prefix(self, ctx: base.ConnectionContext) -> str:
+    def _prefix(self, ctx: ConnectionContext) -> str:
         return "/business" if ctx.account_type == "business" else "/personal"
 
-    def _ais(self, ctx: base.ConnectionContext) -> str:
+    def _ais(self, ctx: ConnectionContext) -> str:
         return self.business_ais if ctx.account_type == "business" else self.personal_ais
 
-    def _headers(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials | None = None
-    ) -> dict[str, str]:
+    def _headers(self, ctx: ConnectionContext, credentials: Credentials | None = None) -> dict[str, str]:
         headers = {
             "X-Request-ID": new_request_id(),
             "X-Nordea-Originating-Host": urlsplit(self.base_url).hostname or "",
@@ -85,22 +107,34 @@ class NordeaAdapter(HttpAdapter):
             self.fail("expected a JSON object", field)
         return inner
 
-    async def _get_resource(
-        self,
-        ctx: base.ConnectionContext,
-        credentials: base.Credentials,
-        url: str,
-        params: dict[str, Any] | None = None,
+    async def get_resource(
+        self, ctx: ConnectionContext, credentials: Credentials, url: str, params: Query | None = None
     ) -> dict[str, Any]:
-        try:
+        """An AIS read with the user's token; a refused token past the granted access period is
+        ConsentExpired. Answers the unwrapped ``response``."""
+        with self._access_period(credentials):
             body = await self.get_json(url, headers=self._headers(ctx, credentials), params=params)
+        return self._payload(body)
+
+    @contextlib.contextmanager
+    def _access_period(self, credentials: Credentials) -> Iterator[None]:
+        """A token refused after the access period Nordea granted has ended is ConsentExpired."""
+        try:
+            yield
         except base.ConsentExpired:
             raise
         except base.ReauthRequired as exc:
             if _access_ended(credentials):
                 raise base.ConsentExpired(self.bank_id, "access period granted by Nordea has ended") from exc
             raise
-        return self._payload(body)
+
+    def _auth_url(self, ctx: ConnectionContext, path: str) -> str:
+        return f"{self._prefix(ctx)}{self.auth_version}{path}"
+
+    async def _auth_post(self, ctx: ConnectionContext, path: str, body: dict[str, Any]) -> httpx.Response:
+        return await self.request(
+            "POST", self._auth_url(ctx, path), headers=self._headers(ctx), json_body=body
+        )
 
     def map_error_response(self, response: httpx.Response) -> None:
         codes, texts = _failures(response)
@@ -113,12 +147,7 @@ class NordeaAdapter(HttpAdapter):
     # -- authorisation ----------------------------------------------------------------------------
 
     async def start_authorization(
-        self,
-        ctx: base.ConnectionContext,
-        *,
-        redirect_uri: str,
-        state: str,
-        sca_method: base.ScaMethod | None = None,
+        self, ctx: ConnectionContext, *, redirect_uri: str, state: str, sca_method: ScaMethod | None = None
     ) -> base.AuthorizationStart:
         if sca_method == "decoupled":
             return await self._start_decoupled(ctx)
@@ -133,21 +162,16 @@ class NordeaAdapter(HttpAdapter):
             "skip_account_selection": True,
             "authentication_method": "BANKID_SE",
         }
-        response = await self.request(
-            "POST",
-            f"{self._prefix(ctx)}{self.auth_version}/authorize",
-            headers=self._headers(ctx),
-            json_body=body,
-        )
+        response = await self._auth_post(ctx, "/authorize", body)
         location = response.headers.get("Location")
         if location is None and response.status_code < 300:
             payload = self._payload(self.decode_json(response))
             location = _link(payload.get("_links"), "authorize") or payload.get("redirect_uri")
         if not location:
             self.fail("authorize answered without a redirect location", "Location")
-        return base.AuthorizationStart(method="redirect", url=str(location), credentials=base.Credentials())
+        return base.AuthorizationStart(method="redirect", url=str(location), credentials=Credentials())
 
-    async def _start_decoupled(self, ctx: base.ConnectionContext) -> base.AuthorizationStart:
+    async def _start_decoupled(self, ctx: ConnectionContext) -> base.AuthorizationStart:
         if not ctx.psu_id:
             raise base.BankUnavailable(
                 self.bank_id, "decoupled BankID needs the user's personal identity number"
@@ -158,28 +182,23 @@ class NordeaAdapter(HttpAdapter):
             "psu_id": ctx.psu_id,
             "response_type": "code",
         }
-        answer = await self.request(
-            "POST",
-            f"{self._prefix(ctx)}{self.auth_version}/decoupled/authentications",
-            headers=self._headers(ctx),
-            json_body=body,
-        )
+        answer = await self._auth_post(ctx, "/decoupled/authentications", body)
         payload = self._payload(self.decode_json(answer))
         session_id = str(self.require(payload, "session_id"))
         return base.AuthorizationStart(
             method="decoupled",
-            credentials=base.Credentials(extra={"session_id": session_id}),
+            credentials=Credentials(extra={"session_id": session_id}),
             autostart_token=payload.get("auto_start_token"),
             poll_interval_seconds=int(payload.get("verify_after") or 2),
         )
 
     async def get_authorization_status(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials
+        self, ctx: ConnectionContext, credentials: Credentials
     ) -> base.AuthorizationStatus:
         session_id = credentials.extra.get("session_id")
         if not session_id:
             self.fail("no decoupled session to poll", "session_id")
-        url = f"{self._prefix(ctx)}{self.auth_version}/decoupled/authentications/{session_id}"
+        url = self._auth_url(ctx, f"/decoupled/authentications/{session_id}")
         payload = self._payload(await self.get_json(url, headers=self._headers(ctx)))
         status = str(self.require(payload, "status")).lower()
         if status in ("assignment_pending", "confirmation_pending"):
@@ -187,11 +206,10 @@ class NordeaAdapter(HttpAdapter):
         if status != "completed":
             return base.AuthorizationStatus(status="failed", credentials=credentials, message=status)
         # The authentication code becomes an access grant, then a token.
-        auth = await self.request(
-            "POST",
-            f"{self._prefix(ctx)}{self.auth_version}/decoupled/authorizations",
-            headers=self._headers(ctx),
-            json_body={
+        auth = await self._auth_post(
+            ctx,
+            "/decoupled/authorizations",
+            {
                 "code": self.require(payload, "code"),
                 "scope": SCOPES,
                 "duration": ACCESS_DURATION_MINUTES,
@@ -201,92 +219,53 @@ class NordeaAdapter(HttpAdapter):
             },
         )
         grant = self._payload(self.decode_json(auth))
-        token = await self._token(
-            ctx,
-            f"{self._prefix(ctx)}{self.auth_version}/decoupled/token",
-            {"grant_type": "authorization_code", "code": str(self.require(grant, "code"))},
-        )
+        form = {"grant_type": "authorization_code", "code": str(self.require(grant, "code"))}
+        token = await self._token(ctx, "/decoupled/token", form)
         return base.AuthorizationStatus(status="finalised", credentials=token)
 
     async def complete_authorization(
-        self,
-        ctx: base.ConnectionContext,
-        credentials: base.Credentials,
-        *,
-        code: str | None,
-        redirect_uri: str,
-    ) -> base.Credentials:
+        self, ctx: ConnectionContext, credentials: Credentials, *, code: str | None, redirect_uri: str
+    ) -> Credentials:
         if (code := self.code_to_exchange(credentials, code)) is None:
             return credentials
-        return await self._token(
-            ctx,
-            f"{self._prefix(ctx)}{self.auth_version}/authorize/token",
-            {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
-        )
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+        return await self._token(ctx, "/authorize/token", form)
 
-    async def refresh_credentials(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials
-    ) -> base.Credentials:
+    async def refresh_credentials(self, ctx: ConnectionContext, credentials: Credentials) -> Credentials:
         """Rotate the access token with the refresh token (not part of the Protocol yet)."""
-        if not credentials.refresh_token:
-            raise base.ReauthRequired(self.bank_id, "no refresh token")
-        try:
-            return await self._token(
-                ctx,
-                f"{self._prefix(ctx)}{self.auth_version}/authorize/token",
-                {"grant_type": "refresh_token", "refresh_token": credentials.refresh_token},
-                previous=credentials,
-            )
-        except base.ReauthRequired as exc:
-            if _access_ended(credentials):
-                raise base.ConsentExpired(self.bank_id, "access period granted by Nordea has ended") from exc
-            raise
+        form = {"grant_type": "refresh_token", "refresh_token": self.refresh_token_of(credentials)}
+        with self._access_period(credentials):
+            return await self._token(ctx, "/authorize/token", form, previous=credentials)
 
     async def _token(
-        self,
-        ctx: base.ConnectionContext,
-        url: str,
-        form: dict[str, str],
-        previous: base.Credentials | None = None,
-    ) -> base.Credentials:
-        response = await self.request("POST", url, headers=self._headers(ctx), data=form)
+        self, ctx: ConnectionContext, path: str, form: dict[str, str], previous: Credentials | None = None
+    ) -> Credentials:
+        response = await self.request(
+            "POST", self._auth_url(ctx, path), headers=self._headers(ctx), data=form
+        )
         payload = self._payload(self.decode_json(response))
         access = str(self.require(payload, "access_token"))
-        expires_in = payload.get("expires_in")
-        expires_at = None
-        if expires_in not in (None, ""):
-            try:
-                expires_at = utcnow() + dt.timedelta(seconds=int(expires_in))
-            except (TypeError, ValueError):
-                self.fail(f"unparseable expires_in {expires_in!r}", "expires_in")
+        expires_at = token_expires_at(self.bank_id, payload)
         extra = dict(previous.extra) if previous else {}
         extra.pop("session_id", None)
         if "access_valid_until" not in extra:
             # Nordea grants the requested duration (minutes) from the moment of SCA; a refresh keeps it.
             valid_until = today_stockholm() + dt.timedelta(minutes=ACCESS_DURATION_MINUTES)
             extra["access_valid_until"] = valid_until.isoformat()
-        return base.Credentials(
+        return Credentials(
             access_token=access,
             refresh_token=payload.get("refresh_token") or (previous.refresh_token if previous else None),
             token_expires_at=expires_at,
             extra=extra,
         )
 
-    async def get_consent(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials
-    ) -> base.ConsentInfo:
-        valid_until = _valid_until(credentials)
-        if valid_until is not None and valid_until < today_stockholm():
-            return base.ConsentInfo(status=base.ConsentStatus.expired, valid_until=valid_until)
-        try:
-            await self._get_resource(ctx, credentials, f"{self._ais(ctx)}/accounts")
-        except base.ConsentExpired:
-            return base.ConsentInfo(status=base.ConsentStatus.expired, valid_until=valid_until)
-        except base.ReauthRequired:
-            return base.ConsentInfo(status=base.ConsentStatus.revoked, valid_until=valid_until)
-        return base.ConsentInfo(status=base.ConsentStatus.valid, valid_until=valid_until)
+    async def get_consent(self, ctx: ConnectionContext, credentials: Credentials) -> base.ConsentInfo:
+        return await self.probe_consent(
+            _valid_until(credentials),
+            lambda: self.get_resource(ctx, credentials, f"{self._ais(ctx)}/accounts"),
+        )
 
-    async def revoke(self, ctx: base.ConnectionContext, credentials: base.Credentials) -> None:
+    async def revoke(self, ctx: ConnectionContext, credentials: Credentials) -> None:
         """Nordea documents no revocation call in our sources: the access lapses at its end date.
 
         The caller deletes the stored tokens, which is what ends our access in practice.
@@ -295,15 +274,15 @@ class NordeaAdapter(HttpAdapter):
     # -- data -------------------------------------------------------------------------------------
 
     async def list_accounts(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials
+        self, ctx: ConnectionContext, credentials: Credentials
     ) -> list[base.BankAccountInfo]:
-        payload = await self._get_resource(ctx, credentials, f"{self._ais(ctx)}/accounts")
+        payload = await self.get_resource(ctx, credentials, f"{self._ais(ctx)}/accounts")
         accounts = payload.get("accounts")
         if not isinstance(accounts, list):
             self.fail("accounts is not a list", "response.accounts")
         return [self._account(raw, ctx, i) for i, raw in enumerate(accounts)]
 
-    def _account(self, raw: Any, ctx: base.ConnectionContext, index: int) -> base.BankAccountInfo:
+    def _account(self, raw: Any, ctx: ConnectionContext, index: int) -> base.BankAccountInfo:
         where = f"accounts[{index}]"
         if not isinstance(raw, dict):
             self.fail("account is not an object", where)
@@ -330,36 +309,32 @@ class NordeaAdapter(HttpAdapter):
             balance=balance,
         )
 
-    async def fetch_transactions(
-        self,
-        ctx: base.ConnectionContext,
-        credentials: base.Credentials,
-        account_id: str,
-        date_from: dt.date,
-        date_to: dt.date,
-    ) -> Sequence[base.BankTransaction]:
+    def transactions_request(
+        self, ctx: ConnectionContext, account_id: str, date_from: dt.date, date_to: dt.date
+    ) -> PageRequest:
         url = f"{self._ais(ctx)}/accounts/{account_id}/transactions"
-        params: dict[str, Any] = {"from_date": date_from.isoformat(), "to_date": date_to.isoformat()}
-        out: list[base.BankTransaction] = []
-        for _ in range(MAX_PAGES):
-            payload = await self._get_resource(ctx, credentials, url, params)
-            rows = payload.get("transactions")
-            if rows is None:
-                rows = []
-            if not isinstance(rows, list):
-                self.fail("transactions is not a list", "response.transactions")
-            out.extend(self._transaction(raw, len(out) + i) for i, raw in enumerate(rows))
-            key = payload.get("continuation_key")
-            nxt = _link(payload.get("_links"), "next")
-            if nxt:
-                url, params = split_link(self._next_url(ctx, nxt))
-            elif key:
-                params = {**params, "continuation_key": key}
-            else:
-                return out
-        self.fail(f"more than {MAX_PAGES} pages", "_links.next")
+        return url, {"from_date": date_from.isoformat(), "to_date": date_to.isoformat()}
 
-    def _next_url(self, ctx: base.ConnectionContext, href: str) -> str:
+    def read_page(
+        self, ctx: ConnectionContext, body: Any, page: Page
+    ) -> tuple[list[base.BankTransaction], PageRequest | None]:
+        """A page of rows; the next one is a ``_links`` entry or a ``continuation_key``."""
+        rows = body.get("transactions")
+        if rows is None:
+            rows = []
+        if not isinstance(rows, list):
+            self.fail("transactions is not a list", "response.transactions")
+        out = [self._transaction(raw, page.rows_before + i) for i, raw in enumerate(rows)]
+        key = body.get("continuation_key")
+        nxt = _link(body.get("_links"), "next")
+        if nxt:
+            return out, split_link(self._next_url(ctx, nxt))
+        if key:
+            url, params = page.request
+            return out, (url, {**(params or {}), "continuation_key": key})
+        return out, None
+
+    def _next_url(self, ctx: ConnectionContext, href: str) -> str:
         """Nordea's next link is relative to the API root of the current segment (``/personal``)."""
         if href.startswith(("http://", "https://")):
             return href
@@ -394,9 +369,9 @@ class NordeaAdapter(HttpAdapter):
         )
 
     async def fetch_balance(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials, account_id: str
+        self, ctx: ConnectionContext, credentials: Credentials, account_id: str
     ) -> base.Balance:
-        payload = await self._get_resource(ctx, credentials, f"{self._ais(ctx)}/accounts/{account_id}")
+        payload = await self.get_resource(ctx, credentials, f"{self._ais(ctx)}/accounts/{account_id}")
         currency = str(self.require(payload, "currency", "response.currency"))
         value = payload.get("booked_balance")
         if value is None:
@@ -427,13 +402,6 @@ def _failures(response: httpx.Response) -> tuple[set[str], list[str]]:
     return codes, texts
 
 
-def split_link(href: str) -> tuple[str, dict[str, Any]]:
-    """A link as (path, query params): ``HttpAdapter.request`` replaces a URL's query with ``params``."""
-    parts = urlsplit(href)
-    base = f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else parts.path
-    return base, dict(parse_qsl(parts.query, keep_blank_values=True))
-
-
 def _link(links: Any, rel: str) -> str | None:
     if isinstance(links, list):
         for link in links:
@@ -450,7 +418,7 @@ def _first(raw: dict[str, Any], *keys: str) -> str | None:
     return None
 
 
-def _valid_until(credentials: base.Credentials) -> dt.date | None:
+def _valid_until(credentials: Credentials) -> dt.date | None:
     value = credentials.extra.get("access_valid_until")
     try:
         return dt.date.fromisoformat(value) if value else None
@@ -458,6 +426,6 @@ def _valid_until(credentials: base.Credentials) -> dt.date | None:
         return None
 
 
-def _access_ended(credentials: base.Credentials) -> bool:
+def _access_ended(credentials: Credentials) -> bool:
     valid_until = _valid_until(credentials)
     return valid_until is not None and valid_until < today_stockholm()

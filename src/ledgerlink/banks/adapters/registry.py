@@ -7,9 +7,10 @@ without importing every bank module. Every base URL and credential comes from se
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import httpx
 
@@ -25,10 +26,14 @@ from ledgerlink.config import BankEndpointSettings
 
 BankStatus = Literal["available", "coming_soon"]
 
-BOTH: tuple[AccountUsage, ...] = ("business", "private")
-PRIVATE: tuple[AccountUsage, ...] = ("private",)
-REDIRECT_AND_DECOUPLED: tuple[ScaMethod, ...] = ("redirect", "decoupled")
-REDIRECT: tuple[ScaMethod, ...] = ("redirect",)
+AccountTypes = tuple[AccountUsage, ...]
+ScaMethods = tuple[ScaMethod, ...]
+
+BOTH: AccountTypes = ("business", "private")
+PRIVATE: AccountTypes = ("private",)
+BUSINESS: AccountTypes = ("business",)
+BOTH_SCA: ScaMethods = ("redirect", "decoupled")
+REDIRECT: ScaMethods = ("redirect",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,250 +55,104 @@ class BankEntry:
     requires_signing: bool = False
     #: Days back the bank serves without a fresh SCA (the sync window's floor when the user is absent).
     unattended_max_days: int = UNATTENDED_MAX_DAYS
+    #: SCA that continues after the redirect: the PSU confirms the new consent in the bank's app within
+    #: this window (its status reads ``received`` meanwhile); None where the redirect ends the SCA.
+    confirm_in_app_within: dt.timedelta | None = None
 
 
-def _entry(**kw: Any) -> BankEntry:
-    return BankEntry(**kw)
+#: One catalogue row (see ``_LISTED``).
+_Row = tuple[str, str, str | None, BankStatus, AccountTypes, ScaMethods, int, tuple[bool, bool]]
 
+#: What a bank requires of us besides OAuth/consents: our QWAC in the TLS handshake (PSD2 RTS art. 34),
+#: requests signed with our QSealC as well (:mod:`.signing`), or nothing (reached through the aggregator).
+QWAC = (True, False)
+QWAC_QSEALC = (True, True)
+QSEALC = (False, True)
+NOTHING = (False, False)
 
-# Every bank we reach directly requires our QWAC (PSD2 RTS art. 34); Nordea, Swedbank and Bank
-# Norwegian also want signed requests (QSealC). Banks reached through the aggregator are redirect-only
-# for us: the aggregator runs Mobile BankID on its own page. Facts in docs/banks.md (history = what the
-# bank serves with the user present, right after SCA; consents are read back from the bank,
-# consent_max_days is only the ceiling we ask for).
-BANKS: dict[str, BankEntry] = {
-    "nordea": _entry(
-        id="nordea",
-        name="Nordea",
-        bic="NDEASESS",
-        status="available",
-        account_types=BOTH,
-        sca_methods=REDIRECT_AND_DECOUPLED,
-        max_history_days=365,
-        consent_max_days=180,
-        adapter="ledgerlink.banks.adapters.nordea:NordeaAdapter",
-        default_base_url="https://api.nordeaopenbanking.com",
-        requires_client_cert=True,
-        requires_signing=True,
-    ),
-    "seb": _entry(
-        id="seb",
-        name="SEB",
-        bic="ESSESESS",
-        status="available",
-        account_types=BOTH,
-        sca_methods=REDIRECT_AND_DECOUPLED,
-        max_history_days=395,
-        consent_max_days=180,
-        adapter="ledgerlink.banks.adapters.seb:SebAdapter",
-        default_base_url="https://api.seb.se/open",
-        requires_client_cert=True,
-    ),
-    "handelsbanken": _entry(
-        id="handelsbanken",
-        name="Handelsbanken",
-        bic="HANDSESS",
-        status="available",
-        account_types=BOTH,
-        sca_methods=REDIRECT_AND_DECOUPLED,
-        max_history_days=420,
-        consent_max_days=180,
-        adapter="ledgerlink.banks.adapters.handelsbanken:HandelsbankenAdapter",
-        default_base_url="https://api.handelsbanken.com/openbanking",
-        requires_client_cert=True,
-    ),
-    "swedbank": _entry(
-        id="swedbank",
-        name="Swedbank",
-        bic="SWEDSESS",
-        status="available",
-        account_types=BOTH,
-        sca_methods=REDIRECT_AND_DECOUPLED,
-        max_history_days=89,
-        consent_max_days=180,
-        adapter="ledgerlink.banks.adapters.swedbank:SwedbankAdapter",
-        default_base_url="https://psd2.api.swedbank.com",
-        requires_client_cert=True,
-        requires_signing=True,
-    ),
-    "revolut": _entry(
-        id="revolut",
-        name="Revolut",
-        bic="REVOLT21",
-        status="available",
-        account_types=BOTH,
-        sca_methods=REDIRECT,
-        max_history_days=365,
-        consent_max_days=180,
-        adapter="ledgerlink.banks.adapters.revolut:RevolutAdapter",
-        default_base_url="https://oba.revolut.com",
-        requires_client_cert=True,
-    ),
-    "ekobanken": _entry(
-        id="ekobanken",
-        name="Ekobanken",
-        bic="EKOBSE21",
-        status="available",
-        account_types=BOTH,
-        sca_methods=REDIRECT,
-        max_history_days=365,
-        consent_max_days=180,
-        adapter="ledgerlink.banks.adapters.aggregator:AggregatorAdapter",
-        default_base_url="https://api.enablebanking.com",
-    ),
-    "danske": _entry(
-        id="danske",
-        name="Danske Bank",
-        bic="DABASESX",
-        status="coming_soon",
-        account_types=BOTH,
-        sca_methods=REDIRECT,
-        max_history_days=365,
-        consent_max_days=180,
-        adapter="ledgerlink.banks.adapters.danske:DanskeAdapter",
-        default_base_url="https://psd2-api.danskebank.com",
-        requires_client_cert=True,
-    ),
-    "seb_enkla_firman": _entry(
-        id="seb_enkla_firman",
-        name="SEB Enkla firman",
-        bic="ESSESESS",
-        status="coming_soon",
-        account_types=("business",),
-        sca_methods=REDIRECT_AND_DECOUPLED,
-        max_history_days=395,
-        consent_max_days=180,
-        adapter=None,
-    ),
-    "jak": _entry(
-        id="jak",
-        name="JAK Medlemsbank",
-        bic="JAKMSE22",
-        status="coming_soon",
-        account_types=BOTH,
-        sca_methods=REDIRECT,
-        max_history_days=365,
-        consent_max_days=180,
-        adapter="ledgerlink.banks.adapters.aggregator:AggregatorAdapter",
-        default_base_url="https://api.enablebanking.com",
-    ),
-    "lansforsakringar": _entry(
-        id="lansforsakringar",
-        name="Länsförsäkringar Bank",
-        bic="ELLFSESS",
-        status="available",
-        account_types=PRIVATE,
-        sca_methods=REDIRECT_AND_DECOUPLED,
-        max_history_days=395,
-        consent_max_days=180,
-        adapter="ledgerlink.banks.adapters.lansforsakringar:LansforsakringarAdapter",
-        default_base_url="https://api.bank.lansforsakringar.se/openbanking",
-        requires_client_cert=True,
-    ),
-    "icabanken": _entry(
-        id="icabanken",
-        name="ICA Banken",
-        bic="IBCASES1",
-        status="available",
-        account_types=PRIVATE,
-        sca_methods=REDIRECT,
-        max_history_days=540,
-        consent_max_days=180,
-        adapter="ledgerlink.banks.adapters.icabanken:IcaBankenAdapter",
-        default_base_url="https://api.icabanken.se",
-        requires_client_cert=True,
-    ),
-    "skandia": _entry(
-        id="skandia",
-        name="Skandiabanken",
-        bic="SKIASESS",
-        status="available",
-        account_types=PRIVATE,
-        sca_methods=REDIRECT,
-        max_history_days=730,
-        consent_max_days=180,
-        adapter="ledgerlink.banks.adapters.skandia:SkandiaAdapter",
-        default_base_url="https://apis.skandia.se/open-banking/core-bank",
-        requires_client_cert=True,
-    ),
-    "banknorwegian": _entry(
-        id="banknorwegian",
-        name="Bank Norwegian",
-        bic="NORWNOK1",
-        status="available",
-        account_types=PRIVATE,
-        sca_methods=REDIRECT,
-        max_history_days=365,
-        consent_max_days=180,
-        adapter="ledgerlink.banks.adapters.banknorwegian:BankNorwegianAdapter",
-        default_base_url="https://api.banknorwegian.com/openbanking",
-        requires_client_cert=True,
-        requires_signing=True,
-    ),
-    "n26": _entry(
-        id="n26",
-        name="N26",
-        bic="NTSBDEB1",
-        status="available",
-        account_types=PRIVATE,
-        sca_methods=REDIRECT,
-        max_history_days=365,
-        consent_max_days=180,
-        adapter="ledgerlink.banks.adapters.n26:N26Adapter",
-        default_base_url="https://xs2a.tech26.de",
-        requires_client_cert=True,
-    ),
-    "alandsbanken": _entry(
-        id="alandsbanken",
-        name="Ålandsbanken",
-        bic="AABASESS",
-        status="available",
-        account_types=PRIVATE,
-        sca_methods=REDIRECT,
-        max_history_days=89,
-        consent_max_days=180,
-        adapter="ledgerlink.banks.adapters.alandsbanken:AlandsbankenAdapter",
-        default_base_url="https://api.alandsbanken.se",
-        requires_client_cert=True,
-    ),
-    "lanospar": _entry(
-        id="lanospar",
-        name="Lån & Spar Bank",
-        bic="LAHYSESS",
-        status="available",
-        account_types=PRIVATE,
-        sca_methods=REDIRECT,
-        max_history_days=365,
-        consent_max_days=180,
-        adapter="ledgerlink.banks.adapters.aggregator:AggregatorAdapter",
-        default_base_url="https://api.enablebanking.com",
-    ),
-    "brabank": _entry(
-        id="brabank",
-        name="Brabank",
-        bic=None,
-        status="available",
-        account_types=PRIVATE,
-        sca_methods=REDIRECT,
-        max_history_days=365,
-        consent_max_days=180,
-        adapter="ledgerlink.banks.adapters.aggregator:AggregatorAdapter",
-        default_base_url="https://api.enablebanking.com",
-    ),
-    "sandbox": _entry(
-        id="sandbox",
-        name="Sandbox Bank",
-        bic="SANDSESS",
-        status="available",
-        account_types=BOTH,
-        sca_methods=REDIRECT_AND_DECOUPLED,
-        max_history_days=730,
-        consent_max_days=180,
-        adapter="ledgerlink.banks.adapters.sandbox:SandboxAdapter",
-        default_base_url="http://127.0.0.1:8000/sandbox/bank",
-        sandbox_only=True,
-    ),
+#: The consent validity we ask every bank for (the PSD2 ceiling; the bank's answer is read back).
+CONSENT_MAX_DAYS = 180
+
+# The catalogue, one row a bank: id, name, BIC, status, account types, SCA methods, days of history the
+# bank serves with the user present (right after SCA), what it requires of us. Facts in docs/banks.md.
+# Every bank we reach directly requires our QWAC except Nordea, which identifies us by the QSealC
+# signature on every request instead (its FAQ: no mutual TLS on the PSD2 APIs); Swedbank and Bank
+# Norwegian want both. Banks reached through the aggregator are redirect-only for us: the aggregator runs Mobile
+# BankID on its own page.
+_LISTED: tuple[_Row, ...] = (
+    ("nordea", "Nordea", "NDEASESS", "available", BOTH, BOTH_SCA, 365, QSEALC),
+    ("seb", "SEB", "ESSESESS", "available", BOTH, BOTH_SCA, 395, QWAC),
+    ("handelsbanken", "Handelsbanken", "HANDSESS", "available", BOTH, BOTH_SCA, 420, QWAC),
+    ("swedbank", "Swedbank", "SWEDSESS", "available", BOTH, BOTH_SCA, 89, QWAC_QSEALC),
+    ("revolut", "Revolut", "REVOLT21", "available", BOTH, REDIRECT, 365, QWAC),
+    ("ekobanken", "Ekobanken", "EKOBSE21", "available", BOTH, REDIRECT, 365, NOTHING),
+    ("danske", "Danske Bank", "DABASESX", "coming_soon", BOTH, REDIRECT, 365, QWAC),
+    ("seb_enkla_firman", "SEB Enkla firman", "ESSESESS", "coming_soon", BUSINESS, BOTH_SCA, 395, NOTHING),
+    ("jak", "JAK Medlemsbank", "JAKMSE22", "coming_soon", BOTH, REDIRECT, 365, NOTHING),
+    ("lansforsakringar", "Länsförsäkringar Bank", "ELLFSESS", "available", PRIVATE, BOTH_SCA, 395, QWAC),
+    ("icabanken", "ICA Banken", "IBCASES1", "available", PRIVATE, REDIRECT, 540, QWAC),
+    ("skandia", "Skandiabanken", "SKIASESS", "available", PRIVATE, REDIRECT, 730, QWAC),
+    ("banknorwegian", "Bank Norwegian", "NORWNOK1", "available", PRIVATE, REDIRECT, 365, QWAC_QSEALC),
+    ("n26", "N26", "NTSBDEB1", "available", PRIVATE, REDIRECT, 365, QWAC),
+    ("alandsbanken", "Ålandsbanken", "AABASESS", "available", PRIVATE, REDIRECT, 89, QWAC),
+    ("lanospar", "Lån & Spar Bank", "LAHYSESS", "available", PRIVATE, REDIRECT, 365, NOTHING),
+    ("brabank", "Brabank", None, "available", PRIVATE, REDIRECT, 365, NOTHING),
+    ("sandbox", "Sandbox Bank", "SANDSESS", "available", BOTH, BOTH_SCA, 730, NOTHING),
+)
+
+#: The aggregator's adapter and host, shared by every bank reached through it.
+THROUGH_AGGREGATOR = ("aggregator:AggregatorAdapter", "https://api.enablebanking.com")
+
+# How we reach each bank: its adapter class (in the module named like the bank, unless given as
+# ``module:Class``) and the production base URL. A bank missing here has no adapter yet.
+_ADAPTERS: dict[str, tuple[str, str]] = {
+    "nordea": ("NordeaAdapter", "https://api.nordeaopenbanking.com"),
+    "seb": ("SebAdapter", "https://tpp-api.sebgroup.com/tpp"),
+    "handelsbanken": ("HandelsbankenAdapter", "https://api.handelsbanken.com/openbanking"),
+    "swedbank": ("SwedbankAdapter", "https://psd2.api.swedbank.com"),
+    "revolut": ("RevolutAdapter", "https://oba.revolut.com"),
+    "ekobanken": THROUGH_AGGREGATOR,
+    "danske": ("DanskeAdapter", "https://psd2-api.danskebank.com"),
+    "jak": THROUGH_AGGREGATOR,
+    "lansforsakringar": ("LansforsakringarAdapter", "https://api.bank.lansforsakringar.se/openbanking"),
+    "icabanken": ("IcaBankenAdapter", "https://api.icabanken.se"),
+    "skandia": ("SkandiaAdapter", "https://apis.skandia.se/open-banking/core-bank"),
+    "banknorwegian": ("BankNorwegianAdapter", "https://api.banknorwegian.com/openbanking"),
+    "n26": ("N26Adapter", "https://xs2a.tech26.de"),
+    "alandsbanken": ("AlandsbankenAdapter", "https://api.alandsbanken.se"),
+    "lanospar": THROUGH_AGGREGATOR,
+    "brabank": THROUGH_AGGREGATOR,
+    "sandbox": ("SandboxAdapter", "http://127.0.0.1:8000/sandbox/bank"),
 }
+
+
+def _entry(row: _Row) -> BankEntry:
+    bank_id, name, bic, status, account_types, sca_methods, history_days, (client_cert, signing) = row
+    adapter, base_url = _ADAPTERS.get(bank_id, (None, None))
+    if adapter is not None and ":" not in adapter:
+        adapter = f"{bank_id}:{adapter}"
+    return BankEntry(
+        id=bank_id,
+        name=name,
+        bic=bic,
+        status=status,
+        account_types=account_types,
+        sca_methods=sca_methods,
+        max_history_days=history_days,
+        consent_max_days=CONSENT_MAX_DAYS,
+        adapter=f"{__package__}.{adapter}" if adapter else None,
+        default_base_url=base_url,
+        sandbox_only=bank_id == "sandbox",
+        requires_client_cert=client_cert,
+        requires_signing=signing,
+        confirm_in_app_within=_CONFIRM_IN_APP.get(bank_id),
+    )
+
+
+#: SCA that continues in the bank's app after the redirect, and its window (N26's TPP docs: 5 minutes).
+_CONFIRM_IN_APP: dict[str, dt.timedelta] = {"n26": dt.timedelta(minutes=5)}
+
+BANKS: dict[str, BankEntry] = {row[0]: _entry(row) for row in _LISTED}
 
 
 #: What each requirement needs configured, as ``BankEndpointSettings`` field names.
@@ -325,10 +184,7 @@ def unattended_max_days(bank_id: str) -> int:
 
 
 def create_adapter(
-    bank_id: str,
-    endpoint: BankEndpointSettings,
-    *,
-    transport: httpx.AsyncBaseTransport | None = None,
+    bank_id: str, endpoint: BankEndpointSettings, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> BankAdapter:
     """Build the adapter for ``bank_id`` with its settings; ``transport`` lets tests inject one."""
     entry = BANKS.get(bank_id)

@@ -3,6 +3,14 @@
 Differences from the OBIE base: Revolut's ``x-fapi-financial-id``, the token endpoint on
 ``oba-auth.revolut.com``, the consent UI on the API host (``/ui/index.html``) with ``scope=accounts``,
 and the history rule: transactions older than 90 days are served only shortly after SCA.
+
+Confirmed from Revolut's documentation (developer.revolut.com, "Get account and transaction
+information", "Create an account access consent", "Usage and limits"): the client-credentials token at
+``oba-auth.revolut.com/token`` (scope ``accounts``, with the transport certificate), the consent at
+``/account-access-consents`` with ``x-fapi-financial-id: 001580000103UAvAAM`` and the Bearer token, the
+permissions and their dependencies, ``x-jws-signature`` only on payment requests (not on the AIS
+consent), four unattended reads per account, endpoint and day, ``x-fapi-customer-ip-address`` with the
+user present. Unconfirmed: the exact window of >90-day history after SCA; Revolut Business over PSD2.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """SEB: Berlin Group-shaped AIS data behind an OAuth2 token instead of a BG consent resource.
 
-Facts (docs/banks.md, "SEB"): access is an OAuth2 token (scope ``psd2_accounts``) obtained by
-redirect (``/mga/sps/oauth/oauth20/dpsd2/authorize`` + token endpoint) or decoupled BankID
-(``/auth/v3/authorizations`` with ``start_mode``, polled, then ``/auth/v3/tokens``); AIS lives under
+Facts (docs/banks.md, "SEB"): access is an OAuth2 token (scope ``psd2_accounts psd2_payments``)
+obtained by redirect (``/mga/sps/oauth/oauth20/dpsd2/authorize`` + token endpoint) or decoupled BankID
+(``/auth/v3/authorizations`` with ``start_mode``, polled, then the token); AIS lives under
 ``/ais/v7/identified2`` and its ``_links.next.href`` is relative to that path. Quirks handled here:
 pending rows have no ``transactionId`` (and must not get one), card reservations
 (``pendingType == "reserved"``) come with a **positive** amount and are negated, booked text is in
@@ -13,6 +13,17 @@ error ``"Unhandeled HostRC code"`` is a bank-side failure. Business connections 
 SEB has no consent resource to read or delete: ``get_consent`` probes the token and reports the
 validity the token endpoint announced (``refresh_token_expires_in``) or, failing that, the PSD2
 180-day ceiling; ``revoke`` only forgets (no revocation endpoint in our sources).
+
+Confirmed: both scopes are required for a token (SEB developer portal, "Branded Card Accounts":
+"You will need to submit both scopes to get a valid token"; Tink's ``SebCommonConstants`` sends
+``psd2_accounts psd2_payments``); one application (client id) for private and one for corporate users
+(same page); the API host ``tpp-api.sebgroup.com`` with AIS under ``/tpp/ais/v6|v7/identified2`` and
+the OAuth pages on ``tpp-auth.seb.se`` (Tink ``SebCommonConstants``/``SebConstants``, 2021-22: the
+default base URL is ``https://tpp-api.sebgroup.com/tpp``); the row quirks above (Tink).
+Unconfirmed: which token endpoint and decoupled flow are live (Tink's versions differ:
+``tpp-api.sebgroup.com/mga/sps/oauth/oauth20/dpsd2/token`` and BankID under ``/auth/bid/v2``, later
+``/auth/v3/authorizations``; we use ``{auth}/auth/v3`` and ``{auth}/mga/sps/oauth/oauth20/token``:
+set ``AUTH_BASE_URL`` to what SEB's onboarding names); whether v7 is retired for v8; request signing.
 """
 
 from __future__ import annotations
@@ -20,11 +31,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
 from ledgerlink.banks.adapters import base
+from ledgerlink.banks.adapters.base import ConnectionContext, Credentials, ScaMethod
 from ledgerlink.banks.adapters.berlingroup import (
     BerlinGroupAdapter,
     NextPage,
@@ -32,8 +43,12 @@ from ledgerlink.banks.adapters.berlingroup import (
     with_query,
 )
 from ledgerlink.banks.adapters.berlingroup.parsing import BerlinGroupParser
+from ledgerlink.banks.adapters.http import poll_interval_seconds, split_link
 
-SCOPE = "psd2_accounts"
+#: SEB's developer portal: "You will need to submit both scopes to get a valid token" (Tink sent both).
+SCOPE = "psd2_accounts psd2_payments"
+#: Where SEB's OAuth pages live (Tink 2021-22: ``SebCommonConstants.Urls.BASE_AUTH_URL``).
+DEFAULT_AUTH_BASE_URL = "https://tpp-auth.seb.se"
 #: PSD2 RTS Art. 10a: SCA renewal at the latest every 180 days (used when SEB states no lifetime).
 PSD2_MAX_DAYS = 180
 _BALANCE_ALIASES = {"interimAvaliable": "interimAvailable"}
@@ -88,7 +103,7 @@ class SebAdapter(BerlinGroupAdapter):
 
     @property
     def auth_base_url(self) -> str:
-        return (self.endpoint.auth_base_url or self.base_url).rstrip("/")
+        return (self.endpoint.auth_base_url or DEFAULT_AUTH_BASE_URL).rstrip("/")
 
     # -- links and errors -------------------------------------------------------------------------
 
@@ -102,10 +117,7 @@ class SebAdapter(BerlinGroupAdapter):
         nxt = super().next_page(body, url, params, page)
         if nxt is None:
             return None
-        # Send the link's query as params: HttpAdapter.request replaces a URL's own query.
-        parts = urlsplit(nxt[0])
-        path = f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else parts.path
-        return path, dict(parse_qsl(parts.query, keep_blank_values=True))
+        return split_link(nxt[0])
 
     def map_error_response(self, response: httpx.Response) -> None:
         if "unhandeled hostrc code" in response.text.casefold():
@@ -123,14 +135,9 @@ class SebAdapter(BerlinGroupAdapter):
     # -- authorisation ----------------------------------------------------------------------------
 
     async def start_authorization(
-        self,
-        ctx: base.ConnectionContext,
-        *,
-        redirect_uri: str,
-        state: str,
-        sca_method: base.ScaMethod | None = None,
+        self, ctx: ConnectionContext, *, redirect_uri: str, state: str, sca_method: ScaMethod | None = None
     ) -> base.AuthorizationStart:
-        method: base.ScaMethod = sca_method or self.default_sca_method()
+        method: ScaMethod = sca_method or self.default_sca_method()
         if method == "decoupled":
             response = await self.request(
                 "POST",
@@ -140,12 +147,11 @@ class SebAdapter(BerlinGroupAdapter):
             )
             body = self.expect_object(self.decode_json(response), "authorization")
             auth_req_id = str(self.require(body, "auth_req_id"))
-            delay = body.get("poll_delay")
             return base.AuthorizationStart(
                 method="decoupled",
-                credentials=base.Credentials(extra={"auth_req_id": auth_req_id}),
+                credentials=Credentials(extra={"auth_req_id": auth_req_id}),
                 autostart_token=body.get("auto_start_token"),
-                poll_interval_seconds=max(1, int(delay) // 1000) if isinstance(delay, int) and delay else 2,
+                poll_interval_seconds=poll_interval_seconds(body.get("poll_delay")),
             )
         url = with_query(
             f"{self.auth_base_url}/mga/sps/oauth/oauth20/dpsd2/authorize",
@@ -157,10 +163,10 @@ class SebAdapter(BerlinGroupAdapter):
                 "state": state,
             },
         )
-        return base.AuthorizationStart(method="redirect", url=url, credentials=base.Credentials())
+        return base.AuthorizationStart(method="redirect", url=url, credentials=Credentials())
 
     async def get_authorization_status(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials
+        self, ctx: ConnectionContext, credentials: Credentials
     ) -> base.AuthorizationStatus:
         auth_req_id = credentials.extra.get("auth_req_id")
         if not auth_req_id:
@@ -189,13 +195,8 @@ class SebAdapter(BerlinGroupAdapter):
         )
 
     async def complete_authorization(
-        self,
-        ctx: base.ConnectionContext,
-        credentials: base.Credentials,
-        *,
-        code: str | None,
-        redirect_uri: str,
-    ) -> base.Credentials:
+        self, ctx: ConnectionContext, credentials: Credentials, *, code: str | None, redirect_uri: str
+    ) -> Credentials:
         if (code := self.code_to_exchange(credentials, code)) is None:
             return credentials
         token = await self._token(
@@ -203,18 +204,14 @@ class SebAdapter(BerlinGroupAdapter):
         )
         return self._with_validity(token, credentials)
 
-    async def refresh_credentials(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials
-    ) -> base.Credentials:
+    async def refresh_credentials(self, ctx: ConnectionContext, credentials: Credentials) -> Credentials:
         """Rotate the access token with the refresh token (not part of the Protocol yet)."""
-        if not credentials.refresh_token:
-            raise base.ReauthRequired(self.bank_id, "no refresh token")
         token = await self._token(
-            {"grant_type": "refresh_token", "refresh_token": credentials.refresh_token}, ctx
+            {"grant_type": "refresh_token", "refresh_token": self.refresh_token_of(credentials)}, ctx
         )
         return credentials_from_token(self.bank_id, token, credentials)
 
-    async def _token(self, form: dict[str, str], ctx: base.ConnectionContext) -> dict[str, Any]:
+    async def _token(self, form: dict[str, str], ctx: ConnectionContext) -> dict[str, Any]:
         form = {**form, "client_id": self.endpoint.client_id or "", "scope": SCOPE}
         if self.endpoint.client_secret is not None:
             form["client_secret"] = self.endpoint.client_secret.get_secret_value()
@@ -226,7 +223,7 @@ class SebAdapter(BerlinGroupAdapter):
         )
         return self.expect_object(self.decode_json(response), "token")
 
-    def _with_validity(self, token: dict[str, Any], previous: base.Credentials) -> base.Credentials:
+    def _with_validity(self, token: dict[str, Any], previous: Credentials) -> Credentials:
         credentials = credentials_from_token(self.bank_id, token, previous)
         lifetime = token.get("refresh_token_expires_in")
         try:
@@ -237,47 +234,37 @@ class SebAdapter(BerlinGroupAdapter):
         extra["valid_until"] = (self.today() + dt.timedelta(days=days)).isoformat()
         return dataclasses.replace(credentials, extra=extra)
 
-    async def get_consent(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials
-    ) -> base.ConsentInfo:
-        raw = credentials.extra.get("valid_until")
-        valid_until = self.parse_date(raw, "valid_until", required=False)
-        if valid_until is not None and valid_until < self.today():
-            return base.ConsentInfo(status=base.ConsentStatus.expired, valid_until=valid_until)
-        try:
-            await self.get_json(self.accounts_url(), headers=self.ais_headers(ctx, credentials))
-        except base.ConsentExpired:
-            return base.ConsentInfo(status=base.ConsentStatus.expired, valid_until=valid_until)
-        except base.ReauthRequired:
-            return base.ConsentInfo(status=base.ConsentStatus.revoked, valid_until=valid_until)
-        return base.ConsentInfo(status=base.ConsentStatus.valid, valid_until=valid_until)
+    async def get_consent(self, ctx: ConnectionContext, credentials: Credentials) -> base.ConsentInfo:
+        valid_until = self.parse_date(credentials.extra.get("valid_until"), "valid_until", required=False)
+        return await self.probe_consent(
+            valid_until,
+            lambda: self.get_resource(ctx, credentials, self.accounts_url()),
+        )
 
-    async def revoke(self, ctx: base.ConnectionContext, credentials: base.Credentials) -> None:
+    async def revoke(self, ctx: ConnectionContext, credentials: Credentials) -> None:
         """No consent resource and no revocation endpoint in our sources: the caller forgets the token."""
 
     # -- data -------------------------------------------------------------------------------------
 
-    def base_headers(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials | None = None
-    ) -> dict[str, str]:
+    def base_headers(self, ctx: ConnectionContext, credentials: Credentials | None = None) -> dict[str, str]:
         if ctx.account_type == "business" and not ctx.corporate_id:
             raise base.BankUnavailable(self.bank_id, "a business connection needs the organisation number")
         return super().base_headers(ctx, credentials)
 
-    def ais_headers(self, ctx: base.ConnectionContext, credentials: base.Credentials) -> dict[str, str]:
+    def ais_headers(self, ctx: ConnectionContext, credentials: Credentials) -> dict[str, str]:
         if not credentials.access_token:
             raise base.ReauthRequired(self.bank_id, "no access token for this connection")
         return super().ais_headers(ctx, credentials)
 
     async def list_accounts(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials
+        self, ctx: ConnectionContext, credentials: Credentials
     ) -> list[base.BankAccountInfo]:
         accounts = await super().list_accounts(ctx, credentials)
         # SEB does not always send `usage`; the connection type (corporate id or not) decides then.
         return [a if a.usage else dataclasses.replace(a, usage=ctx.account_type) for a in accounts]
 
     async def fetch_balance(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials, account_id: str
+        self, ctx: ConnectionContext, credentials: Credentials, account_id: str
     ) -> base.Balance:
         """SEB serves balances on the account resource (``withBalance=true``)."""
         body = self.expect_object(

@@ -29,8 +29,10 @@ from ledgerlink.banks.repository import (
 from ledgerlink.banks.schemas import (
     AccountMappingRead,
     BankAccountCreate,
+    BankAccountPage,
     BankAccountRead,
     BankAccountUpdate,
+    LastErrorRead,
     LedgerAccountRead,
     MoneyRead,
 )
@@ -50,6 +52,7 @@ from ledgerlink.models.bank import (
 )
 from ledgerlink.models.inbox import TodoType
 from ledgerlink.pagination import Instant, Keyset
+from ledgerlink.schema_types import read_model
 from ledgerlink.statements.service import reconciliation_of, reconciliations_of
 
 ACCOUNTS_KEYSET = Keyset("bank-accounts", Instant, uuid.UUID)
@@ -92,6 +95,21 @@ def check_ledger_account(value: str, loc: list[str | int]) -> str:
 
 #: Queues a sync run of an account (``ledgerlink.sync.service.schedule_sync``, given by the endpoint).
 ScheduleSync = Callable[..., Awaitable[SyncRun]]
+Window = tuple[dt.date, dt.date]
+
+
+async def _user_run(
+    schedule_sync: ScheduleSync,
+    session: AsyncSession,
+    account: BankAccount,
+    trigger: SyncTrigger,
+    window: Window,
+) -> SyncRun:
+    """A run the user asked for here (the initial import, a backfill): the user is present."""
+    start, end = window
+    return await schedule_sync(
+        session, account, trigger=trigger, user_present=True, window_from=start, window_to=end
+    )
 
 
 def check_sync_from(sync_from: dt.date, bank_id: str) -> None:
@@ -126,23 +144,15 @@ def account_read(account: BankAccount, unbooked: int) -> BankAccountRead:
             currency=account.balance_currency or account.currency,
             as_of=account.balance_as_of,
         )
-    return BankAccountRead(
-        id=account.id,
-        connection_id=account.connection_id,
-        bank_id=account.bank_id,
-        iban=account.iban,
-        bban=account.bban,
+    return read_model(
+        BankAccountRead,
+        account,
         name=account.display_name or account.name,
-        currency=account.currency,
-        ledger_account=account.ledger_account,
-        sync_from=account.sync_from,
         status=account.status.value,
-        last_synced_at=account.last_synced_at,
         last_sync_status=account.last_sync_status.value if account.last_sync_status else None,
-        next_sync_at=account.next_sync_at,
         balance=balance,
         unbooked_count=unbooked,
-        created_at=account.created_at,
+        last_error=LastErrorRead.of(account),
     )
 
 
@@ -228,14 +238,8 @@ class BankAccountService:
             raise ConnectionNotActive("the account's bank connection is not active")
         if not await BankAccountRepository(session).activate_if_pending(account):
             raise AccountStateConflict("the bank account is already confirmed")
-        run = await schedule_sync(
-            session,
-            account,
-            trigger=SyncTrigger.initial,
-            user_present=True,
-            window_from=account.sync_from,
-            window_to=today_stockholm(),
-        )
+        window = (account.sync_from, today_stockholm())
+        run = await _user_run(schedule_sync, session, account, SyncTrigger.initial, window)
         log.info("bank_account.confirmed", bank_account_id=str(account.id), run_id=str(run.id))
         return run
 
@@ -274,15 +278,8 @@ class BankAccountService:
             if earlier and account.status == AccountStatus.active:
                 account.backfill_from = data.sync_from
                 await company_service.require_bank_import(session, principal.company_id, settings)
-                run = await schedule_sync(
-                    session,
-                    account,
-                    trigger=SyncTrigger.backfill,
-                    user_present=True,
-                    window_from=data.sync_from,
-                    window_to=previous,
-                )
-                backfill = run
+                window = (data.sync_from, previous)
+                backfill = await _user_run(schedule_sync, session, account, SyncTrigger.backfill, window)
         await session.flush()
         counts = await TransactionRepository(session).unbooked_counts(principal, [account.id])
         return account_read(account, counts.get(account.id, 0)), backfill
@@ -298,20 +295,18 @@ class BankAccountService:
 
     async def list_page(
         self, session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None
-    ) -> tuple[list[BankAccountRead], str | None]:
+    ) -> BankAccountPage:
+        """The company's linked accounts, oldest first, each with its balance check."""
         after = ACCOUNTS_KEYSET.decode(cursor)
         repo = BankAccountRepository(session)
-        rows = list(await repo.list_page(principal, limit=limit, after=after))
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_cursor = ACCOUNTS_KEYSET.encode(rows[-1].created_at, rows[-1].id)
+        found = await repo.list_page(principal, limit=limit, after=after)
+        rows, next_cursor = ACCOUNTS_KEYSET.cut(found, limit, lambda a: (a.created_at, a.id))
         counts = await TransactionRepository(session).unbooked_counts(principal, [a.id for a in rows])
         checks = await reconciliations_of(session, [a.id for a in rows])
         reads = [account_read(a, counts.get(a.id, 0)) for a in rows]
         for read in reads:
             read.reconciliation = checks[read.id]
-        return reads, next_cursor
+        return BankAccountPage(items=reads, next_cursor=next_cursor)
 
     async def delete(self, session: AsyncSession, principal: Principal, account_id: uuid.UUID) -> None:
         """Stop syncing; the account's transactions stay."""

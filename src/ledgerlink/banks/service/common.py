@@ -18,6 +18,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledgerlink.banks.adapters.base import AccountUsage, BankAdapter, ConnectionContext, Credentials
+from ledgerlink.banks.adapters.keepalive import KeptAliveTransports
 from ledgerlink.banks.adapters.registry import create_adapter
 from ledgerlink.banks.repository import BankAccountRepository
 from ledgerlink.config import Settings
@@ -25,7 +26,7 @@ from ledgerlink.db.base import utcnow
 from ledgerlink.events.service import emit
 from ledgerlink.inbox.repository import TodoRepository
 from ledgerlink.logging import get_logger
-from ledgerlink.models.bank import AccountStatus, BankConnection, ConnectionStatus
+from ledgerlink.models.bank import AccountStatus, BankConnection, ConnectionStatus, LastError
 from ledgerlink.models.inbox import TodoType
 from ledgerlink.security import SecretBox
 
@@ -39,9 +40,14 @@ SANDBOX_MOUNT = "/sandbox/bank"
 
 
 def build_adapter(
-    settings: Settings, bank_id: str, transports: Mapping[str, httpx.AsyncBaseTransport] | None
+    settings: Settings,
+    bank_id: str,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None,
+    kept_alive: KeptAliveTransports | None = None,
 ) -> BankAdapter:
-    """The adapter for ``bank_id`` with its endpoint settings and (in tests) an injected transport.
+    """The adapter for ``bank_id`` with its endpoint settings and (in tests) an injected transport;
+    otherwise, given the process's ``kept_alive`` transports (the worker), it sends through the bank's
+    kept-alive connection pool instead of opening its own.
 
     The sandbox bank defaults to this service's own mount (``public_base_url + /sandbox/bank``) when
     the sandbox is on and no explicit ``LEDGERLINK_BANKS__SANDBOX__BASE_URL`` is set.
@@ -53,6 +59,8 @@ def build_adapter(
             update={"base_url": settings.public_base_url.rstrip("/") + SANDBOX_MOUNT}
         )
     transport = (transports or {}).get(bank_id)
+    if transport is None and kept_alive is not None:
+        transport = kept_alive.for_bank(bank_id, endpoint)
     return create_adapter(bank_id, endpoint, transport=transport)
 
 
@@ -62,12 +70,22 @@ def build_adapter(
 @dataclasses.dataclass(frozen=True, slots=True)
 class ConnectionSecrets:
     """Everything secret about a connection: the bank credentials in use, those of an authorization
-    still in progress (``pending``; they replace ``credentials`` when it completes) and who the PSU is."""
+    still in progress (``pending``; they replace ``credentials`` when it completes) and who the PSU is.
+
+    ``confirm_by`` is set while the pending consent waits for the PSU's confirmation in the bank's app
+    after the redirect came back (the end of the bank's window); it goes with ``pending``."""
 
     credentials: Credentials = dataclasses.field(default_factory=Credentials)
     pending: Credentials | None = None
     psu_id: str | None = None
     corporate_id: str | None = None
+    confirm_by: dt.datetime | None = None
+
+    def with_pending(
+        self, pending: Credentials | None, *, confirm_by: dt.datetime | None = None
+    ) -> ConnectionSecrets:
+        """These secrets with ``pending`` (None: no authorization in progress) and its deadline."""
+        return dataclasses.replace(self, pending=pending, confirm_by=confirm_by)
 
 
 def _box(settings: Settings) -> SecretBox:
@@ -107,6 +125,7 @@ def load_secrets(settings: Settings, connection: BankConnection) -> ConnectionSe
         pending=_credentials_from_json(data["pending"]) if data.get("pending") else None,
         psu_id=data.get("psu_id"),
         corporate_id=data.get("corporate_id"),
+        confirm_by=dt.datetime.fromisoformat(data["confirm_by"]) if data.get("confirm_by") else None,
     )
 
 
@@ -121,6 +140,7 @@ def save_secrets(settings: Settings, connection: BankConnection, secrets: Connec
         "pending": _credentials_to_json(secrets.pending) if secrets.pending is not None else None,
         "psu_id": secrets.psu_id,
         "corporate_id": secrets.corporate_id,
+        "confirm_by": secrets.confirm_by.isoformat() if secrets.confirm_by else None,
     }
     connection.secrets = _box(settings).encrypt_json(payload, context=str(connection.id))
 
@@ -155,34 +175,57 @@ def connection_context(
 
 
 REAUTH_EVENT = "bank_connection.reauth_required"
+#: The code of a consent the bank no longer accepts (refused token, revoked consent, ...).
+REAUTH_CODE = "reauth_required"
 
 
-async def mark_reauth_required(session: AsyncSession, connection: BankConnection, *, reason: str) -> None:
+async def mark_reauth_required(
+    session: AsyncSession,
+    connection: BankConnection,
+    *,
+    reason: str,
+    code: str = REAUTH_CODE,
+    at: dt.datetime | None = None,
+) -> None:
     """The bank no longer accepts the consent: the connection and its active accounts need a new
-        login. Raises (upserts) the connection's ``reauth_required`` to-do and writes the
-        ``bank_connection.reauth_required`` event through :func:`ledgerlink.events.service.emit` (the outbox
+    login. Raises (upserts) the connection's ``reauth_required`` to-do and writes the
+    ``bank_connection.reauth_required`` event through :func:`ledgerlink.events.service.emit` (the outbox
     row and one webhook delivery per subscribed endpoint), all in the caller's transaction.
 
-        ``reason`` is shown to the user; it must not contain secrets (adapter messages don't)."""
+    ``code`` says why (``consent_expired`` when the consent reached its end, else ``reauth_required``):
+    it is in the to-do, the event and the ``last_error`` of the connection and its flipped accounts. ``reason`` is shown to the
+    user; it must not contain secrets (adapter messages don't). ``at`` is the service clock's now."""
     if connection.status in (ConnectionStatus.revoked, ConnectionStatus.failed):
         return
+    at = at or utcnow()
     already = connection.status == ConnectionStatus.reauth_required
+    error = LastError(code, reason, at)
     connection.status = ConnectionStatus.reauth_required
-    connection.last_error = reason[:1000]
+    connection.set_last_error(error)
     await BankAccountRepository(session).set_status_for_connection(
         connection.company_id,
         connection.id,
         to=AccountStatus.reauth_required,
         only_from=[AccountStatus.active],
+        error=error,
     )
-    data = {"connection_id": str(connection.id), "bank_id": connection.bank_id, "reason": reason[:1000]}
+    data = {
+        "connection_id": str(connection.id),
+        "bank_id": connection.bank_id,
+        "reason": reason[:1000],
+        "code": code,
+    }
     await TodoRepository(session).upsert_open(
-        connection.company_id, TodoType.reauth_required, str(connection.id), data
+        connection.company_id, TodoType.reauth_required, str(connection.id), data, at=at
     )
     if not already:
-        at = utcnow()
         await emit(
             session, connection.company_id, REAUTH_EVENT, {**data, "occurred_at": at.isoformat()}, at=at
         )
     await session.flush()
-    log.info("bank_connection.reauth_required", connection_id=str(connection.id), bank_id=connection.bank_id)
+    log.info(
+        "bank_connection.reauth_required",
+        connection_id=str(connection.id),
+        bank_id=connection.bank_id,
+        code=code,
+    )

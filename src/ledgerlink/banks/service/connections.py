@@ -3,18 +3,19 @@ re-authorization that keeps our accounts, and revocation.
 
 State machine: ``awaiting_authorization → active → reauth_required → revoked | failed``. A
 re-authorization keeps the connection's status until it completes (the old consent may still work);
-its credentials wait in ``ConnectionSecrets.pending`` meanwhile.
+its credentials wait in ``ConnectionSecrets.pending`` meanwhile. So an early one (the consent still valid,
+e.g. after a ``consent_expiring`` reminder) leaves the nightly sync reading with the old consent; its
+completion replaces the credentials, validity and reminders in one unit of work, and a refused or
+abandoned one leaves the old consent in use.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledgerlink.auth.principal import Principal
@@ -28,7 +29,7 @@ from ledgerlink.banks.adapters.base import (
     ReauthRequired,
     ScaMethod,
 )
-from ledgerlink.banks.adapters.registry import BankEntry
+from ledgerlink.banks.adapters.registry import BankEntry, get_entry
 from ledgerlink.banks.errors import (
     ConnectionNotActive,
     ConnectionNotFound,
@@ -54,21 +55,22 @@ from ledgerlink.banks.service.available import (
 )
 from ledgerlink.banks.service.available import available_of as available_of  # re-export
 from ledgerlink.banks.service.available import identity_key as identity_key  # re-export
+from ledgerlink.banks.service.calls import BankCall as BankCall  # re-export
+from ledgerlink.banks.service.calls import bank_for_user, best_effort, open_bank
 from ledgerlink.banks.service.catalogue import catalogue_entry, require_configured
 from ledgerlink.banks.service.common import (
     ConnectionSecrets,
-    build_adapter,
-    connection_context,
     load_secrets,
     save_secrets,
 )
+from ledgerlink.banks.service.same_bank import check_same_bank, take_over
 from ledgerlink.companies.service import company as company_service
 from ledgerlink.config import Settings
 from ledgerlink.db.base import utcnow
 from ledgerlink.errors import Unprocessable
 from ledgerlink.inbox.repository import TodoRepository
 from ledgerlink.logging import get_logger
-from ledgerlink.models.bank import AccountStatus, BankConnection, ConnectionStatus, OAuthState
+from ledgerlink.models.bank import AccountStatus, BankConnection, ConnectionStatus, LastError, OAuthState
 from ledgerlink.models.inbox import TodoType
 from ledgerlink.oauth.repository import OAuthStateRepository
 from ledgerlink.oauth.service import check_redirect_uri, consume_state, issue_state
@@ -79,36 +81,20 @@ CONNECTIONS_KEYSET = Keyset("bank-connections", Instant, uuid.UUID)
 log = get_logger(__name__)
 
 STATE_PURPOSE = "bank"
+#: ``last_error.code`` of a login the bank (or the user) refused, and of a BankID login not completed in time.
+AUTHORIZATION_FAILED = "authorization_failed"
+AUTHORIZATION_TIMED_OUT = "authorization_timed_out"
+
+
+def _state_of(connection: BankConnection) -> dict[str, Any]:
+    """Whose a bank login's single-use state is: the connection's company, this feature, the connection."""
+    return {"company_id": connection.company_id, "purpose": STATE_PURPOSE, "connection_id": connection.id}
+
+
 #: A decoupled BankID login is given up after this many polls (one per read of the connection).
 MAX_DECOUPLED_POLLS = 90
 #: The SCA method stored on a connection, typed.
 SCA_METHODS: dict[str, ScaMethod] = {"redirect": "redirect", "decoupled": "decoupled"}
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class BankCall:
-    """What a user-present call to a bank needs: settings, test transports and the PSU's IP."""
-
-    settings: Settings
-    transports: Mapping[str, httpx.AsyncBaseTransport]
-    psu_ip_address: str | None
-
-
-@contextlib.asynccontextmanager
-async def open_bank(
-    connection: BankConnection, call: BankCall
-) -> AsyncIterator[tuple[BankAdapter, ConnectionContext]]:
-    """The connection's adapter and who we act for (the PSU's IP: the user is here); the adapter's
-    client is closed on the way out. Building the adapter raises the adapter's own errors."""
-    ctx = connection_context(call.settings, connection, psu_ip_address=call.psu_ip_address)
-    adapter = build_adapter(call.settings, connection.bank_id, call.transports)
-    try:
-        yield adapter, ctx
-    finally:
-        try:
-            await adapter.aclose()
-        except Exception:  # pragma: no cover - closing a client must not mask the answer
-            log.warning("bank_adapter.close_failed", bank_id=adapter.bank_id)
 
 
 class ConnectionService:
@@ -129,6 +115,7 @@ class ConnectionService:
         method = self._method(entry, data.sca_method, psu_id=data.psu_id)
         require_configured(settings, entry)
         await company_service.require_bank_import(session, principal.company_id, settings)
+        same_bank = await check_same_bank(session, principal, entry, data, settings)
 
         connection = BankConnection(
             id=uuid.uuid4(),
@@ -138,6 +125,7 @@ class ConnectionService:
             status=ConnectionStatus.awaiting_authorization,
             redirect_uri=data.redirect_uri,
             decoupled_polls=0,
+            replaces_id=same_bank.replaces.id if same_bank.replaces is not None else None,
         )
         save_secrets(
             settings, connection, ConnectionSecrets(psu_id=data.psu_id, corporate_id=data.corporate_id)
@@ -146,6 +134,14 @@ class ConnectionService:
         authorization = await self._start(
             session, connection, call, redirect_uri=data.redirect_uri, method=method
         )
+        for pending in same_bank.superseded:  # an unfinished login there can no longer complete
+            await self._authorization_failed(
+                session,
+                pending,
+                settings,
+                f"superseded by connection {connection.id}",
+                code="authorization_superseded",
+            )
         log.info("bank_connection.created", connection_id=str(connection.id), bank_id=entry.id, sca=method)
         return ConnectionCreated(
             id=connection.id, status=connection.status.value, authorization=authorization
@@ -205,22 +201,13 @@ class ConnectionService:
         method: ScaMethod,
     ) -> RedirectAuthorization | DecoupledAuthorization:
         """Issue a fresh single-use state (older ones are burnt) and start SCA at the bank."""
-        state = await issue_state(
-            session,
-            company_id=connection.company_id,
-            purpose=STATE_PURPOSE,
-            redirect_uri=redirect_uri,
-            connection_id=connection.id,
-        )
-        try:
-            async with open_bank(connection, call) as (adapter, ctx):
-                start = await adapter.start_authorization(
-                    ctx, redirect_uri=redirect_uri, state=state, sca_method=method
-                )
-        except AdapterError as exc:
-            raise adapter_problem(exc) from exc
+        state = await issue_state(session, redirect_uri=redirect_uri, **_state_of(connection))
+        async with bank_for_user(connection, call) as (adapter, ctx):
+            start = await adapter.start_authorization(
+                ctx, redirect_uri=redirect_uri, state=state, sca_method=method
+            )
         current = load_secrets(call.settings, connection)
-        save_secrets(call.settings, connection, dataclasses.replace(current, pending=start.credentials))
+        save_secrets(call.settings, connection, current.with_pending(start.credentials))
         connection.sca_method = start.method
         connection.redirect_uri = redirect_uri
         connection.decoupled_polls = 0
@@ -250,13 +237,7 @@ class ConnectionService:
         A refusal by the bank is an answer, not an error: the connection comes back ``failed`` (or, for
         a re-authorization, keeps its status) with ``last_error``."""
         connection = await self._get_locked(session, principal, connection_id)
-        row = await consume_state(
-            session,
-            state,
-            company_id=principal.company_id,
-            purpose=STATE_PURPOSE,
-            connection_id=connection.id,
-        )
+        row = await consume_state(session, state, **_state_of(connection))
         secrets = load_secrets(call.settings, connection)
         if secrets.pending is None or connection.status == ConnectionStatus.revoked:
             raise ConnectionStateConflict("no authorization of this connection is in progress")
@@ -275,13 +256,10 @@ class ConnectionService:
         code: str | None,
         redirect_uri: str,
     ) -> None:
-        try:
-            async with open_bank(connection, call) as (adapter, ctx):
-                await self._finish_authorization(
-                    session, connection, adapter, ctx, pending, call, code=code, redirect_uri=redirect_uri
-                )
-        except AdapterError as exc:  # the adapter could not be built
-            raise adapter_problem(exc) from exc
+        async with bank_for_user(connection, call) as (adapter, ctx):
+            await self._finish_authorization(
+                session, connection, adapter, ctx, pending, call, code=code, redirect_uri=redirect_uri
+            )
 
     async def _finish_authorization(
         self,
@@ -293,15 +271,19 @@ class ConnectionService:
         call: BankCall,
         *,
         code: str | None,
-        redirect_uri: str,
+        redirect_uri: str | None,
     ) -> None:
         """The bank says the PSU approved (redirect came back, or the decoupled poll finished): exchange
-        for the consent/tokens and activate; a refusal at this step fails the connection."""
+        for the consent/tokens and activate; a refusal at this step fails the connection. Without a
+        ``redirect_uri`` there is nothing to exchange: ``pending`` is final (confirmed in the bank's app
+        after the redirect)."""
         try:
-            credentials = await adapter.complete_authorization(
-                ctx, pending, code=code, redirect_uri=redirect_uri
+            credentials = (
+                await adapter.complete_authorization(ctx, pending, code=code, redirect_uri=redirect_uri)
+                if redirect_uri is not None
+                else pending
             )
-            await self._activate(session, connection, adapter, ctx, credentials, call.settings)
+            await self._activate(session, connection, adapter, ctx, credentials, call)
         except ReauthRequired as exc:
             await self._authorization_failed(session, connection, call.settings, exc.message)
         except AdapterError as exc:
@@ -314,30 +296,68 @@ class ConnectionService:
         adapter: BankAdapter,
         ctx: ConnectionContext,
         credentials: Credentials,
-        settings: Settings,
+        call: BankCall,
     ) -> None:
         """Read the consent's granted validity and the accounts once (user present), then go active and
-        re-bind the linked accounts (same resources, new bank ids matched by IBAN/BBAN)."""
+        re-bind the linked accounts (same resources, new bank ids matched by IBAN/BBAN). A consent this
+        one replaces (a re-authorization) is revoked at the bank, best effort, once all is written: a
+        bank that refuses leaves it to lapse, and the renewal stands. A connection that replaces another
+        takes over its covered accounts and retires it (:mod:`.same_bank`). A consent the PSU still has
+        to confirm in the bank's app waits for it (:meth:`_await_confirmation`)."""
+        settings = call.settings
         consent = await adapter.get_consent(ctx, credentials)
+        entry = get_entry(connection.bank_id)
+        window = entry.confirm_in_app_within if entry is not None else None
+        if consent.status == ConsentStatus.received and window is not None:
+            await self._await_confirmation(session, connection, settings, credentials, window)
+            return
         if consent.status != ConsentStatus.valid:
             raise ReauthRequired(connection.bank_id, f"the consent is {consent.status.value} at the bank")
         infos = await adapter.list_accounts(ctx, credentials)
         secrets = load_secrets(settings, connection)
         save_secrets(
-            settings, connection, dataclasses.replace(secrets, credentials=credentials, pending=None)
+            settings, connection, dataclasses.replace(secrets.with_pending(None), credentials=credentials)
         )
         connection.consent_expires_at = consent_end(consent.valid_until)
+        connection.consent_reminded_days = None  # a new consent: its reminders are still to come
         connection.available_accounts = [account_json(info) for info in infos]
         connection.status = ConnectionStatus.active
-        connection.last_error = None
+        connection.set_last_error(None)
         connection.authorized_at = utcnow()
         connection.decoupled_polls = 0
+        replaced_connection = await take_over(session, connection, infos)
         await self._rebind_accounts(session, connection, infos)
+        if replaced_connection is not None:
+            await self._retire(
+                session, replaced_connection, call, reason=f"replaced by connection {connection.id}"
+            )
         await TodoRepository(session).resolve(
             connection.company_id, [TodoType.reauth_required, TodoType.consent_expiring], [str(connection.id)]
         )
         await session.flush()
         log.info("bank_connection.active", connection_id=str(connection.id), accounts=len(infos))
+        old_credentials = secrets.credentials
+        if old_credentials.consent_id and old_credentials.consent_id != credentials.consent_id:
+            with best_effort(connection, "bank_connection.replaced_consent_revoke_failed"):
+                await adapter.revoke(ctx, old_credentials)
+                log.info("bank_connection.replaced_consent_revoked", connection_id=str(connection.id))
+
+    async def _await_confirmation(
+        self,
+        session: AsyncSession,
+        connection: BankConnection,
+        settings: Settings,
+        credentials: Credentials,
+        window: dt.timedelta,
+    ) -> None:
+        """The redirect came back, but the PSU confirms the new consent in the bank's app: the connection
+        keeps its status, the credentials stay ``pending`` until the bank's window ends (a deadline
+        already running is kept), and reads poll the consent like a decoupled login (:meth:`get`)."""
+        secrets = load_secrets(settings, connection)
+        confirm_by = secrets.confirm_by or utcnow() + window
+        save_secrets(settings, connection, secrets.with_pending(credentials, confirm_by=confirm_by))
+        await session.flush()
+        log.info("bank_connection.awaiting_app_confirmation", connection_id=str(connection.id))
 
     async def _rebind_accounts(
         self, session: AsyncSession, connection: BankConnection, infos: list[BankAccountInfo]
@@ -358,60 +378,75 @@ class ConnectionService:
             account.name = info.name or account.name
             if account.status == AccountStatus.reauth_required:
                 account.status = AccountStatus.active
+                account.set_last_error(None)  # the login it needed is done
 
     async def _authorization_failed(
-        self, session: AsyncSession, connection: BankConnection, settings: Settings, reason: str
+        self,
+        session: AsyncSession,
+        connection: BankConnection,
+        settings: Settings,
+        reason: str,
+        *,
+        code: str = AUTHORIZATION_FAILED,
     ) -> None:
+        """The login did not complete: the pending credentials are dropped and ``last_error`` says why
+        (``code``); a first login fails the connection, a re-authorization leaves it as it was."""
         secrets = load_secrets(settings, connection)
-        save_secrets(settings, connection, dataclasses.replace(secrets, pending=None))
+        save_secrets(settings, connection, secrets.with_pending(None))
         if connection.status == ConnectionStatus.awaiting_authorization:
             connection.status = ConnectionStatus.failed
-        connection.last_error = f"authorization failed: {reason}"[:1000]
-        await OAuthStateRepository(session).invalidate_for_connection(connection.id, now=utcnow())
+        now = utcnow()
+        connection.set_last_error(LastError(code, f"authorization failed: {reason}", now))
+        await OAuthStateRepository(session).invalidate_for_connection(connection.id, now=now)
         await session.flush()
-        log.info("bank_connection.authorization_failed", connection_id=str(connection.id))
+        log.info("bank_connection.authorization_failed", connection_id=str(connection.id), code=code)
 
-    # ------------------------------------------------------------------ reads (decoupled polling)
+    # ------------------------------------------------------------------ reads (polling the bank)
 
     async def get(
         self, session: AsyncSession, principal: Principal, connection_id: uuid.UUID, call: BankCall
     ) -> BankConnection:
-        """The connection; a decoupled SCA in progress is polled once and advanced."""
+        """The connection; a decoupled SCA in progress, or a consent awaiting its confirmation in the
+        bank's app after the redirect, is polled once and advanced."""
         repo = BankConnectionRepository(session)
         connection = await repo.get_scoped(principal, connection_id)
         if connection is None:
             raise ConnectionNotFound()
+        secrets = load_secrets(call.settings, connection)
         if (
-            connection.sca_method == "decoupled"
+            (connection.sca_method == "decoupled" or secrets.confirm_by is not None)
             and connection.status != ConnectionStatus.revoked
-            and load_secrets(call.settings, connection).pending is not None
+            and secrets.pending is not None
         ):
             connection = await self._get_locked(session, principal, connection_id)
             await self._poll(session, connection, call)
         return connection
 
     async def _poll(self, session: AsyncSession, connection: BankConnection, call: BankCall) -> None:
+        """One poll, unless the login's time is up: a decoupled one ends with its ``state``, an in-app
+        confirmation after the redirect at the bank's deadline (``confirm_by``)."""
         secrets = load_secrets(call.settings, connection)
         pending = secrets.pending
         if pending is None:
             return
-        states = OAuthStateRepository(session)
-        row = await states.latest_for_connection(connection.company_id, connection.id)
         now = utcnow()
-        if (
-            row is None
-            or row.used_at is not None
-            or row.expires_at <= now
-            or connection.decoupled_polls >= MAX_DECOUPLED_POLLS
-        ):
-            await self._authorization_failed(session, connection, call.settings, "the BankID login timed out")
+        row: OAuthState | None = None
+        if secrets.confirm_by is not None:
+            what, expired = "the confirmation in the bank's app", secrets.confirm_by <= now
+        else:
+            row = await OAuthStateRepository(session).latest_for_connection(
+                connection.company_id, connection.id
+            )
+            what = "the BankID login"
+            expired = row is None or row.used_at is not None or row.expires_at <= now
+        if expired or connection.decoupled_polls >= MAX_DECOUPLED_POLLS:
+            await self._authorization_failed(
+                session, connection, call.settings, f"{what} timed out", code=AUTHORIZATION_TIMED_OUT
+            )
             return
         connection.decoupled_polls += 1
-        try:
-            async with open_bank(connection, call) as (adapter, ctx):
-                await self._poll_once(session, connection, call, adapter, ctx, secrets, pending, row, now)
-        except AdapterError as exc:  # the adapter could not be built
-            raise adapter_problem(exc) from exc
+        async with bank_for_user(connection, call) as (adapter, ctx):
+            await self._poll_once(session, connection, call, adapter, ctx, secrets, pending, row, now)
 
     async def _poll_once(
         self,
@@ -422,9 +457,11 @@ class ConnectionService:
         ctx: ConnectionContext,
         secrets: ConnectionSecrets,
         pending: Credentials,
-        row: OAuthState,
+        row: OAuthState | None,
         now: dt.datetime,
     ) -> None:
+        """Ask the bank once; ``row`` is the decoupled login's state (None: confirmed in the app after the
+        redirect, the credentials are final and there is nothing to exchange)."""
         try:
             status = await adapter.get_authorization_status(ctx, pending)
         except ReauthRequired as exc:
@@ -446,7 +483,8 @@ class ConnectionService:
                 session, connection, call.settings, status.message or "the login was not approved"
             )
             return
-        row.used_at = now
+        if row is not None:
+            row.used_at = now
         await self._finish_authorization(
             session,
             connection,
@@ -455,20 +493,15 @@ class ConnectionService:
             status.credentials,
             call,
             code=None,
-            redirect_uri=row.redirect_uri,
+            redirect_uri=row.redirect_uri if row is not None else None,
         )
 
     async def list_page(
         self, session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None
     ) -> tuple[list[BankConnection], str | None]:
         after = CONNECTIONS_KEYSET.decode(cursor)
-        rows = list(await BankConnectionRepository(session).list_page(principal, limit=limit, after=after))
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            last = rows[-1]
-            next_cursor = CONNECTIONS_KEYSET.encode(last.created_at, last.id)
-        return rows, next_cursor
+        rows = await BankConnectionRepository(session).list_page(principal, limit=limit, after=after)
+        return CONNECTIONS_KEYSET.cut(rows, limit, lambda c: (c.created_at, c.id))
 
     async def available_accounts(
         self, session: AsyncSession, principal: Principal, connection_id: uuid.UUID
@@ -493,16 +526,24 @@ class ConnectionService:
         connection = await self._get_locked(session, principal, connection_id)
         if connection.status == ConnectionStatus.revoked:
             return
+        await self._retire(session, connection, call, reason=None)
+
+    async def _retire(
+        self, session: AsyncSession, connection: BankConnection, call: BankCall, *, reason: str | None
+    ) -> None:
+        """Revoke at the bank (best effort), stop every linked account still on the connection; the
+        connection keeps ``reason`` as its ``last_error`` (a replaced connection names its successor)."""
         secrets = load_secrets(call.settings, connection)
         credentials = secrets.credentials
         if credentials.consent_id or credentials.access_token or credentials.extra:
             await self._revoke_at_bank(connection, credentials, call)
         connection.status = ConnectionStatus.revoked
         connection.secrets = None  # nothing left to use: drop the tokens
-        connection.last_error = None
+        connection.set_last_error(LastError("connection_replaced", reason, utcnow()) if reason else None)
+        company = connection.company_id
         accounts = BankAccountRepository(session)
-        linked = [str(a.id) for a in await accounts.of_connection(principal, connection.id)]
-        await accounts.set_status_for_connection(principal, connection.id, to=AccountStatus.disconnected)
+        linked = [str(a.id) for a in await accounts.of_connection(company, connection.id)]
+        await accounts.set_status_for_connection(company, connection.id, to=AccountStatus.disconnected)
         await OAuthStateRepository(session).invalidate_for_connection(connection.id, now=utcnow())
         # nothing left for the user to do about this connection or its accounts
         todos = TodoRepository(session)
@@ -516,16 +557,9 @@ class ConnectionService:
     async def _revoke_at_bank(
         self, connection: BankConnection, credentials: Credentials, call: BankCall
     ) -> None:
-        try:
+        with best_effort(connection, "bank_connection.revoke_failed"):
             async with open_bank(connection, call) as (adapter, ctx):
                 await adapter.revoke(ctx, credentials)
-        except AdapterError as exc:
-            log.warning(
-                "bank_connection.revoke_failed",
-                connection_id=str(connection.id),
-                bank_id=connection.bank_id,
-                error=type(exc).__name__,
-            )
 
     async def _get_locked(
         self, session: AsyncSession, principal: Principal, connection_id: uuid.UUID

@@ -184,11 +184,8 @@ async def list_adjustments(
     after = ADJUSTMENTS_KEYSET.decode(cursor)
     repo = ClosingRepository(session)
     found = await repo.adjustments(company_id, closing.id, after=after, limit=limit + 1)
-    page = found[:limit]
+    page, next_cursor = ADJUSTMENTS_KEYSET.cut(found, limit, lambda a: (a.created_at, a.id))
     rows = await repo.adjustment_rows(company_id, [a.id for a in page])
-    next_cursor = None
-    if len(found) > limit:
-        next_cursor = ADJUSTMENTS_KEYSET.encode(page[-1].created_at, page[-1].id)
     return Page(items=[adjustment_out(a, rows[a.id]) for a in page], next_cursor=next_cursor)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,8 +24,9 @@ from ledgerlink.closing.schemas import (
     VoucherOut,
     VoucherRowOut,
 )
-from ledgerlink.models.closing import Closing, ClosingImport
+from ledgerlink.models.closing import Closing, ClosingImport, JobColumns
 from ledgerlink.pagination import Instant, Keyset, Page
+from ledgerlink.schema_types import read_model
 
 CLOSINGS_KEYSET = Keyset("closings", Instant, uuid.UUID)
 ACCOUNTS_KEYSET = Keyset("closing-accounts", str)
@@ -48,21 +50,16 @@ def job_error(code: str | None, message: str | None, retryable: bool | None) -> 
     return JobError(code=code, message=message or "", retryable=bool(retryable))
 
 
+def job_state(job: JobColumns) -> dict[str, Any]:
+    """An import's or an export's ``progress`` and ``error`` as its answer shows them."""
+    return {
+        "progress": JobProgress(done=job.progress_done, total=job.progress_total, step=job.progress_step),
+        "error": job_error(job.error_code, job.error_message, job.error_retryable),
+    }
+
+
 def import_out(job: ClosingImport) -> ImportOut:
-    error = job_error(job.error_code, job.error_message, job.error_retryable)
-    return ImportOut(
-        id=job.id,
-        closing_id=job.closing_id,
-        source=job.source,
-        status=job.status,
-        progress=JobProgress(done=job.progress_done, total=job.progress_total, step=job.progress_step),
-        error=error,
-        file_name=job.file_name,
-        counts=job.counts,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-    )
+    return read_model(ImportOut, job, **job_state(job))
 
 
 def _add_months(day: dt.date, months: int) -> dt.date:
@@ -92,13 +89,7 @@ def validate_year(start: dt.date, end: dt.date) -> None:
 
 async def create_closing(session: AsyncSession, company_id: uuid.UUID, body: ClosingCreate) -> Closing:
     validate_year(body.financial_year_start, body.financial_year_end)
-    closing = Closing(
-        id=uuid.uuid4(),
-        company_id=company_id,
-        financial_year_start=body.financial_year_start,
-        financial_year_end=body.financial_year_end,
-        data_source=body.data_source,
-    )
+    closing = Closing(id=uuid.uuid4(), company_id=company_id, **body.model_dump())  # the year and its source
     return await ClosingRepository(session).add(closing)
 
 
@@ -123,13 +114,9 @@ async def list_closings(
     session: AsyncSession, company_id: uuid.UUID, limit: int, cursor: str | None
 ) -> Page[ClosingOut]:
     after = CLOSINGS_KEYSET.decode(cursor)
-    rows = await ClosingRepository(session).list_closings(company_id, after, limit + 1)
-    items = [closing_out(c) for c in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = CLOSINGS_KEYSET.encode(last.created_at, last.id)
-    return Page(items=items, next_cursor=next_cursor)
+    found = await ClosingRepository(session).list_closings(company_id, after, limit + 1)
+    rows, next_cursor = CLOSINGS_KEYSET.cut(found, limit, lambda c: (c.created_at, c.id))
+    return Page(items=[closing_out(c) for c in rows], next_cursor=next_cursor)
 
 
 def _current_import(closing: Closing) -> uuid.UUID:
@@ -145,19 +132,9 @@ async def trial_balance(
     import_id = _current_import(closing)
     values = ACCOUNTS_KEYSET.decode(cursor)
     after = values[0] if values else None
-    rows = await ClosingRepository(session).trial_balance(company_id, import_id, after, limit + 1)
-    items = [
-        TrialBalanceRow(
-            number=a.number,
-            name=a.name,
-            opening_balance=a.opening_balance,
-            closing_balance=a.closing_balance,
-            period_change=a.period_change,
-        )
-        for a in rows[:limit]
-    ]
-    next_cursor = ACCOUNTS_KEYSET.encode(rows[limit - 1].number) if len(rows) > limit else None
-    return Page(items=items, next_cursor=next_cursor)
+    found = await ClosingRepository(session).trial_balance(company_id, import_id, after, limit + 1)
+    rows, next_cursor = ACCOUNTS_KEYSET.cut(found, limit, lambda a: (a.number,))
+    return Page(items=[read_model(TrialBalanceRow, a) for a in rows], next_cursor=next_cursor)
 
 
 async def list_vouchers(
@@ -174,7 +151,7 @@ async def list_vouchers(
     after = values[0] if values else None
     repo = ClosingRepository(session)
     vouchers = await repo.vouchers(company_id, import_id, account=account, after_seq=after, limit=limit + 1)
-    page = vouchers[:limit]
+    page, next_cursor = VOUCHERS_KEYSET.cut(vouchers, limit, lambda v: (v.seq,))
     rows_by_voucher: dict[uuid.UUID, list[VoucherRowOut]] = {v.id: [] for v in page}
     for row in await repo.voucher_rows(company_id, [v.id for v in page]):
         rows_by_voucher[row.voucher_id].append(
@@ -187,19 +164,7 @@ async def list_vouchers(
                 text=row.text,
             )
         )
-    items = [
-        VoucherOut(
-            id=v.id,
-            series=v.series,
-            number=v.number,
-            date=v.date,
-            text=v.text,
-            registration_date=v.registration_date,
-            rows=rows_by_voucher[v.id],
-        )
-        for v in page
-    ]
-    next_cursor = VOUCHERS_KEYSET.encode(page[-1].seq) if len(vouchers) > limit else None
+    items = [read_model(VoucherOut, v, rows=rows_by_voucher[v.id]) for v in page]
     return Page(items=items, next_cursor=next_cursor)
 
 
@@ -219,16 +184,7 @@ async def specifications(
     for number, sign in ((RECEIVABLES, 1), (PAYABLES, -1)):
         account = accounts.get(number)
         ledger = (account.closing_balance if account else ZERO) * sign
-        items = [
-            OpenItemOut(
-                document_number=i.document_number,
-                counterparty=i.counterparty,
-                invoice_date=i.invoice_date,
-                due_date=i.due_date,
-                open_amount=i.open_amount,
-            )
-            for i in await repo.open_items(company_id, import_id, number)
-        ]
+        items = [read_model(OpenItemOut, i) for i in await repo.open_items(company_id, import_id, number)]
         items_total = sum((i.open_amount for i in items), ZERO)
         result.append(
             SpecificationOut(

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ledgerlink.closing.errors import InvalidExport
@@ -20,17 +18,15 @@ from ledgerlink.closing.schemas import (
     ExportOut,
     FortnoxVoucherRef,
     JobError,
-    JobProgress,
 )
-from ledgerlink.closing.service.closings import get_closing, job_error
-from ledgerlink.closing.service.recovery import run_claimed
+from ledgerlink.closing.service.closings import get_closing, job_error, job_state
+from ledgerlink.closing.service.recovery import claimed
 from ledgerlink.closing.service.sending import (
     ExportRun,
     Outcome,
     claim_lease,
     export_one,
 )
-from ledgerlink.config import Settings
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.session import session_scope
 from ledgerlink.errors import AppError
@@ -47,6 +43,7 @@ from ledgerlink.models.closing import (
     ExportStatus,
 )
 from ledgerlink.runtime import ServiceEnv
+from ledgerlink.schema_types import read_model
 from ledgerlink.worker.enqueue import enqueue
 
 log = get_logger(__name__)
@@ -59,29 +56,14 @@ RETRYABLE_CODES = frozenset({"fortnox_uncertain", "fortnox_unavailable"})
 # -- starting and reading ---------------------------------------------------------------------------
 
 
-async def check_series(
-    *,
-    settings: Settings,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    redis: Any | None,
-    transport: httpx.AsyncBaseTransport | None,
-    company_id: uuid.UUID,
-    closing_id: uuid.UUID,
-    series: str,
-) -> None:
+async def check_series(env: ServiceEnv, company_id: uuid.UUID, closing_id: uuid.UUID, series: str) -> None:
     """Before an export starts: the series must exist in Fortnox for the closing's year and take manual
     vouchers (422 otherwise). Uses sessions of its own, so the caller's holds no transaction meanwhile."""
-    async with sessionmaker() as session:
+    async with env.sessionmaker() as session:
         closing = await get_closing(session, company_id, closing_id)
         year_id, year_end = closing.fortnox_financial_year_id, closing.financial_year_end
     with fortnox_service.translate_fortnox_errors():
-        async with fortnox_service.open_client(
-            settings=settings,
-            sessionmaker=sessionmaker,
-            redis=redis,
-            company_id=company_id,
-            transport=transport,
-        ) as client:
+        async with fortnox_service.client_for(env, company_id) as client:
             if year_id is None:
                 year = await client.financial_year_for(year_end)
                 if year is None:
@@ -164,21 +146,7 @@ async def start_export(
 
 async def export_out(session: AsyncSession, export: ClosingExport) -> ExportOut:
     items = await ClosingRepository(session).export_items(export.company_id, export.id)
-    return ExportOut(
-        id=export.id,
-        closing_id=export.closing_id,
-        target=export.target,
-        voucher_series=export.voucher_series,
-        status=export.status,
-        progress=JobProgress(
-            done=export.progress_done, total=export.progress_total, step=export.progress_step
-        ),
-        error=job_error(export.error_code, export.error_message, export.error_retryable),
-        items=[_item_out(i) for i in items],
-        created_at=export.created_at,
-        started_at=export.started_at,
-        finished_at=export.finished_at,
-    )
+    return read_model(ExportOut, export, items=[_item_out(i) for i in items], **job_state(export))
 
 
 def _item_out(item: ClosingExportItem) -> ExportItemOut:
@@ -195,18 +163,11 @@ def _item_out(item: ClosingExportItem) -> ExportItemOut:
     )
 
 
-async def run_export(ctx: ServiceEnv, company_id: uuid.UUID, export_id: uuid.UUID) -> None:
-    await run_claimed(ctx, ClosingExport, company_id, export_id, _run_export)
-
-
 async def _run_export(ctx: ServiceEnv, company_id: uuid.UUID, export_id: uuid.UUID) -> None:
     sessionmaker = ctx.sessionmaker
     async with session_scope(sessionmaker) as session:
         repo = ClosingRepository(session)
-        found = await repo.open_job(ClosingExport, company_id, export_id)
-        if found is None:
-            return
-        export, closing = found
+        export, closing = await repo.open_job(ClosingExport, company_id, export_id)
         chart = None
         if closing.current_import_id is not None:
             chart = await repo.account_numbers(company_id, closing.current_import_id)
@@ -224,13 +185,7 @@ async def _run_export(ctx: ServiceEnv, company_id: uuid.UUID, export_id: uuid.UU
 
     outcomes: dict[uuid.UUID, Outcome] = {}
     try:
-        async with fortnox_service.open_client(
-            settings=ctx.settings,
-            sessionmaker=sessionmaker,
-            redis=ctx.redis,
-            company_id=company_id,
-            transport=ctx.transports.get("fortnox"),
-        ) as client:
+        async with fortnox_service.client_for(ctx, company_id) as client:
             run = ExportRun(
                 client,
                 sessionmaker,
@@ -296,6 +251,10 @@ async def _run_export(ctx: ServiceEnv, company_id: uuid.UUID, export_id: uuid.UU
     log.info("closing.export.finished", export_id=str(export_id), **summary)
 
 
+#: The export job: :func:`_run_export` once it has claimed its row.
+run_export = claimed(ClosingExport, _run_export)
+
+
 def export_status(outcomes: Sequence[Outcome]) -> tuple[ExportStatus, JobError | None]:
     """``succeeded`` when every adjustment is posted, ``failed`` when none is, else ``partially_failed``;
     the error says how many did not go and whether exporting again may help."""
@@ -322,13 +281,7 @@ async def _fail_export(
     retryable: bool,
 ) -> None:
     async with session_scope(sessionmaker) as session:
-        await ClosingRepository(session).update_job(
-            ClosingExport,
-            company_id,
-            export_id,
-            status=ExportStatus.failed,
-            error_code=code,
-            error_message=message,
-            error_retryable=retryable,
-            finished_at=utcnow(),
+        error = (code, message, retryable)
+        await ClosingRepository(session).fail_job(
+            ClosingExport, company_id, export_id, ExportStatus.failed, error
         )

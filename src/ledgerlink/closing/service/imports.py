@@ -28,7 +28,7 @@ from ledgerlink import sie
 from ledgerlink.closing.errors import DataSourceMismatch, InvalidSieFile
 from ledgerlink.closing.repository import ClosingRepository
 from ledgerlink.closing.service.closings import PAYABLES, RECEIVABLES, get_closing
-from ledgerlink.closing.service.recovery import run_claimed
+from ledgerlink.closing.service.recovery import claimed
 from ledgerlink.config import Settings
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.session import session_scope
@@ -227,18 +227,11 @@ class ImportSource:
 Progress = Callable[[str], Awaitable[None]]
 
 
-async def run_import(ctx: ServiceEnv, company_id: uuid.UUID, import_id: uuid.UUID) -> None:
-    await run_claimed(ctx, ClosingImport, company_id, import_id, _run_import)
-
-
 async def _run_import(ctx: ServiceEnv, company_id: uuid.UUID, import_id: uuid.UUID) -> None:
     sessionmaker = ctx.sessionmaker
     async with session_scope(sessionmaker) as session:
         repo = ClosingRepository(session)
-        found = await repo.open_job(ClosingImport, company_id, import_id)
-        if found is None:
-            return
-        job, closing = found
+        job, closing = await repo.open_job(ClosingImport, company_id, import_id)
         source, closing_id = job.source, closing.id
         year = (closing.financial_year_start, closing.financial_year_end)
         steps = FORTNOX_STEPS if source == DataSource.fortnox else SIE_STEPS
@@ -290,6 +283,10 @@ async def _run_import(ctx: ServiceEnv, company_id: uuid.UUID, import_id: uuid.UU
         await _fail(sessionmaker, company_id, import_id, "internal_error", "the import failed", True)
 
 
+#: The import job: :func:`_run_import` once it has claimed its row.
+run_import = claimed(ClosingImport, _run_import)
+
+
 async def _spool_upload(
     sessionmaker: async_sessionmaker[AsyncSession],
     company_id: uuid.UUID,
@@ -337,15 +334,8 @@ async def _fail(
     log.info("closing.import.failed", import_id=str(import_id), error_code=code)
     async with session_scope(sessionmaker) as session:
         repo = ClosingRepository(session)
-        await repo.update_job(
-            ClosingImport,
-            company_id,
-            import_id,
-            status=JobStatus.failed,
-            error_code=code,
-            error_message=message,
-            error_retryable=retryable,
-            finished_at=utcnow(),
+        await repo.fail_job(
+            ClosingImport, company_id, import_id, JobStatus.failed, (code, message, retryable)
         )
         await repo.delete_upload(company_id, import_id)
         await repo.delete_import_data(company_id, [import_id])  # batches written before the failure
@@ -355,13 +345,7 @@ async def _fetch_from_fortnox(
     ctx: ServiceEnv, company_id: uuid.UUID, year: tuple[dt.date, dt.date], progress: Progress
 ) -> ImportSource:
     start, end = year
-    async with fortnox_service.open_client(
-        settings=ctx.settings,
-        sessionmaker=ctx.sessionmaker,
-        redis=ctx.redis,
-        company_id=company_id,
-        transport=ctx.transports.get("fortnox"),
-    ) as client:
+    async with fortnox_service.client_for(ctx, company_id) as client:
         await progress("company_information")
         info = await client.company_information()
         await progress("financial_year")

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ledgerlink.closing.repository import ClosingRepository
+from ledgerlink.closing.repository import ClosingRepository, JobGone
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.session import session_scope
 from ledgerlink.logging import get_logger
@@ -88,7 +88,17 @@ async def run_claimed(
     if not await claim_job(sessionmaker, model, company_id, job_id):
         return
     async with heartbeat(sessionmaker, model, company_id, job_id):
-        await body(env, company_id, job_id)
+        with contextlib.suppress(JobGone):
+            await body(env, company_id, job_id)
+
+
+def claimed(model: Any, body: JobBody) -> JobBody:
+    """The job that runs ``body`` for a ``model`` row (an import or an export) through :func:`run_claimed`."""
+
+    async def run(env: ServiceEnv, company_id: uuid.UUID, job_id: uuid.UUID) -> None:
+        await run_claimed(env, model, company_id, job_id, body)
+
+    return run
 
 
 async def _requeue(env: ServiceEnv, *, stale_before: dt.datetime | None) -> int:

@@ -25,14 +25,14 @@ from ledgerlink.banks.adapters.base import (
 )
 from ledgerlink.banks.adapters.registry import unattended_max_days
 from ledgerlink.banks.repository import BankAccountRepository
-from ledgerlink.clock import Clock, system_clock
+from ledgerlink.clock import Clock, on_service_clock, system_clock
 from ledgerlink.config import SyncSettings
 from ledgerlink.db.base import utcnow
 from ledgerlink.db.session import session_scope
 from ledgerlink.inbox.repository import TransactionRepository, TransactionRow
 from ledgerlink.models.bank import AccountStatus, BankAccount, SyncRun, SyncStatus, SyncTrigger
 from ledgerlink.money import round_to_ore
-from ledgerlink.statements.service import adopt_statement_rows
+from ledgerlink.statements.service import adopt_statement_rows, clear_balance_checkpoint
 from ledgerlink.sync.errors import AccountNotSyncable, SyncInProgress
 from ledgerlink.sync.repository import SyncRunRepository
 from ledgerlink.worker.enqueue import enqueue
@@ -67,9 +67,14 @@ async def schedule_sync(
 
     The account row is locked first, so two concurrent requests cannot both queue a run; whatever path
     skips that lock, the partial unique index ``uq_sync_run_active_account`` refuses a second active
-    run. A run already queued or running raises :class:`SyncInProgress` (409) naming it. ``psu_ip_address`` (the user's IP,
-    user-present runs only) travels with the job, never stored. A ``deferred`` run (waiting for a
+    run. A run already queued or running raises :class:`SyncInProgress` (409) naming it. ``psu_ip_address``
+    (the user's address, from :func:`ledgerlink.client_address.client_address`) is kept on a user-present
+    run until it ends, so a retry or a re-sent job still carries it; an unattended run never has one. A
+    ``deferred`` run (waiting for a
     bank's rate limit) is superseded: the new run covers it. ``clock`` dates the run (the service clock).
+    ``defer_until`` (the fan-out's pacing) is a wall-clock instant for the job; the run's
+    ``next_attempt_at`` records the same delay on the service clock, the clock the stale-run sweep
+    compares it with (a wall-clock instant there would hide a run whose job died with its worker).
     """
     accounts = BankAccountRepository(session)
     locked = await accounts.get_for_update(account.id)
@@ -94,12 +99,14 @@ async def schedule_sync(
         deferred.next_attempt_at = None
     await session.flush()
     run_id = uuid.uuid4()
+    paced_until = on_service_clock(defer_until, at) if defer_until is not None else at
     values: dict[str, Any] = {
         "id": run_id,
         "company_id": account.company_id,
         "account_id": account.id,
         "trigger": trigger,
         "user_present": user_present,
+        "psu_ip_address": psu_ip_address if user_present else None,
         "status": SyncStatus.queued,
         "window_from": window_from,
         "window_to": window_to,
@@ -110,7 +117,7 @@ async def schedule_sync(
         "attempts": 0,
         "created_at": at,
         "modified_at": at,
-        "next_attempt_at": defer_until if defer_until is not None and defer_until > at else None,
+        "next_attempt_at": paced_until if paced_until > at else None,
     }
     if not await runs.insert_unless_active(values):
         # Another writer queued one between our check and our insert (the database guard saw it).
@@ -122,10 +129,7 @@ async def schedule_sync(
         )
     run = await runs.get(run_id)
     assert run is not None
-    kwargs: dict[str, Any] = {"run_id": str(run.id)}
-    if user_present and psu_ip_address:
-        kwargs["psu_ip_address"] = psu_ip_address
-    enqueue("sync.account", job_id=job_id_for(run), defer_until=defer_until, **kwargs)
+    enqueue("sync.account", job_id=job_id_for(run), defer_until=defer_until, run_id=str(run.id))
     return run
 
 
@@ -246,6 +250,8 @@ async def write_transactions(
             repo = TransactionRepository(session)
             # a row a statement brought in takes the feed's identity: one row, two sources
             await adopt_statement_rows(session, account_id, rows[start : start + batch_size])
+            # rows dated back to the balance check's checkpoint make the next check a full one
+            await clear_balance_checkpoint(session, account_id, rows[start : start + batch_size])
             inserted, updated = await repo.upsert(
                 company_id, account_id, rows[start : start + batch_size], at
             )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 
 from ledgerlink.banks.repository import BankAccountRepository
 from ledgerlink.banks.service import mark_reauth_required
@@ -30,6 +31,7 @@ from ledgerlink.sync.errors import SyncInProgress
 from ledgerlink.sync.repository import LifecycleRepository, SyncRunRepository, UnattendedReadRepository
 from ledgerlink.sync.service.common import next_night_slot, schedule_sync
 from ledgerlink.sync.service.engine import pause_for_plan
+from ledgerlink.sync.service.failures import CONSENT_EXPIRED
 from ledgerlink.sync.service.lock import lock_backend
 from ledgerlink.worker.enqueue import enqueue
 
@@ -91,9 +93,16 @@ async def resend_unfinished_runs(ctx: ServiceEnv) -> int:
     return len(runs)
 
 
+async def forget_psu_addresses(ctx: ServiceEnv) -> int:
+    """Runs that ended no longer keep the user's address (personal data, needed only to call the bank)."""
+    async with session_scope(ctx.sessionmaker) as session:
+        return await SyncRunRepository(session).forget_psu_addresses()
+
+
 async def schedule_due_accounts(ctx: ServiceEnv) -> int:
     settings = ctx.settings
     await recover_stale_runs(ctx)
+    await forget_psu_addresses(ctx)
     at = ctx.clock()
     today = today_stockholm(at)
     conc = max(1, settings.sync.per_bank_concurrency)
@@ -138,13 +147,28 @@ async def schedule_due_accounts(ctx: ServiceEnv) -> int:
     return scheduled
 
 
+def reminder_due(expires_at: dt.datetime, at: dt.datetime, days: Sequence[int]) -> int | None:
+    """The reminder threshold (days before the end) that ``at`` has reached for a consent ending at
+    ``expires_at``: the smallest of ``days`` with at most that many days left (None before the first)."""
+    left = expires_at - at
+    reached = [d for d in days if left <= dt.timedelta(days=d)]
+    return min(reached) if reached else None
+
+
 async def sweep_consents(ctx: ServiceEnv) -> int:
-    """``consent_expiring`` to-dos (with ``expires_at``) and events from N days before the consent's
-    end; a consent past its end flips the connection to ``reauth_required``; to-dos of connections
-    that were re-authorised are resolved."""
+    """Consent reminders and expiry (hourly).
+
+    A consent reaching a threshold of ``settings.sync.consent_reminder_days`` (14 and 3 days before
+    its end by default) raises the ``consent_expiring`` to-do (refreshed, with ``expires_at`` and
+    ``days_before``) and the ``bank_connection.consent_expiring`` event, once per threshold and consent:
+    the connection keeps the threshold it was last reminded of (``consent_reminded_days``), and a new
+    consent (a re-authorization) clears it. A sweep that first sees a consent past several thresholds
+    reminds once, of the nearest. A consent past its end flips the connection to ``reauth_required``
+    (code ``consent_expired``); to-dos of connections that were re-authorised are resolved."""
     settings = ctx.settings
     at = ctx.clock()
-    horizon = at + dt.timedelta(days=settings.sync.consent_expiry_warning_days)
+    days = settings.sync.consent_reminder_days
+    horizon = at + settings.sync.consent_reminder_horizon
     touched = 0
     async with session_scope(ctx.sessionmaker) as session:
         repo = LifecycleRepository(session)
@@ -155,19 +179,27 @@ async def sweep_consents(ctx: ServiceEnv) -> int:
             assert expires_at is not None
             if expires_at <= at:
                 await todos.resolve(connection.company_id, TodoType.consent_expiring, str(connection.id))
-                await mark_reauth_required(session, connection, reason="The bank consent has expired.")
+                await mark_reauth_required(
+                    session, connection, reason="The bank consent has expired.", code=CONSENT_EXPIRED, at=at
+                )
                 touched += 1
                 continue
+            due = reminder_due(expires_at, at, days)
+            reminded = connection.consent_reminded_days
+            if due is None or (reminded is not None and reminded <= due):
+                continue
+            connection.consent_reminded_days = due
             data = {
                 "connection_id": str(connection.id),
                 "bank_id": connection.bank_id,
                 "expires_at": expires_at.isoformat(),
+                "days_before": due,
             }
-            if await todos.upsert_open(
-                connection.company_id, TodoType.consent_expiring, str(connection.id), data
-            ):
-                await emit(session, connection.company_id, CONSENT_EVENT, data, at=at)
-                touched += 1
+            await todos.upsert_open(
+                connection.company_id, TodoType.consent_expiring, str(connection.id), data, at=at
+            )
+            await emit(session, connection.company_id, CONSENT_EVENT, data, at=at)
+            touched += 1
         for todo in await todos.open_of_type(TodoType.consent_expiring):
             linked = await repo.connection(uuid.UUID(todo.subject_key)) if todo.subject_key else None
             if (

@@ -11,11 +11,9 @@ Phases, each its own short transaction (no transaction is held open across a ban
 4. write (:func:`write_transactions`: idempotent batches, then pending replacement);
 5. finish: counts, watermark (only now, after success), balance, next night, events, to-dos.
 
-Errors: ``ReauthRequired``/``ConsentExpired`` → :func:`mark_reauth_required`; ``RateLimited`` → run
-``deferred`` until ``retry_at``; ``TemporaryFailure``/``BankUnavailable`` → retried with jittered
-exponential backoff up to ``settings.sync.max_attempts``, then failed with a ``sync_failed`` to-do;
-``AccountVanished`` (the account vanished at the bank) → run failed, account ``paused`` without a next
-sync and a ``sync_failed`` to-do naming it; any other ``InvalidResponse`` → failed, not retried.
+Errors: every adapter error ends the run as :data:`.failures.FAILURES` says (its one mapping from the
+adapter error family to the run's error code and what happens next: a new login, a deferral to the bank's
+``retry_at``, backoff retries, a paused account or a failed run with a ``sync_failed`` to-do).
 The engine knows only the adapter contract's error family (``banks.adapters.base``), never a bank
 family's own errors. The account lock and its backends are in :mod:`.lock`.
 """
@@ -24,41 +22,29 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledgerlink import metrics
 from ledgerlink.banks.adapters.base import (
-    STOCKHOLM,
-    AccountVanished,
     AdapterError,
     Balance,
     BankAdapter,
     BankTransaction,
-    BankUnavailable,
-    ConnectionContext,
     Credentials,
-    InvalidResponse,
     PeriodTooLong,
-    RateLimited,
-    ReauthRequired,
-    TemporaryFailure,
 )
 from ledgerlink.banks.repository import BankAccountRepository, BankConnectionRepository
 from ledgerlink.banks.service import (
     build_adapter,
     connection_context,
     load_credentials,
-    mark_reauth_required,
     store_credentials,
 )
 from ledgerlink.clock import today_stockholm
 from ledgerlink.companies.service import bank_import_entitlement, company
 from ledgerlink.config import Settings, SyncSettings
-from ledgerlink.db.base import utcnow
 from ledgerlink.db.session import session_scope
 from ledgerlink.events.service import emit
 from ledgerlink.inbox.repository import TodoRepository, TransactionRepository
@@ -67,7 +53,6 @@ from ledgerlink.models.bank import (
     AccountStatus,
     BankAccount,
     ConnectionStatus,
-    SyncRun,
     SyncStatus,
     SyncTrigger,
 )
@@ -75,6 +60,7 @@ from ledgerlink.models.inbox import TodoType
 from ledgerlink.runtime import ServiceEnv
 from ledgerlink.statements.service import record_bank_balance
 from ledgerlink.sync.repository import SyncRunRepository, UnattendedReadRepository
+from ledgerlink.sync.service.allowance import allowance_window_start
 from ledgerlink.sync.service.common import (
     WriteResult,
     next_night_slot,
@@ -82,59 +68,13 @@ from ledgerlink.sync.service.common import (
     unattended_floor,
     write_transactions,
 )
-from ledgerlink.worker.backoff import compute_backoff
+from ledgerlink.sync.service.failures import defer, end_run, give_up
+from ledgerlink.sync.service.run import ClaimedRun, Deferred, Outcome, record_error, run_and_account
 
 log = get_logger(__name__)
 
-#: Sent as PSU-IP-Address for a user-present run whose request IP was not passed along.
-USER_PRESENT_FALLBACK_IP = "127.0.0.1"
-
-
-def service_instant(ctx: ServiceEnv, wall: dt.datetime) -> dt.datetime:
-    """An adapter's instant (``RateLimited.retry_at``: the wall clock plus the bank's Retry-After) on the
-    service clock: the same delay from ``ctx.clock()``. Identical under the wall clock; under an injected
-    clock (simulated nights) the run is deferred by the bank's delay instead of to a wall-clock instant
-    the simulation never reaches (nor one it passed long ago)."""
-    return ctx.clock() + max(wall - utcnow(), dt.timedelta(0))
-
 
 # --------------------------------------------------------------------------- the run
-
-
-@dataclass
-class Outcome:
-    status: str
-    retry_in: float | None = None
-
-
-@dataclass
-class ClaimedRun:
-    """A run claimed for reading: its account and connection, window and credentials (the run's plan)."""
-
-    run_id: uuid.UUID
-    company_id: uuid.UUID
-    account_id: uuid.UUID
-    connection_id: uuid.UUID
-    bank_id: str
-    external_id: str
-    user_present: bool
-    trigger: SyncTrigger
-    attempts: int
-    window: tuple[dt.date, dt.date]
-    credentials: Credentials
-    context: ConnectionContext
-
-
-class Deferred(Exception):
-    """The allowance is spent: try again at ``at``."""
-
-    def __init__(self, at: dt.datetime) -> None:
-        super().__init__(at.isoformat())
-        self.at = at
-
-
-def _error(run: SyncRun, code: str, message: str, *, retryable: bool) -> None:
-    run.error_code, run.error_message, run.error_retryable = code, message[:1000], retryable
 
 
 async def execute_run(ctx: ServiceEnv, run_id: uuid.UUID, *, psu_ip_address: str | None = None) -> Outcome:
@@ -170,27 +110,13 @@ async def _read_and_write(ctx: ServiceEnv, plan: ClaimedRun, settings: Settings)
         message = (
             "The bank's daily allowance of unattended reads is used up; the sync continues when it frees up."
         )
-        return await _defer(ctx, plan, "allowance_spent", message, deferred.at)
-    except RateLimited as exc:
-        retry_at = service_instant(ctx, exc.retry_at)
-        message = f"The bank asked us to wait until {retry_at.isoformat()}."
-        return await _defer(ctx, plan, "rate_limited", message, retry_at)
-    except ReauthRequired as exc:
-        return await _needs_login(ctx, plan, exc.message)
-    except AccountVanished:
-        return await _account_vanished(ctx, plan)
-    except (TemporaryFailure, BankUnavailable) as exc:
-        code = "bank_unavailable" if isinstance(exc, BankUnavailable) else "temporary_failure"
-        return await _retry_with_backoff(ctx, plan, code, "The bank could not be reached.")
-    except InvalidResponse as exc:
-        message = f"The bank sent data we could not read ({exc.message})."
-        return await _give_up(ctx, plan, "invalid_response", message, retryable=False)
+        return await defer(ctx, plan, "allowance_spent", message, deferred.at)
     except AdapterError as exc:
-        return await _give_up(ctx, plan, "bank_error", exc.message, retryable=False)
+        return await end_run(ctx, plan, exc)
     except Exception:
         log.exception("sync.run.crashed", run_id=str(run_id), account_id=str(plan.account_id))
         message = "The sync failed unexpectedly; we will try again tonight."
-        return await _give_up(ctx, plan, "internal_error", message, retryable=True)
+        return await give_up(ctx, plan, "internal_error", message, retryable=True)
     return await _succeed(ctx, plan, result, window, balance, settings)
 
 
@@ -215,7 +141,9 @@ async def _claim(ctx: ServiceEnv, run_id: uuid.UUID, psu_ip_address: str | None)
         ):
             run.status, run.finished_at = SyncStatus.failed, at
             metrics.sync_run_finished(account.bank_id, "failed")
-            _error(run, "account_not_active", f"The account is {account.status.value}.", retryable=False)
+            record_error(
+                run, "account_not_active", f"The account is {account.status.value}.", retryable=False
+            )
             return Outcome("failed")
         entitlement = bank_import_entitlement(
             await company.plan_of(session, account.company_id), settings, today=today
@@ -224,7 +152,9 @@ async def _claim(ctx: ServiceEnv, run_id: uuid.UUID, psu_ip_address: str | None)
             await pause_for_plan(session, account, at, settings.sync)
             run.status, run.finished_at = SyncStatus.failed, at
             metrics.sync_run_finished(account.bank_id, "failed")
-            _error(run, "upgrade_required", "Automatic bank import needs the Business plan.", retryable=False)
+            record_error(
+                run, "upgrade_required", "Automatic bank import needs the Business plan.", retryable=False
+            )
             return Outcome("failed")
         window = plan_window(account, run, today, settings.sync.overlap_days)
         run.status, run.window_from, run.window_to = SyncStatus.running, window[0], window[1]
@@ -232,7 +162,9 @@ async def _claim(ctx: ServiceEnv, run_id: uuid.UUID, psu_ip_address: str | None)
         run.attempts += 1
         run.next_attempt_at = None
         run.modified_at = at
-        ip = (psu_ip_address or USER_PRESENT_FALLBACK_IP) if run.user_present else None
+        # The user's address as the request that queued the run saw it (a job queued by an older version
+        # passes it along instead); none for an unattended run, and none invented when it is unknown.
+        ip = (run.psu_ip_address or psu_ip_address) if run.user_present else None
         return ClaimedRun(
             run_id=run.id,
             company_id=account.company_id,
@@ -262,32 +194,34 @@ async def pause_for_plan(
 
 
 async def spend_read(ctx: ServiceEnv, plan: ClaimedRun, endpoint: str, *, defer: bool = True) -> bool:
-    """Spend one unattended read of ``endpoint`` (free with the user present). At the limit: raise
-    :class:`Deferred` (or return False when ``defer`` is off)."""
-    if plan.user_present:
+    """Spend one unattended read of ``endpoint``. At the limit: raise :class:`Deferred` (or return False
+    when ``defer`` is off).
+
+    A read is free only when it carries the user's address (``PSU-IP-Address``): that header is what makes
+    the bank count it as attended. A user-present run whose address is unknown (a job queued without it)
+    reads unattended in the bank's eyes, so it spends the allowance like a nightly run."""
+    if plan.context.user_present:
         return True
     settings = ctx.settings
     at = ctx.clock()
-    midnight = dt.datetime.combine(today_stockholm(at), dt.time(0), STOCKHOLM).astimezone(dt.UTC)
-    since = min(at - dt.timedelta(hours=24), midnight)
+    since = allowance_window_start(at)
     async with session_scope(ctx.sessionmaker) as session:
         reads = UnattendedReadRepository(session)
-        used = await reads.count_since(plan.account_id, endpoint, since)
-        if used >= settings.sync.unattended_reads_per_day:
-            metrics.UNATTENDED_REFUSED.labels(plan.bank_id, endpoint).inc()
-            if not defer:
-                return False
-            oldest = await reads.oldest_since(plan.account_id, endpoint, since) or at
-            raise Deferred(max(at, oldest) + dt.timedelta(hours=24, minutes=1))
-        await reads.record(plan.account_id, endpoint, at)
-    return True
+        limit = settings.sync.unattended_reads_per_day
+        if await reads.record_if_below(plan.account_id, endpoint, at, since, limit):
+            return True  # counted and recorded in one statement
+        metrics.UNATTENDED_REFUSED.labels(plan.bank_id, endpoint).inc()
+        if not defer:
+            return False
+        oldest = await reads.oldest_since(plan.account_id, endpoint, since) or at
+        raise Deferred(max(at, oldest) + dt.timedelta(hours=24, minutes=1))
 
 
 async def _fetch(
     ctx: ServiceEnv, plan: ClaimedRun
 ) -> tuple[Sequence[BankTransaction], tuple[dt.date, dt.date]]:
     settings = ctx.settings
-    adapter = build_adapter(settings, plan.bank_id, ctx.transports)
+    adapter = build_adapter(settings, plan.bank_id, ctx.transports, ctx.kept_alive)
     window = plan.window
     try:
         credentials = await _fresh_credentials(ctx, plan, adapter)
@@ -360,7 +294,7 @@ async def _balance(ctx: ServiceEnv, plan: ClaimedRun) -> Balance | None:
     """The balance after a successful fetch, only within the allowance when unattended; best effort."""
     if not await spend_read(ctx, plan, "balances", defer=False):
         return None
-    adapter = build_adapter(ctx.settings, plan.bank_id, ctx.transports)
+    adapter = build_adapter(ctx.settings, plan.bank_id, ctx.transports, ctx.kept_alive)
     try:
         return await adapter.fetch_balance(plan.context, plan.credentials, plan.external_id)
     except AdapterError as exc:
@@ -370,155 +304,7 @@ async def _balance(ctx: ServiceEnv, plan: ClaimedRun) -> Balance | None:
         await adapter.aclose()
 
 
-# --------------------------------------------------------------------------- runs that did not succeed
-
-
-@asynccontextmanager
-async def _run_and_account(
-    ctx: ServiceEnv, plan: ClaimedRun
-) -> AsyncIterator[tuple[AsyncSession, SyncRun, BankAccount] | None]:
-    """One unit of work with the run and its account locked (None when either is gone)."""
-    async with session_scope(ctx.sessionmaker) as session:
-        run = await SyncRunRepository(session).get_for_update(plan.run_id)
-        account = await BankAccountRepository(session).get_for_update(plan.account_id)
-        yield (session, run, account) if run is not None and account is not None else None
-
-
-@dataclass
-class _Failing:
-    """A run that did not succeed, locked with its account, its error already recorded."""
-
-    session: AsyncSession
-    run: SyncRun
-    account: BankAccount
-    at: dt.datetime
-
-
-@asynccontextmanager
-async def _failing_run(
-    ctx: ServiceEnv, plan: ClaimedRun, code: str, message: str, *, retryable: bool
-) -> AsyncIterator[_Failing | None]:
-    """:func:`_run_and_account` with the run's error recorded (None when the run or account is gone)."""
-    at = ctx.clock()
-    async with _run_and_account(ctx, plan) as locked:
-        if locked is None:
-            yield None
-            return
-        session, run, account = locked
-        _error(run, code, message, retryable=retryable)
-        run.modified_at = at
-        yield _Failing(session, run, account, at)
-
-
-def _finish_failed(failing: _Failing, sync: SyncSettings) -> None:
-    """The run failed for good: the account tries again at its next night slot."""
-    run, account, at = failing.run, failing.account, failing.at
-    run.status, run.finished_at, run.next_attempt_at = SyncStatus.failed, at, None
-    account.last_sync_status = SyncStatus.failed
-    account.next_sync_at = next_night_slot(account.id, sync, at)
-
-
-async def _open_sync_failed_todo(failing: _Failing, code: str, *, retryable: bool) -> None:
-    run, account = failing.run, failing.account
-    await TodoRepository(failing.session).upsert_open(
-        account.company_id,
-        TodoType.sync_failed,
-        str(account.id),
-        {
-            "bank_account_id": str(account.id),
-            "account_name": account.display_name or account.name or account.iban,
-            "run_id": str(run.id),
-            "code": code,
-            "message": run.error_message,
-            "retryable": retryable,
-        },
-    )
-
-
-def _failed(plan: ClaimedRun, code: str) -> Outcome:
-    log.info("sync.run.failed", run_id=str(plan.run_id), error_code=code)
-    return Outcome("failed")
-
-
-async def _defer(ctx: ServiceEnv, plan: ClaimedRun, code: str, message: str, until: dt.datetime) -> Outcome:
-    """The bank (or the allowance) says not now: the run waits, deferred, until ``until``."""
-    async with _failing_run(ctx, plan, code, message, retryable=True) as failing:
-        if failing is None:
-            return Outcome("done")
-        failing.run.status, failing.run.next_attempt_at = SyncStatus.deferred, until
-        failing.account.last_sync_status = SyncStatus.deferred
-        retry_in = max(1.0, (until - failing.at).total_seconds())
-    log.info("sync.run.deferred", run_id=str(plan.run_id), error_code=code, until=until.isoformat())
-    return Outcome("deferred", retry_in=retry_in)
-
-
-async def _retry_with_backoff(ctx: ServiceEnv, plan: ClaimedRun, code: str, message: str) -> Outcome:
-    """A transient failure: queued again after a jittered exponential backoff; after
-    ``settings.sync.max_attempts`` attempts the run fails with a ``sync_failed`` to-do."""
-    sync = ctx.settings.sync
-    async with _failing_run(ctx, plan, code, message, retryable=True) as failing:
-        if failing is None:
-            return Outcome("done")
-        run = failing.run
-        if run.attempts < sync.max_attempts:
-            delay = compute_backoff(
-                run.attempts, base=sync.backoff_base_seconds, cap=sync.backoff_max_seconds
-            )
-            run.status, run.next_attempt_at = SyncStatus.queued, failing.at + dt.timedelta(seconds=delay)
-            log.info(
-                "sync.run.retry",
-                run_id=str(run.id),
-                error_code=code,
-                attempt=run.attempts,
-                delay=round(delay),
-            )
-            return Outcome("queued", retry_in=delay)
-        run.error_message = f"{message} We tried {run.attempts} times and will try again tonight."
-        _finish_failed(failing, sync)
-        await _open_sync_failed_todo(failing, code, retryable=True)
-    return _failed(plan, code)
-
-
-async def _give_up(ctx: ServiceEnv, plan: ClaimedRun, code: str, message: str, *, retryable: bool) -> Outcome:
-    """The run fails now (no retry before the next night) with a ``sync_failed`` to-do."""
-    async with _failing_run(ctx, plan, code, message, retryable=retryable) as failing:
-        if failing is None:
-            return Outcome("done")
-        _finish_failed(failing, ctx.settings.sync)
-        await _open_sync_failed_todo(failing, code, retryable=retryable)
-    return _failed(plan, code)
-
-
-async def _account_vanished(ctx: ServiceEnv, plan: ClaimedRun) -> Outcome:
-    """The bank no longer knows the account: the run fails and the account pauses without a next sync,
-    with a ``sync_failed`` to-do naming it."""
-    code = "account_vanished"
-    message = (
-        "The bank no longer knows this account (closed, or removed from the consent). Syncing is paused."
-    )
-    async with _failing_run(ctx, plan, code, message, retryable=False) as failing:
-        if failing is None:
-            return Outcome("done")
-        _finish_failed(failing, ctx.settings.sync)
-        failing.account.status, failing.account.next_sync_at = AccountStatus.paused, None
-        await _open_sync_failed_todo(failing, code, retryable=False)
-    return _failed(plan, code)
-
-
-async def _needs_login(ctx: ServiceEnv, plan: ClaimedRun, reason: str) -> Outcome:
-    """The bank refused the consent or token: the run fails and the connection (with its accounts)
-    needs a new login (:func:`mark_reauth_required`: its to-do and event)."""
-    code = "reauth_required"
-    message = "The bank needs you to log in again to keep importing transactions."
-    async with _failing_run(ctx, plan, code, message, retryable=False) as failing:
-        if failing is None:
-            return Outcome("done")
-        _finish_failed(failing, ctx.settings.sync)
-        connections = BankConnectionRepository(failing.session)
-        connection = await connections.get_for_update(plan.company_id, plan.connection_id)
-        if connection is not None:
-            await mark_reauth_required(failing.session, connection, reason=reason)
-    return _failed(plan, code)
+# --------------------------------------------------------------------------- success
 
 
 async def _succeed(
@@ -530,7 +316,7 @@ async def _succeed(
     settings: Settings,
 ) -> Outcome:
     at = ctx.clock()
-    async with _run_and_account(ctx, plan) as locked:
+    async with run_and_account(ctx, plan) as locked:
         if locked is None:
             return Outcome("done")
         session, run, account = locked
@@ -543,6 +329,7 @@ async def _succeed(
         run.modified_at = at
         account.last_synced_at = at
         account.last_sync_status = SyncStatus.succeeded
+        account.set_last_error(None)
         account.next_sync_at = next_night_slot(account.id, settings.sync, at)
         if result.newest_booked is not None and (
             account.booked_watermark is None or result.newest_booked > account.booked_watermark
@@ -561,6 +348,11 @@ async def _succeed(
                 currency=balance.currency,
                 as_of=account.balance_as_of,
                 at=at,
+                writes_from=(
+                    account.booked_watermark - dt.timedelta(days=settings.sync.overlap_days)
+                    if account.booked_watermark is not None
+                    else None
+                ),
             )
         await TodoRepository(session).resolve(account.company_id, TodoType.sync_failed, str(account.id))
         unbooked = await TransactionRepository(session).unbooked_count(account.id)

@@ -2,10 +2,10 @@
 
 One interface (:class:`LockBackend`), three backends chosen by the deployment (:func:`lock_backend`):
 
-* :class:`RedisLocks` (Redis configured): ``SET key token NX PX ttl``, renewed (compare-and-pexpire)
-  every third of the TTL while the run lives, so a run longer than the TTL (the job may take up to its
-  30-minute timeout) keeps its lock and a dead worker's lock lapses after one TTL; released by
-  compare-and-delete.
+* :class:`RedisLocks` (Redis configured): redis-py's :class:`redis.asyncio.lock.Lock` (``SET key token
+  NX PX ttl``, compare-and-delete release, compare-and-pexpire ``reacquire``, in Lua), renewed every
+  third of the TTL while the run lives, so a run longer than the TTL (the job may take up to its
+  30-minute timeout) keeps its lock and a dead worker's lock lapses after one TTL.
 * :class:`AdvisoryLocks` (no Redis, PostgreSQL): a session advisory lock held on a dedicated connection
   (it ends with the connection, so a dead process frees it).
 * :class:`LocalLocks` (no Redis, SQLite: the embedded default is one process): a process-local lock.
@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from redis.asyncio.lock import Lock as RedisLock
+from redis.exceptions import LockError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ledgerlink.logging import get_logger
@@ -28,8 +30,6 @@ from ledgerlink.sync.repository import AdvisoryLockRepository, SyncRunRepository
 
 log = get_logger(__name__)
 
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
-_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
 _LOCAL_LOCKS: dict[uuid.UUID, asyncio.Lock] = {}
 
 
@@ -73,32 +73,35 @@ class RedisLocks:
 
     async def acquire(self, account_id: uuid.UUID) -> Lock:
         token = secrets.token_hex(16)
-        if not await self.redis.set(lock_key(account_id), token, nx=True, px=self.ttl_ms):
+        held = self.redis.lock(lock_key(account_id), timeout=self.ttl_ms / 1000, thread_local=False)
+        if not await held.acquire(blocking=False, token=token):
             return Lock(account_id, None)
-        keeper = asyncio.create_task(self._keep(account_id, token))
+        keeper = asyncio.create_task(self._keep(account_id, held))
 
         async def release() -> None:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
-            await self.redis.eval(_RELEASE, 1, lock_key(account_id), token)
+            try:
+                await held.release()
+            except LockError:  # it lapsed (and maybe another run holds it now): nothing of ours to free
+                log.warning("sync.lock.lost_before_release", account_id=str(account_id))
 
         return Lock(account_id, token, release)
 
     async def held_by_live_run(self, account_id: uuid.UUID) -> bool:
         return bool(await self.redis.exists(lock_key(account_id)))
 
-    async def _keep(self, account_id: uuid.UUID, token: str) -> None:
-        """Extend the lock's TTL while the run is alive; stop (and say so) if someone else holds it now."""
+    async def _keep(self, account_id: uuid.UUID, held: RedisLock) -> None:
+        """Reset the lock's TTL while the run is alive; stop (and say so) if someone else holds it now."""
         while True:
             await asyncio.sleep(self.ttl_ms / 3000)
             try:
-                renewed = await self.redis.eval(_RENEW, 1, lock_key(account_id), token, self.ttl_ms)
-            except Exception:  # a Redis hiccup: the next beat tries again while the TTL still runs
-                log.warning("sync.lock.renew_failed", account_id=str(account_id))
-                continue
-            if not renewed:
+                await held.reacquire()
+            except LockError:  # LockNotOwnedError: the key lapsed or holds another token
                 log.warning("sync.lock.lost", account_id=str(account_id))
                 return
+            except Exception:  # a Redis hiccup: the next beat tries again while the TTL still runs
+                log.warning("sync.lock.renew_failed", account_id=str(account_id))
 
 
 class AdvisoryLocks:

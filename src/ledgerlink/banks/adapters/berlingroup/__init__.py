@@ -34,11 +34,16 @@ SCA                            ``default_sca_method()``, ``start_redirect(...)``
 consent read-back              parser ``consent(body)``
 accounts / balances            ``accounts_params()``; parser ``accounts(body)``, ``account(raw, where)``,
                                ``balance(body)``, ``pick_balance(balances, where)``
-transactions                   ``transactions_params(date_from, date_to)``; parser ``report_of(body)``,
-                               ``transactions_page(body, page)``
+transactions                   ``transactions_params(date_from, date_to)``, ``online_max_days`` (an
+                               older ``dateFrom`` is PeriodInvalid before any call); parser
+                               ``report_of(body)``, ``transactions_page(body, page)``; a bank's
+                               ``map_error_response`` may raise ``http.EmptyWindow`` (no rows)
 pagination                     ``next_page(body, url, params, page) -> (url, params) | None``
-                               (default: ``transactions._links.next.href`` until absent; loops and more
-                               than ``MAX_PAGES`` pages are InvalidResponse)
+                               (default: ``transactions._links.next.href`` until absent; the shared
+                               page loop in :class:`~ledgerlink.banks.adapters.http.HttpAdapter` refuses
+                               a page that links back and more than ``max_pages`` pages)
+no consent resource            :class:`TokenAccessAdapter` (ICA Banken, Skandia): the OAuth token is the
+                               access, redirect SCA only
 normalisation                  ``parser_class`` (a :class:`BerlinGroupParser` subclass, pure, no I/O):
                                ``normalise_transaction(raw, status, where)``, ``transaction_dates``,
                                ``provider_id``, ``counterparty``, ``description``, ``reference``
@@ -55,7 +60,7 @@ Error choices: ``PERIOD_INVALID`` → :class:`PeriodInvalid` (an ``InvalidRespon
 ``RESOURCE_UNKNOWN`` on 403/404 → :class:`ResourceUnknown` (an ``InvalidResponse``: account gone).
 """
 
-from ledgerlink.banks.adapters.berlingroup.adapter import BerlinGroupAdapter, NextPage
+from ledgerlink.banks.adapters.berlingroup.adapter import BerlinGroupAdapter, NextPage, TokenAccessAdapter
 from ledgerlink.banks.adapters.berlingroup.errors import (
     PeriodInvalid,
     ResourceUnknown,
@@ -71,6 +76,7 @@ __all__ = [
     "NextPage",
     "PeriodInvalid",
     "ResourceUnknown",
+    "TokenAccessAdapter",
     "TppMessage",
     "credentials_from_token",
     "pkce_pair",

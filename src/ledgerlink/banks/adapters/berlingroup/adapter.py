@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import httpx
 
 from ledgerlink.banks.adapters import base
+from ledgerlink.banks.adapters.base import ConnectionContext, Credentials, ScaMethod
 from ledgerlink.banks.adapters.berlingroup.errors import (
     EXPIRED_CODES,
     PERIOD_CODES,
@@ -36,11 +37,17 @@ from ledgerlink.banks.adapters.berlingroup.parsing import (
     autostart_token_from,
     link,
 )
-from ledgerlink.banks.adapters.http import HttpAdapter, new_request_id, retry_at_from, today_stockholm
+from ledgerlink.banks.adapters.http import (
+    HttpAdapter,
+    Page,
+    PageRequest,
+    Query,
+    new_request_id,
+    retry_at_from,
+)
 from ledgerlink.banks.adapters.parsing import blank_to_none
 from ledgerlink.banks.adapters.signing import BERLIN_GROUP, HttpSignatureProfile
 
-MAX_PAGES = 1000
 OAUTH_REAUTH_ERRORS = frozenset({"invalid_grant", "invalid_token", "access_denied", "unauthorized_client"})
 #: 401 codes about our certificate or signature (an operator fixes settings; the user cannot).
 CERTIFICATE_CODES = frozenset(
@@ -55,7 +62,7 @@ CERTIFICATE_CODES = frozenset(
 )
 SIGNATURE_CODES = frozenset({"SIGNATURE_INVALID", "SIGNATURE_MISSING"})
 
-NextPage = tuple[str, dict[str, Any] | None]
+NextPage = PageRequest
 
 
 class BerlinGroupAdapter(HttpAdapter):
@@ -76,6 +83,11 @@ class BerlinGroupAdapter(HttpAdapter):
     #: ``PSU-ID-Type`` sent with ``PSU-ID`` (LF: ``SSSN``), or None for none.
     psu_id_type: ClassVar[str | None] = None
     frequency_per_day: ClassVar[int] = 4
+    max_pages: ClassVar[int] = 1000
+    next_page_field: ClassVar[str] = "_links.next"
+    #: Days back the transactions endpoint serves (Swedbank: 89); an older ``dateFrom`` is refused with
+    #: :class:`PeriodInvalid` before any call spends quota. None: the bank says so itself.
+    online_max_days: ClassVar[int | None] = None
     default_poll_interval_seconds: ClassVar[int] = 2
 
     def setup(self) -> None:
@@ -116,12 +128,7 @@ class BerlinGroupAdapter(HttpAdapter):
 
     # -- headers (hooks) --------------------------------------------------------------------------
 
-    def today(self) -> dt.date:
-        return today_stockholm()
-
-    def base_headers(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials | None = None
-    ) -> dict[str, str]:
+    def base_headers(self, ctx: ConnectionContext, credentials: Credentials | None = None) -> dict[str, str]:
         """Headers on every call: request id, bearer token if any, PSU presence, corporate id."""
         headers = {self.request_id_header: new_request_id()}
         if credentials is not None and credentials.access_token:
@@ -132,14 +139,19 @@ class BerlinGroupAdapter(HttpAdapter):
             headers["PSU-Corporate-ID"] = ctx.corporate_id
         return headers
 
-    def ais_headers(self, ctx: base.ConnectionContext, credentials: base.Credentials) -> dict[str, str]:
+    def ais_headers(self, ctx: ConnectionContext, credentials: Credentials) -> dict[str, str]:
         """Headers on account-information calls (adds ``Consent-ID``)."""
         headers = self.base_headers(ctx, credentials)
         if credentials.consent_id:
             headers["Consent-ID"] = credentials.consent_id
         return headers
 
-    def psu_headers(self, ctx: base.ConnectionContext) -> dict[str, str]:
+    async def get_resource(
+        self, ctx: ConnectionContext, credentials: Credentials, url: str, params: Query | None = None
+    ) -> Any:
+        return await self.get_json(url, headers=self.ais_headers(ctx, credentials), params=params)
+
+    def psu_headers(self, ctx: ConnectionContext) -> dict[str, str]:
         headers: dict[str, str] = {}
         if ctx.psu_id:
             headers["PSU-ID"] = ctx.psu_id
@@ -148,7 +160,7 @@ class BerlinGroupAdapter(HttpAdapter):
         return headers
 
     def consent_headers(
-        self, ctx: base.ConnectionContext, *, redirect_uri: str, state: str, sca_method: base.ScaMethod
+        self, ctx: ConnectionContext, *, redirect_uri: str, state: str, sca_method: ScaMethod
     ) -> dict[str, str]:
         headers = self.base_headers(ctx)
         headers.update(self.psu_headers(ctx))
@@ -167,12 +179,12 @@ class BerlinGroupAdapter(HttpAdapter):
         """The validity we ask for: the catalogue ceiling; the bank's answer is read back later."""
         return self.today() + dt.timedelta(days=self.entry.consent_max_days)
 
-    def consent_access(self, ctx: base.ConnectionContext) -> dict[str, Any]:
+    def consent_access(self, ctx: ConnectionContext) -> dict[str, Any]:
         if self.consent_access_mode == "all_accounts":
             return {"allPsd2": "allAccounts"}
         return {"accounts": [], "balances": [], "transactions": []}
 
-    def consent_body(self, ctx: base.ConnectionContext) -> dict[str, Any]:
+    def consent_body(self, ctx: ConnectionContext) -> dict[str, Any]:
         return {
             "access": self.consent_access(ctx),
             "recurringIndicator": True,
@@ -181,20 +193,15 @@ class BerlinGroupAdapter(HttpAdapter):
             "combinedServiceIndicator": False,
         }
 
-    def default_sca_method(self) -> base.ScaMethod:
+    def default_sca_method(self) -> ScaMethod:
         return self.entry.sca_methods[0]
 
     # -- authorization ----------------------------------------------------------------------------
 
     async def start_authorization(
-        self,
-        ctx: base.ConnectionContext,
-        *,
-        redirect_uri: str,
-        state: str,
-        sca_method: base.ScaMethod | None = None,
+        self, ctx: ConnectionContext, *, redirect_uri: str, state: str, sca_method: ScaMethod | None = None
     ) -> base.AuthorizationStart:
-        method: base.ScaMethod = sca_method or self.default_sca_method()
+        method: ScaMethod = sca_method or self.default_sca_method()
         if method not in self.entry.sca_methods:
             raise base.BankUnavailable(self.bank_id, f"SCA method {method} is not offered")
         response = await self.request(
@@ -205,15 +212,15 @@ class BerlinGroupAdapter(HttpAdapter):
         )
         body = self.expect_object(self.decode_json(response), "consent")
         consent_id = str(self.require(body, "consentId"))
-        credentials = base.Credentials(consent_id=consent_id)
+        credentials = Credentials(consent_id=consent_id)
         if method == "decoupled":
             return await self.start_decoupled(ctx, credentials, body)
         return await self.start_redirect(ctx, credentials, body, redirect_uri=redirect_uri, state=state)
 
     async def start_redirect(
         self,
-        ctx: base.ConnectionContext,
-        credentials: base.Credentials,
+        ctx: ConnectionContext,
+        credentials: Credentials,
         consent: dict[str, Any],
         *,
         redirect_uri: str,
@@ -240,10 +247,18 @@ class BerlinGroupAdapter(HttpAdapter):
                 credentials = self.with_extra(credentials, authorisation_id=str(auth["authorisationId"]))
         if url is None:
             self.fail("consent answer has no SCA redirect link", "_links.scaRedirect")
-        return base.AuthorizationStart(method="redirect", credentials=credentials, url=url)
+        redirect = base.AuthorizationStart(method="redirect", credentials=credentials, url=url)
+        return self.redirect_start(redirect, redirect_uri=redirect_uri, state=state)
+
+    def redirect_start(
+        self, start: base.AuthorizationStart, *, redirect_uri: str, state: str
+    ) -> base.AuthorizationStart:
+        """Hook: the redirect SCA as the user gets it (a bank with OAuth in front of its SCA page adds
+        the authorize parameters here, see :meth:`oauth_authorize`)."""
+        return start
 
     async def start_decoupled(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials, consent: dict[str, Any]
+        self, ctx: ConnectionContext, credentials: Credentials, consent: dict[str, Any]
     ) -> base.AuthorizationStart:
         """Start the authorisation resource with the PSU id and read the BankID autostart token."""
         consent_id = str(credentials.consent_id)
@@ -270,7 +285,7 @@ class BerlinGroupAdapter(HttpAdapter):
         )
 
     async def get_authorization_status(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials
+        self, ctx: ConnectionContext, credentials: Credentials
     ) -> base.AuthorizationStatus:
         consent_id = self.consent_id_of(credentials)
         authorisation_id = credentials.extra.get("authorisation_id")
@@ -281,21 +296,23 @@ class BerlinGroupAdapter(HttpAdapter):
         )
         sca_status, message = self.parser.sca_status(body)
         if sca_status in SCA_FINAL_OK:
-            return base.AuthorizationStatus(status="finalised", credentials=credentials)
+            return base.AuthorizationStatus(
+                status="finalised", credentials=self.sca_finalised(credentials, body)
+            )
         if sca_status in SCA_FAILED:
             return base.AuthorizationStatus(
                 status="failed", credentials=credentials, message=message or sca_status
             )
         return base.AuthorizationStatus(status="pending", credentials=credentials)
 
+    def sca_finalised(self, credentials: base.Credentials, body: Any) -> base.Credentials:
+        """Hook: the credentials once a decoupled SCA is ``finalised`` (``body``: the SCA status answer;
+        LF takes the authorisation code to exchange from it)."""
+        return credentials
+
     async def complete_authorization(
-        self,
-        ctx: base.ConnectionContext,
-        credentials: base.Credentials,
-        *,
-        code: str | None,
-        redirect_uri: str,
-    ) -> base.Credentials:
+        self, ctx: ConnectionContext, credentials: Credentials, *, code: str | None, redirect_uri: str
+    ) -> Credentials:
         """Plain BG redirect: nothing to exchange; refuse a consent the PSU rejected at the bank."""
         info = await self.get_consent(ctx, credentials)
         if info.status in (base.ConsentStatus.rejected, base.ConsentStatus.revoked):
@@ -315,7 +332,7 @@ class BerlinGroupAdapter(HttpAdapter):
 
     async def start_oauth_redirect(
         self,
-        sca_method: base.ScaMethod | None,
+        sca_method: ScaMethod | None,
         authorize_url: str,
         params: Mapping[str, str | None],
         *,
@@ -326,6 +343,14 @@ class BerlinGroupAdapter(HttpAdapter):
         state, scope...) and, with ``pkce``, an S256 challenge whose verifier waits in the credentials."""
         if sca_method not in (None, "redirect"):
             raise base.BankUnavailable(self.bank_id, f"SCA method {sca_method} is not offered")
+        url, extra = self.oauth_authorize(authorize_url, params, pkce=pkce)
+        return base.AuthorizationStart(method="redirect", credentials=Credentials(extra=extra), url=url)
+
+    def oauth_authorize(
+        self, authorize_url: str, params: Mapping[str, str | None], *, pkce: bool
+    ) -> tuple[str, dict[str, str]]:
+        """``authorize_url`` with our client id, ``response_type=code``, ``params`` and, with ``pkce``, an
+        S256 challenge; and what the credentials keep for the code exchange (the PKCE verifier)."""
         client_id, _ = self.oauth_client()
         query: dict[str, str | None] = {"client_id": client_id, "response_type": "code", **params}
         extra: dict[str, str] = {}
@@ -333,16 +358,13 @@ class BerlinGroupAdapter(HttpAdapter):
             verifier, challenge = pkce_pair()
             query.update(code_challenge=challenge, code_challenge_method="S256")
             extra["code_verifier"] = verifier
-        return base.AuthorizationStart(
-            method="redirect", credentials=base.Credentials(extra=extra), url=with_query(authorize_url, query)
-        )
+        return with_query(authorize_url, query), extra
 
     async def exchange_code(
-        self, token_url: str, credentials: base.Credentials, *, code: str | None, redirect_uri: str
-    ) -> base.Credentials:
+        self, token_url: str, credentials: Credentials, *, code: str | None, redirect_uri: str
+    ) -> Credentials:
         """Authorization-code grant (with the stored PKCE verifier if any) → credentials with tokens."""
-        if not code:
-            raise base.ReauthRequired(self.bank_id, "the bank sent no authorization code")
+        code = self.required_code(code)
         client_id, client_secret = self.oauth_client()
         form = {
             "grant_type": "authorization_code",
@@ -359,17 +381,34 @@ class BerlinGroupAdapter(HttpAdapter):
         )
         return credentials_from_token(self.bank_id, self.decode_json(response), credentials)
 
+    async def refresh_tokens(
+        self, token_url: str, credentials: base.Credentials, *, client_auth: bool = True
+    ) -> base.Credentials:
+        """Refresh-token grant (RFC 6749 section 6) → credentials with the new tokens (a refresh token the
+        bank rotates replaces ours). ``client_auth``: send our client id (and secret, if set) in the form;
+        off for banks that know us by the QWAC. Unchanged credentials when there is no refresh token."""
+        if not credentials.refresh_token:
+            return credentials
+        form = {"grant_type": "refresh_token", "refresh_token": credentials.refresh_token}
+        if client_auth:
+            client_id, client_secret = self.oauth_client()
+            form["client_id"] = client_id
+            if client_secret:
+                form["client_secret"] = client_secret
+        response = await self.request(
+            "POST", token_url, headers={self.request_id_header: new_request_id()}, data=form
+        )
+        return credentials_from_token(self.bank_id, self.decode_json(response), credentials)
+
     # -- consent ----------------------------------------------------------------------------------
 
-    async def get_consent(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials
-    ) -> base.ConsentInfo:
+    async def get_consent(self, ctx: ConnectionContext, credentials: Credentials) -> base.ConsentInfo:
         body = await self.get_json(
             self.consent_url(self.consent_id_of(credentials)), headers=self.base_headers(ctx, credentials)
         )
         return self.parser.consent(body)
 
-    async def revoke(self, ctx: base.ConnectionContext, credentials: base.Credentials) -> None:
+    async def revoke(self, ctx: ConnectionContext, credentials: Credentials) -> None:
         await self.request(
             "DELETE",
             self.consent_url(self.consent_id_of(credentials)),
@@ -382,50 +421,48 @@ class BerlinGroupAdapter(HttpAdapter):
         return {"withBalance": "true"}
 
     async def list_accounts(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials
+        self, ctx: ConnectionContext, credentials: Credentials
     ) -> list[base.BankAccountInfo]:
-        body = await self.get_json(
-            self.accounts_url(), headers=self.ais_headers(ctx, credentials), params=self.accounts_params()
+        return self.parser.accounts(
+            await self.get_resource(ctx, credentials, self.accounts_url(), self.accounts_params())
         )
-        return self.parser.accounts(body)
 
     # -- balances ---------------------------------------------------------------------------------
 
     async def fetch_balance(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials, account_id: str
+        self, ctx: ConnectionContext, credentials: Credentials, account_id: str
     ) -> base.Balance:
-        body = await self.get_json(self.balances_url(account_id), headers=self.ais_headers(ctx, credentials))
-        return self.parser.balance(body)
+        return self.parser.balance(await self.get_resource(ctx, credentials, self.balances_url(account_id)))
 
     # -- transactions -----------------------------------------------------------------------------
 
     def transactions_params(self, date_from: dt.date, date_to: dt.date) -> dict[str, Any]:
         return {"dateFrom": date_from.isoformat(), "dateTo": date_to.isoformat(), "bookingStatus": "both"}
 
-    async def fetch_transactions(
-        self,
-        ctx: base.ConnectionContext,
-        credentials: base.Credentials,
-        account_id: str,
-        date_from: dt.date,
-        date_to: dt.date,
-    ) -> Sequence[base.BankTransaction]:
-        out: list[base.BankTransaction] = []
-        url = self.transactions_url(account_id)
-        params: dict[str, Any] | None = self.transactions_params(date_from, date_to)
-        seen: set[str] = set()
-        for page in range(MAX_PAGES):
-            body = await self.get_json(url, headers=self.ais_headers(ctx, credentials), params=params)
-            out.extend(self.parser.transactions_page(body, page))
-            nxt = self.next_page(body, url, params, page)
-            if nxt is None:
-                return out
-            url, params = nxt
-            key = f"{url}?{sorted((params or {}).items())}"
-            if key in seen:
-                self.fail("pagination loops on the same page", "_links.next")
-            seen.add(key)
-        self.fail(f"more than {MAX_PAGES} pages", "_links.next")
+    def transaction_window(
+        self, ctx: ConnectionContext, credentials: Credentials, date_from: dt.date, date_to: dt.date
+    ) -> tuple[dt.date, dt.date]:
+        days = self.online_max_days
+        if days is not None and date_from < self.today() - dt.timedelta(days=days):
+            raise PeriodInvalid(
+                self.bank_id,
+                f"{self.entry.name} serves the last {days} days online; asked from {date_from.isoformat()}",
+                days,
+            )
+        return date_from, date_to
+
+    def transactions_request(
+        self, ctx: ConnectionContext, account_id: str, date_from: dt.date, date_to: dt.date
+    ) -> PageRequest:
+        return self.transactions_url(account_id), self.transactions_params(date_from, date_to)
+
+    def read_page(
+        self, ctx: ConnectionContext, body: Any, page: Page
+    ) -> tuple[list[base.BankTransaction], PageRequest | None]:
+        url, params = page.request
+        return self.parser.transactions_page(body, page.number), self.next_page(
+            body, url, params, page.number
+        )
 
     def next_page(self, body: Any, url: str, params: dict[str, Any] | None, page: int) -> NextPage | None:
         """Follow ``transactions._links.next.href`` (or a top-level ``_links.next``) until absent.
@@ -473,11 +510,29 @@ class BerlinGroupAdapter(HttpAdapter):
 
     # -- small helpers ----------------------------------------------------------------------------
 
-    def consent_id_of(self, credentials: base.Credentials) -> str:
+    def consent_id_of(self, credentials: Credentials) -> str:
         if not credentials.consent_id:
             self.fail("credentials carry no consent id", "consent_id")
         return credentials.consent_id
 
     @staticmethod
-    def with_extra(credentials: base.Credentials, **values: str) -> base.Credentials:
+    def with_extra(credentials: Credentials, **values: str) -> Credentials:
         return dataclasses.replace(credentials, extra={**credentials.extra, **values})
+
+
+class TokenAccessAdapter(BerlinGroupAdapter):
+    """BG-shaped data behind an OAuth token, with no consent resource and redirect SCA only (ICA Banken,
+    Skandia): the token is the access. The consent reads ``valid`` while we hold a token (the bank
+    states no end date, so ``valid_until`` is None) and ``revoke`` only lets the caller forget it."""
+
+    async def get_authorization_status(
+        self, ctx: ConnectionContext, credentials: Credentials
+    ) -> base.AuthorizationStatus:
+        raise base.BankUnavailable(self.bank_id, "decoupled SCA is not offered by this bank")
+
+    async def get_consent(self, ctx: ConnectionContext, credentials: Credentials) -> base.ConsentInfo:
+        status = base.ConsentStatus.valid if credentials.access_token else base.ConsentStatus.received
+        return base.ConsentInfo(status=status, valid_until=None)
+
+    async def revoke(self, ctx: ConnectionContext, credentials: Credentials) -> None:
+        return None

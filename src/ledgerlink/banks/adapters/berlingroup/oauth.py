@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from ledgerlink.banks.adapters.base import Credentials, InvalidResponse
-from ledgerlink.banks.adapters.http import utcnow
+from ledgerlink.banks.adapters.http import token_expires_at
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -36,13 +36,7 @@ def credentials_from_token(
     """Merge an OAuth token response into ``previous`` credentials (the code verifier is dropped)."""
     if not isinstance(body, dict) or not body.get("access_token"):
         raise InvalidResponse(bank_id, "token response without access_token", "access_token")
-    expires_in = body.get("expires_in")
-    expires_at: dt.datetime | None = None
-    if expires_in is not None:
-        try:
-            expires_at = (now or utcnow()) + dt.timedelta(seconds=int(expires_in))
-        except (TypeError, ValueError) as exc:
-            raise InvalidResponse(bank_id, "unreadable expires_in", "expires_in") from exc
+    expires_at = token_expires_at(bank_id, body, now=now)
     extra = {k: v for k, v in previous.extra.items() if k != "code_verifier"}
     return Credentials(
         consent_id=previous.consent_id,

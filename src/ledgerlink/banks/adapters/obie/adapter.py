@@ -14,13 +14,22 @@ import dataclasses
 import datetime as dt
 import secrets
 import urllib.parse
-from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
 from ledgerlink.banks.adapters import base
-from ledgerlink.banks.adapters.http import HttpAdapter, JwtSigner, new_request_id, utcnow
+from ledgerlink.banks.adapters.base import ConnectionContext, Credentials, ScaMethod
+from ledgerlink.banks.adapters.http import (
+    HttpAdapter,
+    JwtSigner,
+    Page,
+    PageRequest,
+    Query,
+    new_request_id,
+    token_expires_at,
+    utcnow,
+)
 from ledgerlink.banks.adapters.obie import normalize
 from ledgerlink.banks.adapters.signing import (
     SigningAlg,
@@ -65,10 +74,6 @@ def _query_time(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _page_key(url: httpx.URL) -> tuple[str, tuple[tuple[str, str], ...]]:
-    return url.path, tuple(sorted(url.params.multi_items()))
-
-
 class ObieAdapter(HttpAdapter):
     """OBIE v3.1 AIS. Bank modules set the class attributes and override the hooks they need."""
 
@@ -91,13 +96,13 @@ class ObieAdapter(HttpAdapter):
     request_object_alg: SigningAlg = "PS256"
     #: Read each account's balance while listing accounts (one balances read per account).
     balances_in_account_list: bool = True
-    max_pages: int = 500
+    next_page_field = "Links.Next"
 
     def setup(self) -> None:
         auth_base = self.endpoint.auth_base_url or self.default_auth_base_url or self.base_url
         self.auth_base_url = auth_base.rstrip("/")
         self._client_tokens: dict[str, tuple[str, dt.datetime]] = {}
-        self._refreshed: dict[str, base.Credentials] = {}
+        self._refreshed: dict[str, Credentials] = {}
         #: Hook: signs the authorisation request object (the configured PEM key, kid = ``app_id``).
         self.request_object_signer: RequestObjectSigner | None = self.jwt_signer(
             self.request_object_alg, "request-object signing key"
@@ -126,7 +131,7 @@ class ObieAdapter(HttpAdapter):
     def aisp_url(self, path: str) -> str:
         return f"{self.aisp_path}{path}"
 
-    async def oidc_endpoints(self, ctx: base.ConnectionContext) -> tuple[str, str]:
+    async def oidc_endpoints(self, ctx: ConnectionContext) -> tuple[str, str]:
         """Hook: ``(authorization_endpoint, token_endpoint)`` for this user's account type."""
         authorize = self.authorize_url_override or f"{self.auth_base_url}{self.authorize_path}"
         return authorize, f"{self.auth_base_url}{self.token_path}"
@@ -135,7 +140,7 @@ class ObieAdapter(HttpAdapter):
         """Hook: bank-specific headers on every AIS call (e.g. Crosskey's API key)."""
         return {}
 
-    def fapi_headers(self, ctx: base.ConnectionContext, bearer: str) -> dict[str, str]:
+    def fapi_headers(self, ctx: ConnectionContext, bearer: str) -> dict[str, str]:
         """FAPI headers; ``x-fapi-customer-ip-address`` only when the user is present (RTS Art. 36(5))."""
         headers = {
             "Authorization": f"Bearer {bearer}",
@@ -163,7 +168,7 @@ class ObieAdapter(HttpAdapter):
         form["client_id"] = client_id
         return None
 
-    async def _token_request(self, ctx: base.ConnectionContext, form: dict[str, str]) -> dict[str, Any]:
+    async def _token_request(self, ctx: ConnectionContext, form: dict[str, str]) -> dict[str, Any]:
         _, token_url = await self.oidc_endpoints(ctx)
         auth = self._token_client_auth(form)
         response = await self.request(
@@ -174,16 +179,7 @@ class ObieAdapter(HttpAdapter):
             self.fail("token response without access_token", "access_token")
         return body
 
-    def _expiry(self, body: dict[str, Any]) -> dt.datetime | None:
-        expires_in = body.get("expires_in")
-        if expires_in in (None, ""):
-            return None
-        try:
-            return utcnow() + dt.timedelta(seconds=int(expires_in))
-        except (TypeError, ValueError):
-            self.fail(f"unparseable expires_in {str(expires_in)[:20]!r}", "expires_in")
-
-    async def client_credentials_token(self, ctx: base.ConnectionContext) -> str:
+    async def client_credentials_token(self, ctx: ConnectionContext) -> str:
         """The application's own token (consents are created, read and deleted with it)."""
         _, token_url = await self.oidc_endpoints(ctx)
         cached = self._client_tokens.get(token_url)
@@ -192,31 +188,27 @@ class ObieAdapter(HttpAdapter):
         body = await self._token_request(
             ctx, {"grant_type": "client_credentials", "scope": self.client_credentials_scope}
         )
-        expires = self._expiry(body) or utcnow() + dt.timedelta(minutes=5)
+        expires = token_expires_at(self.bank_id, body) or utcnow() + dt.timedelta(minutes=5)
         self._client_tokens[token_url] = (str(body["access_token"]), expires)
         return str(body["access_token"])
 
-    async def refresh_credentials(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials
-    ) -> base.Credentials:
+    async def refresh_credentials(self, ctx: ConnectionContext, credentials: Credentials) -> Credentials:
         """Exchange the refresh token for a new access token (and a rotated refresh token, if any).
 
         Not part of the Protocol: the data methods call it transparently when the access token has
         expired; a caller that wants to persist rotated tokens calls it itself.
         """
-        if not credentials.refresh_token:
-            raise base.ReauthRequired(self.bank_id, "access token expired and no refresh token")
         body = await self._token_request(
-            ctx, {"grant_type": "refresh_token", "refresh_token": credentials.refresh_token}
+            ctx, {"grant_type": "refresh_token", "refresh_token": self.refresh_token_of(credentials)}
         )
         return dataclasses.replace(
             credentials,
             access_token=str(body["access_token"]),
             refresh_token=str(body.get("refresh_token") or credentials.refresh_token),
-            token_expires_at=self._expiry(body),
+            token_expires_at=token_expires_at(self.bank_id, body),
         )
 
-    async def user_token(self, ctx: base.ConnectionContext, credentials: base.Credentials) -> str:
+    async def user_token(self, ctx: ConnectionContext, credentials: Credentials) -> str:
         if not credentials.access_token:
             raise base.ReauthRequired(self.bank_id, "no access token: authorisation not completed")
         expires = credentials.token_expires_at
@@ -230,9 +222,15 @@ class ObieAdapter(HttpAdapter):
         assert cached.access_token is not None
         return cached.access_token
 
+    async def get_resource(
+        self, ctx: ConnectionContext, credentials: Credentials, url: str, params: Query | None = None
+    ) -> Any:
+        token = await self.user_token(ctx, credentials)
+        return await self.get_json(url, headers=self.fapi_headers(ctx, token), params=params)
+
     # -- consent and SCA ------------------------------------------------------------------------
 
-    def consent_request_body(self, ctx: base.ConnectionContext) -> dict[str, Any]:
+    def consent_request_body(self, ctx: ConnectionContext) -> dict[str, Any]:
         """Hook: the ``OBReadConsent1`` body (permissions and the expiry we ask for)."""
         expires = utcnow() + dt.timedelta(days=self.entry.consent_max_days)
         return {
@@ -274,7 +272,7 @@ class ObieAdapter(HttpAdapter):
         return self.auth_base_url
 
     async def authorization_url(
-        self, ctx: base.ConnectionContext, *, consent_id: str, redirect_uri: str, state: str
+        self, ctx: ConnectionContext, *, consent_id: str, redirect_uri: str, state: str
     ) -> str:
         authorize_url, _ = await self.oidc_endpoints(ctx)
         nonce = secrets.token_urlsafe(16)
@@ -299,12 +297,7 @@ class ObieAdapter(HttpAdapter):
         return authorize_url + separator + urllib.parse.urlencode(params, quote_via=urllib.parse.quote)
 
     async def start_authorization(
-        self,
-        ctx: base.ConnectionContext,
-        *,
-        redirect_uri: str,
-        state: str,
-        sca_method: base.ScaMethod | None = None,
+        self, ctx: ConnectionContext, *, redirect_uri: str, state: str, sca_method: ScaMethod | None = None
     ) -> base.AuthorizationStart:
         if self.requires_request_object and self.request_object_signer is None:
             # Checked before creating a consent we could never send the user to.
@@ -322,45 +315,33 @@ class ObieAdapter(HttpAdapter):
         consent_id = str(self.require(data, "ConsentId", "Data.ConsentId"))
         url = await self.authorization_url(ctx, consent_id=consent_id, redirect_uri=redirect_uri, state=state)
         return base.AuthorizationStart(
-            method="redirect", credentials=base.Credentials(consent_id=consent_id), url=url
+            method="redirect", credentials=Credentials(consent_id=consent_id), url=url
         )
 
     async def complete_authorization(
-        self,
-        ctx: base.ConnectionContext,
-        credentials: base.Credentials,
-        *,
-        code: str | None,
-        redirect_uri: str,
-    ) -> base.Credentials:
-        if not code:
-            raise base.ReauthRequired(self.bank_id, "the bank returned no authorisation code")
-        body = await self._token_request(
-            ctx, {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
-        )
+        self, ctx: ConnectionContext, credentials: Credentials, *, code: str | None, redirect_uri: str
+    ) -> Credentials:
+        form = {
+            "grant_type": "authorization_code",
+            "code": self.required_code(code),
+            "redirect_uri": redirect_uri,
+        }
+        body = await self._token_request(ctx, form)
         refresh = body.get("refresh_token")
         return dataclasses.replace(
             credentials,
             access_token=str(body["access_token"]),
             refresh_token=str(refresh) if refresh else None,
-            token_expires_at=self._expiry(body),
+            token_expires_at=token_expires_at(self.bank_id, body),
             extra={**credentials.extra, "authorised_at": utcnow().isoformat()},
         )
 
-    async def get_authorization_status(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials
-    ) -> base.AuthorizationStatus:
-        # OBIE banks here only offer redirect SCA: there is nothing to poll.
-        raise base.BankUnavailable(self.bank_id, "decoupled SCA is not offered by this bank")
-
-    def _consent_id(self, credentials: base.Credentials) -> str:
+    def _consent_id(self, credentials: Credentials) -> str:
         if not credentials.consent_id:
             raise base.ReauthRequired(self.bank_id, "no consent id stored")
         return credentials.consent_id
 
-    async def get_consent(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials
-    ) -> base.ConsentInfo:
+    async def get_consent(self, ctx: ConnectionContext, credentials: Credentials) -> base.ConsentInfo:
         consent_id = self._consent_id(credentials)
         token = await self.client_credentials_token(ctx)
         body = await self.get_json(
@@ -369,7 +350,7 @@ class ObieAdapter(HttpAdapter):
         )
         return normalize.consent_info(self, body, now=utcnow())
 
-    async def revoke(self, ctx: base.ConnectionContext, credentials: base.Credentials) -> None:
+    async def revoke(self, ctx: ConnectionContext, credentials: Credentials) -> None:
         consent_id = self._consent_id(credentials)
         token = await self.client_credentials_token(ctx)
         try:
@@ -384,10 +365,9 @@ class ObieAdapter(HttpAdapter):
     # -- data -----------------------------------------------------------------------------------
 
     async def list_accounts(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials
+        self, ctx: ConnectionContext, credentials: Credentials
     ) -> list[base.BankAccountInfo]:
-        token = await self.user_token(ctx, credentials)
-        body = await self.get_json(self.aisp_url("/accounts"), headers=self.fapi_headers(ctx, token))
+        body = await self.get_resource(ctx, credentials, self.aisp_url("/accounts"))
         accounts = [
             normalize.account(self, raw, i)
             for i, raw in enumerate(normalize.data_list(self, body, "Account"))
@@ -400,20 +380,10 @@ class ObieAdapter(HttpAdapter):
         ]
 
     async def fetch_balance(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials, account_id: str
+        self, ctx: ConnectionContext, credentials: Credentials, account_id: str
     ) -> base.Balance:
-        token = await self.user_token(ctx, credentials)
-        body = await self.get_json(
-            self.aisp_url(f"/accounts/{urllib.parse.quote(account_id, safe='')}/balances"),
-            headers=self.fapi_headers(ctx, token),
-        )
-        return normalize.balance(self, body)
-
-    def transaction_window(
-        self, ctx: base.ConnectionContext, credentials: base.Credentials, date_from: dt.date, date_to: dt.date
-    ) -> tuple[dt.date, dt.date]:
-        """Hook: the window actually asked for (a bank may only serve part of the requested history)."""
-        return date_from, date_to
+        url = self.aisp_url(f"/accounts/{urllib.parse.quote(account_id, safe='')}/balances")
+        return normalize.balance(self, await self.get_resource(ctx, credentials, url))
 
     def _next_link(self, body: Any) -> str | None:
         links = body.get("Links") if isinstance(body, dict) else None
@@ -428,46 +398,32 @@ class ObieAdapter(HttpAdapter):
             self.fail("next page on a foreign host", "Links.Next")
         return nxt
 
-    async def fetch_transactions(
-        self,
-        ctx: base.ConnectionContext,
-        credentials: base.Credentials,
-        account_id: str,
-        date_from: dt.date,
-        date_to: dt.date,
-    ) -> Sequence[base.BankTransaction]:
-        date_from, date_to = self.transaction_window(ctx, credentials, date_from, date_to)
+    def transactions_request(
+        self, ctx: ConnectionContext, account_id: str, date_from: dt.date, date_to: dt.date
+    ) -> PageRequest:
         start = dt.datetime.combine(date_from, dt.time.min, base.STOCKHOLM)
-        end = dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time.min, base.STOCKHOLM) - dt.timedelta(
-            seconds=1
-        )
+        end = dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time.min, base.STOCKHOLM)
         url = self.aisp_url(f"/accounts/{urllib.parse.quote(account_id, safe='')}/transactions")
-        params: dict[str, Any] = {
+        return url, {
             "fromBookingDateTime": _query_time(start),
-            "toBookingDateTime": _query_time(end),
+            "toBookingDateTime": _query_time(end - dt.timedelta(seconds=1)),
         }
-        out: list[base.BankTransaction] = []
-        seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
-        page = 0
-        while True:
-            token = await self.user_token(ctx, credentials)
-            body = await self.get_json(url, headers=self.fapi_headers(ctx, token), params=params)
-            for i, raw in enumerate(normalize.data_list(self, body, "Transaction")):
-                tx = normalize.transaction(self, raw, f"page {page + 1} Data.Transaction[{i}]")
-                if tx is not None:
-                    out.append(tx)
-            seen.add(_page_key(httpx.URL(url, params=params)))
-            nxt, page = self._next_link(body), page + 1
-            if nxt is None:
-                break
-            next_url = httpx.URL(nxt)
-            if _page_key(next_url) in seen or page >= self.max_pages:
-                self.fail("paging does not terminate", "Links.Next")
-            # The query goes in as params: HttpAdapter.request always passes params, and httpx then
-            # drops a query that is part of the URL itself.
-            url = str(next_url.copy_with(query=None))
-            params = {key: next_url.params.get_list(key) for key in next_url.params}
-        return out
+
+    def read_page(
+        self, ctx: ConnectionContext, body: Any, page: Page
+    ) -> tuple[list[base.BankTransaction], PageRequest | None]:
+        rows = [
+            normalize.transaction(self, raw, f"page {page.number + 1} Data.Transaction[{i}]")
+            for i, raw in enumerate(normalize.data_list(self, body, "Transaction"))
+        ]
+        nxt = self._next_link(body)
+        if nxt is None:
+            return [tx for tx in rows if tx is not None], None
+        # The query goes in as params: HttpAdapter.request always passes params, and httpx then drops a
+        # query that is part of the URL itself.
+        next_url = httpx.URL(nxt)
+        params = {key: next_url.params.get_list(key) for key in next_url.params}
+        return [tx for tx in rows if tx is not None], (str(next_url.copy_with(query=None)), params)
 
     # -- errors ---------------------------------------------------------------------------------
 
